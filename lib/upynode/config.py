@@ -1,0 +1,225 @@
+# config.json: merged over DEFAULTS and validated.
+# The host tool imports this same module to validate a config before it
+# leaves the host, so it must run under CPython too: no machine import at
+# module level, only json.
+import json
+
+PATH = "config.json"
+
+DEFAULTS = {
+    "node_id": "",  # "" -> esp8266_<hex of machine.unique_id()>
+    "interval_s": 60,
+    "wifi": {"ssid": "", "password": "", "timeout_s": 20, "retries": 3,
+             "retry_s": 300},
+    "webrepl": {"password": ""},
+    "sensors": [],
+    "led": {"pin": 2, "invert": True, "mode": "heartbeat",
+            "quantity": "temperature", "threshold": 20.0},
+    "mqtt": {"host": "", "port": 1883, "user": "", "password": "",
+             "base_topic": "home", "keepalive": 0, "timeout_s": 10},
+}
+
+# Sensor types and the driver module that declares each one's keys.
+DRIVERS = {"adc": "sensor_adc", "mcp9808": "sensor_mcp9808",
+           "dht11": "sensor_dht", "dht22": "sensor_dht"}
+LED_MODES = ("heartbeat", "threshold", "off")
+SECRETS = ("password", "token", "api_key", "key")
+GPIOS = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16)  # the ESP8266's usable GPIOs
+ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _show(key, value):
+    # Errors name the value, except a secret's.
+    if key.split(".")[-1] in SECRETS and value:
+        return "***"
+    return json.dumps(value)
+
+
+def _fail(key, value, expected):
+    raise ConfigError("%s = %s: expected %s" % (key, _show(key, value), expected))
+
+
+def _kind(v):
+    # bool is an int in Python: tell them apart, and let an int stand for a float.
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "list"
+    if isinstance(v, dict):
+        return "object"
+    return "null"
+
+
+def merge(defaults, user, prefix=""):
+    # A new dict: defaults with the user's values, each checked for its type.
+    if _kind(user) != "object":
+        _fail(prefix or "config", user, "a JSON object")
+    out = {}
+    for k in defaults:
+        out[k] = defaults[k]
+    for k in user:
+        key = prefix + k
+        if k not in defaults:
+            raise ConfigError("%s: unknown key (expected one of: %s)"
+                              % (key, ", ".join(sorted(defaults))))
+        d, v = defaults[k], user[k]
+        if _kind(d) == "object":
+            out[k] = merge(d, v, key + ".")
+        elif _kind(v) != _kind(d):
+            _fail(key, v, "a " + _kind(d))
+        else:
+            out[k] = v
+    return out
+
+
+def _int(c, key, lo, hi, path):
+    v = c[key]
+    if _kind(v) != "number" or v != int(v) or not lo <= v <= hi:
+        _fail(path + key, v, "a whole number from %d to %d" % (lo, hi))
+    return int(v)
+
+
+def _ident(v, key, what="letters, digits, _ or -"):
+    if not v or any(ch not in ID_CHARS for ch in v):
+        _fail(key, v, "a non-empty name of " + what)
+
+
+def sensor_defaults(kind):
+    # The driver module declares its own keys; importing it costs nothing
+    # extra on the device, where the configured drivers are imported anyway.
+    mod = __import__("upynode." + DRIVERS[kind], None, None, ("DEFAULTS",))
+    return mod.DEFAULTS
+
+
+def _sensors(entries):
+    out, seen = [], {}
+    if _kind(entries) != "list":
+        _fail("sensors", entries, "a list of sensor objects")
+    for i, s in enumerate(entries):
+        path = "sensors[%d]" % i
+        if _kind(s) != "object":
+            _fail(path, s, "an object with a \"type\"")
+        kind = s.get("type")
+        if kind not in DRIVERS:
+            _fail(path + ".type", kind, "one of " + ", ".join(sorted(DRIVERS)))
+        d = {"type": kind}
+        d.update(sensor_defaults(kind))
+        c = merge(d, s, path + ".")
+        for k in c:
+            if k in ("pin", "scl", "sda"):
+                if c[k] not in GPIOS:
+                    _fail(path + "." + k, c[k], "an ESP8266 GPIO number, one of %s" % (GPIOS,))
+        if "address" in c:
+            _int(c, "address", 8, 119, path + ".")
+        if c.get("quantity") is not None:
+            _ident(c["quantity"], path + ".quantity")
+        if c["prefix"]:
+            _ident(c["prefix"], path + ".prefix")
+        for q in quantities(c):
+            if q in seen:
+                raise ConfigError("%s: quantity \"%s\" is already measured by %s; "
+                                  "set a \"prefix\" on one of them" % (path, q, seen[q]))
+            seen[q] = path
+        out.append(c)
+    return out
+
+
+def quantities(s):
+    # The names a configured sensor publishes, in order.
+    p, k = s["prefix"], s["type"]
+    if k == "adc":
+        return (p + s["quantity"], p + s["quantity"] + "_raw")
+    if k == "mcp9808":
+        return (p + "temperature",)
+    return (p + "temperature", p + "humidity")
+
+
+def validate(c):
+    w, m, led = c["wifi"], c["mqtt"], c["led"]
+    if not w["ssid"]:
+        _fail("wifi.ssid", w["ssid"], "the name of your WiFi network")
+    _int(w, "timeout_s", 1, 300, "wifi.")
+    _int(w, "retries", 1, 100, "wifi.")
+    _int(w, "retry_s", 10, 86400, "wifi.")
+    _int(c, "interval_s", 1, 86400, "")
+    pw = c["webrepl"]["password"]
+    if pw and not 4 <= len(pw) <= 9:
+        _fail("webrepl.password", pw, "4 to 9 characters (a MicroPython limit)")
+    if c["node_id"]:
+        _ident(c["node_id"], "node_id")
+    if not m["host"]:
+        _fail("mqtt.host", m["host"], "the address of your MQTT broker")
+    _int(m, "port", 1, 65535, "mqtt.")
+    _int(m, "timeout_s", 1, 120, "mqtt.")
+    ka = _int(m, "keepalive", 0, 65535, "mqtt.")
+    if ka and ka * 3 // 2 <= c["interval_s"]:
+        # A broker drops a client that is silent for 1.5 x keepalive.
+        _fail("mqtt.keepalive", ka, "0, or more than interval_s / 1.5, or the "
+              "broker drops the node between readings")
+    bt = m["base_topic"]
+    if not bt or "+" in bt or "#" in bt or bt[0] == "/" or bt[-1] == "/":
+        _fail("mqtt.base_topic", bt, "a topic such as \"home\", without + # or a leading or trailing /")
+    c["sensors"] = _sensors(c["sensors"])
+    if led["mode"] not in LED_MODES:
+        _fail("led.mode", led["mode"], "one of " + ", ".join(LED_MODES))
+    if led["pin"] not in GPIOS:
+        _fail("led.pin", led["pin"], "an ESP8266 GPIO number (2 = on-board LED, 16 = NodeMCU's second LED)")
+    if led["mode"] == "threshold":
+        names = []
+        for s in c["sensors"]:
+            names.extend(quantities(s))
+        if led["quantity"] not in names:
+            _fail("led.quantity", led["quantity"],
+                  "a quantity a configured sensor measures (%s)" % ", ".join(names or ["none configured"]))
+    return c
+
+
+def parse(text):
+    # JSON text -> the validated config with every default filled in.
+    try:
+        user = json.loads(text)
+    except ValueError as e:
+        raise ConfigError("config.json is not valid JSON (%s)" % e)
+    return validate(merge(DEFAULTS, user))
+
+
+def load(path=PATH):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        raise ConfigError("%s is missing: copy config.example.json there and fill it in" % path)
+    return parse(text)
+
+
+def masked(c):
+    # A copy fit for printing: secrets replaced.
+    if isinstance(c, list):
+        return [masked(v) for v in c]
+    if not isinstance(c, dict):
+        return c
+    out = {}
+    for k in c:
+        v = c[k]
+        out[k] = "***" if (k in SECRETS and v) else masked(v)
+    return out
+
+
+def node_id(c):
+    if c and c["node_id"]:
+        return c["node_id"]
+    return "esp8266_" + chip_hex()
+
+
+def chip_hex():
+    import machine
+    import binascii
+    return binascii.hexlify(machine.unique_id()).decode()

@@ -1,0 +1,53 @@
+# Setup mode: the node keeps its access point and WebREPL up and waits for a
+# fix: a config.json that validates (written over WebREPL), or, when only
+# WiFi failed, the network coming back (after a power cut the router often
+# boots slower than the node). Either one resets the node into normal mode.
+import time
+
+from upynode import config
+
+POLL_S = 5
+REMIND_S = 60
+
+
+def _read():
+    try:
+        with open(config.PATH) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def run(reason, log=print):
+    seen = _read()
+    waited = 0
+    retry_s = 0
+    if reason.startswith("wifi"):
+        retry_s = config.load()["wifi"]["retry_s"]
+    while True:
+        time.sleep(POLL_S)
+        waited += POLL_S
+        text = _read()
+        if text != seen:
+            seen = text
+            try:
+                config.parse(text or "")
+            except config.ConfigError as e:
+                reason = "config: %s" % e
+                log("setup mode: " + reason)
+                retry_s = 0
+                continue
+            log("setup: config.json is valid now: restarting")
+            restart()
+        if retry_s and waited % retry_s < POLL_S:
+            from upynode import wifi
+            if wifi.join(config.load()["wifi"], log):
+                log("setup: WiFi is back: restarting")
+                restart()
+        if waited % REMIND_S < POLL_S:
+            log("setup mode: " + reason)
+
+
+def restart():
+    import machine
+    machine.reset()

@@ -1,0 +1,74 @@
+# What boot.py runs: config -> WiFi -> WebREPL. Never raises: any problem
+# ends in setup mode, with the reason on the serial console, because a node
+# in a wall has nobody to press reset.
+from upynode import config
+
+cfg = None      # the validated config once WiFi is up, else None
+reason = None   # why the node is in setup mode
+
+DEFAULT_WEBREPL_PASSWORD = "upynode"
+WEBREPL_CFG = "webrepl_cfg.py"
+
+
+def run(log=print):
+    global cfg, reason
+    c = None
+    try:
+        c = config.load()
+    except config.ConfigError as e:
+        reason = "config: %s" % e
+    except Exception as e:  # e.g. MemoryError on a huge file
+        reason = "config: %s: %s" % (type(e).__name__, e)
+    if c is not None:
+        from upynode import wifi
+        try:
+            if wifi.join(c["wifi"], log):
+                cfg = c
+            else:
+                reason = "wifi: could not join \"%s\"" % c["wifi"]["ssid"]
+        except Exception as e:
+            reason = "wifi: %s: %s" % (type(e).__name__, e)
+    if reason:
+        log("setup mode: " + reason)
+        try:
+            from upynode import wifi
+            wifi.start_ap("upynode-" + config.chip_hex(), log)
+        except Exception as e:
+            log("setup: access point failed: %s" % e)
+    start_webrepl(c, log)
+    return cfg
+
+
+def webrepl_password(c):
+    # The configured password wins; else the one saved by an earlier good
+    # boot; else the documented default, so that a new node can be reached.
+    pw = c["webrepl"]["password"] if c else ""
+    if pw:
+        return pw, True
+    try:
+        with open(WEBREPL_CFG) as f:
+            for line in f:
+                if line.startswith("PASS"):
+                    return line.split("=", 1)[1].strip().strip("'\""), False
+    except OSError:
+        pass
+    return DEFAULT_WEBREPL_PASSWORD, False
+
+
+def start_webrepl(c, log=print):
+    pw, configured = webrepl_password(c)
+    if configured:
+        try:
+            with open(WEBREPL_CFG) as f:
+                saved = f.read()
+        except OSError:
+            saved = ""
+        line = "PASS = %r\n" % pw
+        if saved != line:
+            with open(WEBREPL_CFG, "w") as f:
+                f.write(line)
+    try:
+        import webrepl
+        webrepl.start(password=pw)
+    except Exception as e:
+        log("webrepl: not started: %s" % e)

@@ -1,0 +1,62 @@
+# The virtual board's world: what the fake sensors measure, which access
+# points exist, which faults are switched on. Runs under MicroPython (the
+# unix port) and CPython alike.
+#
+# In the VM, $UPYNODE_VBOARD names a folder: tests and the simulator write
+# world.json there (atomically) and the fakes reread it on every access, so
+# a change takes effect on the next reading. The fakes leave their own state
+# there too (pin levels, the access point, RTC memory, the reset cause), for
+# the tests to read and to survive a reset as on a real chip.
+# Under CPython unit tests there is no folder: tests change WORLD and STATE.
+import json
+import os
+
+DEFAULTS = {
+    "temperature": 21.5,   # degC, MCP9808 and DHT
+    "humidity": 45.0,      # %RH, DHT
+    "light": 512,          # ADC counts 0..1024
+    "aps": {},             # ssid -> {"password": str, "up": bool}
+    "connect_ms": 300,     # how long joining an AP takes
+    "chip_id": "a1b2c3d4", # hex of machine.unique_id()
+    "faults": {},          # "dht": "timeout" | "flaky", "mcp9808": "absent"
+}
+
+WORLD = {}
+STATE = {}
+DIR = os.getenv("UPYNODE_VBOARD")
+
+
+def _read(name):
+    try:
+        with open(DIR + "/" + name) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def get(key):
+    w = _read("world.json") if DIR else WORLD
+    if w and key in w:
+        return w[key]
+    return DEFAULTS[key]
+
+
+def fault(name):
+    return get("faults").get(name)
+
+
+def get_state(name, default=None):
+    if not DIR:
+        return STATE.get(name, default)
+    v = _read(name + ".json")
+    return default if v is None else v
+
+
+def put_state(name, value):
+    if not DIR:
+        STATE[name] = value
+        return
+    path = DIR + "/" + name + ".json"
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f)
+    os.rename(path + ".tmp", path)
