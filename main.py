@@ -3,8 +3,13 @@
 try:
     from upynode import startup
     if startup.cfg:
+        cfg = startup.cfg
+        startup.release()
+        del startup
+        import gc
+        gc.collect()
         from upynode import node
-        node.run(startup.cfg)
+        node.run(cfg)
     else:
         from upynode import setupmode
         setupmode.run(startup.reason or "boot.py failed")

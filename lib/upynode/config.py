@@ -15,14 +15,25 @@ DEFAULTS = {
     "sensors": [],
     "led": {"pin": 2, "invert": True, "mode": "heartbeat",
             "quantity": "temperature", "threshold": 20.0},
+    "transports": ["mqtt"],  # any of "mqtt", "http"
     "mqtt": {"host": "", "port": 1883, "user": "", "password": "",
-             "base_topic": "home", "keepalive": 0, "timeout_s": 10},
+             "base_topic": "home", "keepalive": 0, "timeout_s": 10,
+             "format": "json", "discovery": True,
+             "discovery_prefix": "homeassistant", "expire_after": 0},
+    # "ha": Home Assistant's REST API; "flask": the tutorial's Flask server
+    "http": {"target": "ha", "url": "", "api_key": "",
+             "fields": {"temperature": 1, "humidity": 2, "light": 3},
+             "timeout_s": 10},
+    # Home Assistant's REST API, for the "ha" target and the ha_state LED
+    "homeassistant": {"url": "", "token": "", "api_password": ""},
 }
 
 # Sensor types and the driver module that declares each one's keys.
 DRIVERS = {"adc": "sensor_adc", "mcp9808": "sensor_mcp9808",
            "dht11": "sensor_dht", "dht22": "sensor_dht"}
 LED_MODES = ("heartbeat", "threshold", "off")
+TRANSPORTS = ("mqtt", "http")
+MAPS = ("http.fields",)  # objects whose keys are the user's (quantity names)
 SECRETS = ("password", "token", "api_key", "key")
 GPIOS = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16)  # the ESP8266's usable GPIOs
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
@@ -71,7 +82,11 @@ def merge(defaults, user, prefix=""):
             raise ConfigError("%s: unknown key (expected one of: %s)"
                               % (key, ", ".join(sorted(defaults))))
         d, v = defaults[k], user[k]
-        if _kind(d) == "object":
+        if key in MAPS:
+            if _kind(v) != "object":
+                _fail(key, v, "an object")
+            out[k] = v
+        elif _kind(d) == "object":
             out[k] = merge(d, v, key + ".")
         elif _kind(v) != _kind(d):
             _fail(key, v, "a " + _kind(d))
@@ -117,6 +132,8 @@ def _sensors(entries):
             if k in ("pin", "scl", "sda"):
                 if c[k] not in GPIOS:
                     _fail(path + "." + k, c[k], "an ESP8266 GPIO number, one of %s" % (GPIOS,))
+        if "retries" in c:
+            _int(c, "retries", 0, 5, path + ".")
         if "address" in c:
             _int(c, "address", 8, 119, path + ".")
         if c.get("quantity") is not None:
@@ -155,7 +172,7 @@ def validate(c):
         _fail("webrepl.password", pw, "4 to 9 characters (a MicroPython limit)")
     if c["node_id"]:
         _ident(c["node_id"], "node_id")
-    if not m["host"]:
+    if "mqtt" in c["transports"] and not m["host"]:
         _fail("mqtt.host", m["host"], "the address of your MQTT broker")
     _int(m, "port", 1, 65535, "mqtt.")
     _int(m, "timeout_s", 1, 120, "mqtt.")
@@ -164,6 +181,11 @@ def validate(c):
         # A broker drops a client that is silent for 1.5 x keepalive.
         _fail("mqtt.keepalive", ka, "0, or more than interval_s / 1.5, or the "
               "broker drops the node between readings")
+    ts = c["transports"]
+    if not ts or any(t not in TRANSPORTS for t in ts):
+        _fail("transports", ts, "a list of one or more of: " + ", ".join(TRANSPORTS))
+    for q in c["http"]["fields"]:
+        _int(c["http"]["fields"], q, 1, 99, "http.fields.")
     bt = m["base_topic"]
     if not bt or "+" in bt or "#" in bt or bt[0] == "/" or bt[-1] == "/":
         _fail("mqtt.base_topic", bt, "a topic such as \"home\", without + # or a leading or trailing /")

@@ -4,14 +4,13 @@ import gc
 import json
 import time
 
-from upynode import config
 from upynode import sensors as S
 
 OOM_RESET = 3  # MemoryErrors in a row before a reset (the heap is fragmented)
 
 
 def run(cfg, log=print, cycles=0):
-    nid = config.node_id(cfg)
+    nid = cfg["node_id"]  # resolved by startup
     sens = S.load(cfg["sensors"], log)
     from upynode.led import Led
     led = Led(cfg["led"])

@@ -2,14 +2,18 @@
 # reads them so that one failing sensor never stops the others.
 
 
-from upynode.config import DRIVERS
+
+
+def module_name(kind):
+    # config.DRIVERS, without importing config (it is released after boot)
+    return "upynode.sensor_" + ("dht" if kind[:3] == "dht" else kind)
 
 
 def load(entries, log=print):
     out = []
     for c in entries:
         try:
-            mod = __import__("upynode." + DRIVERS[c["type"]], None, None, ("Sensor",))
+            mod = __import__(module_name(c["type"]), None, None, ("Sensor",))
             out.append((c["type"], mod.Sensor(c)))
         except Exception as e:  # a broken sensor must not stop the node
             log("sensor %s: not started: %s" % (c["type"], err_text(e)))

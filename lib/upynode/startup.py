@@ -20,6 +20,7 @@ def run(log=print):
     except Exception as e:  # e.g. MemoryError on a huge file
         reason = "config: %s: %s" % (type(e).__name__, e)
     if c is not None:
+        c["node_id"] = config.node_id(c)
         from upynode import wifi
         try:
             if wifi.join(c["wifi"], log):
@@ -37,6 +38,16 @@ def run(log=print):
             log("setup: access point failed: %s" % e)
     start_webrepl(c, log)
     return cfg
+
+
+def release():
+    # Validation and joining WiFi are done: give their RAM back to the loop.
+    import sys
+    import upynode
+    for name in ("startup", "config", "wifi"):
+        sys.modules.pop("upynode." + name, None)
+        if name in upynode.__dict__:
+            delattr(upynode, name)
 
 
 def webrepl_password(c):

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Boot the virtual NodeMCU and watch its readings arrive at a real broker.
+
+The firmware in build/board runs in the MicroPython VM with a limited heap,
+on fake hardware whose world (temperature, light) drifts a little each
+cycle. A broker runs on 127.0.0.1 (mosquitto if installed, else amqtt) and
+a subscriber prints each reading as the broker delivered it.
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import brokers  # noqa: E402
+import vboard  # noqa: E402
+from mqttwatch import Watch  # noqa: E402
+
+ROOT = vboard.ROOT
+SSID, WIFI_PASSWORD = "upynode-sim", "sim-secret"
+
+# The embedded default config: the seed tutorial's kitchen node, LED on
+# while the temperature is at or above 20 degC.
+def sim_config(port, interval):
+    return {
+        "wifi": {"ssid": SSID, "password": WIFI_PASSWORD, "timeout_s": 5},
+        "webrepl": {"password": "upysim"},
+        "interval_s": interval,
+        "sensors": [{"type": "adc", "quantity": "light"},
+                    {"type": "mcp9808"},
+                    {"type": "dht22", "prefix": "room_"}],
+        "led": {"mode": "threshold", "quantity": "temperature", "threshold": 20},
+        "mqtt": {"host": "127.0.0.1", "port": port, "base_topic": "home"},
+    }
+
+
+def world_at(i):
+    # A kitchen that warms past 20 degC and cools again; the light follows a cloud.
+    return {"temperature": round(19.0 + 2.5 * math.sin(i / 2.0), 2),
+            "humidity": round(48 + 5 * math.cos(i / 3.0), 1),
+            "light": int(600 + 300 * math.sin(i / 1.7))}
+
+
+def fmt(msg):
+    parts = []
+    for k in sorted(msg):
+        if k not in ("seq", "heap", "err"):
+            parts.append("%s=%s" % (k, msg[k]))
+    if msg.get("err"):
+        parts.append("errors=%s" % msg["err"])
+    return "  ".join(parts)
+
+
+def run(cycles, interval, heapsize, echo):
+    sim_dir = os.path.join(ROOT, "build", "sim")
+    board = os.path.join(sim_dir, "board")
+    shutil.rmtree(sim_dir, ignore_errors=True)
+    shutil.copytree(os.path.join(ROOT, "build", "board"), board)
+    with brokers.Broker() as broker:
+        print("sim: %s broker on 127.0.0.1:%d; virtual NodeMCU with a %s heap" % (broker.kind, broker.port, heapsize))
+        watch = Watch(broker.port, ("home/+/state",))
+        vb = vboard.VBoard(board, os.path.join(sim_dir, "state"), heapsize=heapsize, echo=echo)
+        vb.world(aps={SSID: {"password": WIFI_PASSWORD}}, **world_at(0))
+        vb.write_config(sim_config(broker.port, interval))
+        seen = {}
+        deadline = time.monotonic() + 30 + cycles * (interval + 3)
+        with vb:
+            while len(seen) < cycles and time.monotonic() < deadline:
+                try:
+                    msgs = watch.wait(lambda m: len(m) > len(seen) or not vb.running(), timeout=2)
+                except AssertionError:
+                    continue
+                if not vb.running():
+                    break
+                for topic, payload, _ in msgs:
+                    msg = json.loads(payload)
+                    seq = msg.get("seq")
+                    if seq in seen or not isinstance(seq, int) or seq > cycles:
+                        continue
+                    seen[seq] = msg
+                    led = "on" if vb.state("gpio2") == 0 else "off"  # active-low
+                    print("broker| %s #%d: %s  (LED %s)" % (topic, seq, fmt(msg), led), flush=True)
+                    vb.world(**world_at(seq))
+        watch.close()
+    delivered = len([s for s in seen if 1 <= s <= cycles])
+    print("sim: %d/%d readings delivered" % (delivered, cycles))
+    if delivered < cycles:
+        print(vb.output()[-3000:], file=sys.stderr)
+    return delivered == cycles
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cycles", type=int, default=10, help="readings to wait for (default 10)")
+    ap.add_argument("--interval", type=int, default=2, help="interval_s of the node (default 2: the DHT22's minimum)")
+    ap.add_argument("--heapsize", default=vboard.HEAPSIZE, help="MicroPython heap (default %s)" % vboard.HEAPSIZE)
+    ap.add_argument("--quiet", action="store_true", help="do not show the node's serial console")
+    a = ap.parse_args(argv)
+    if a.cycles < 1:
+        ap.error("--cycles must be at least 1")
+    if not os.path.exists(os.path.join(ROOT, "build", "board", "boot.py")):
+        sys.exit("sim: build/board is missing: run `make board` (or `make sim`)")
+    sys.exit(0 if run(a.cycles, a.interval, a.heapsize, not a.quiet) else 1)
+
+
+if __name__ == "__main__":
+    main()
