@@ -4,6 +4,7 @@ Two runtimes: the firmware modules under CPython against the fakes in
 tools/fakehw (unit tests), and the real MicroPython VM on a virtual board
 against a real broker on 127.0.0.1 (scenario tests, marked `vm`).
 """
+import gc
 import os
 import shutil
 import subprocess
@@ -25,6 +26,9 @@ if not hasattr(time, "ticks_ms"):
     time.ticks_diff = lambda a, b: a - b
     time.ticks_add = lambda a, b: a + b
     time.sleep_ms = lambda ms: time.sleep(ms / 1000)
+if not hasattr(gc, "mem_free"):  # CPython has no fixed heap: a plausible figure
+    gc.mem_free = lambda: 30000
+    gc.mem_alloc = lambda: 6000
 if not hasattr(sys, "print_exception"):
     sys.print_exception = lambda e, f=None: traceback.print_exception(type(e), e, e.__traceback__, file=f)
 

@@ -19,10 +19,13 @@ def _read():
 
 
 def run(reason, log=print):
-    seen = _read()
+    # A bad config: check the file at the first poll even if it looks like
+    # the one boot.py saw, since it may have been fixed in between.
+    seen = None
     waited = 0
     retry_s = 0
-    if reason.startswith("wifi"):
+    if reason.startswith("wifi"):  # the config was fine: wait for a change
+        seen = _read()
         retry_s = config.load()["wifi"]["retry_s"]
     while True:
         time.sleep(POLL_S)
@@ -33,8 +36,9 @@ def run(reason, log=print):
             try:
                 config.parse(text or "")
             except config.ConfigError as e:
-                reason = "config: %s" % e
-                log("setup mode: " + reason)
+                if reason != "config: %s" % e:
+                    reason = "config: %s" % e
+                    log("setup mode: " + reason)
                 retry_s = 0
                 continue
             log("setup: config.json is valid now: restarting")

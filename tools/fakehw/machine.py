@@ -12,7 +12,7 @@ DEEPSLEEP_RESET = 5
 HARD_RESET = 6
 DEEPSLEEP = 4
 
-RESET_EXIT = 42  # exit status that tells the VM runner to boot again
+_RESET_EXIT = 42  # exit status that tells the VM runner to boot again
 
 _GPIOS = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16)
 
@@ -27,13 +27,13 @@ def reset_cause():
 
 def reset():
     _world.put_state("reset_cause", SOFT_RESET)
-    raise SystemExit(RESET_EXIT)
+    raise SystemExit(_RESET_EXIT)
 
 
 def deepsleep(time_ms=0):
     _world.put_state("reset_cause", DEEPSLEEP_RESET)
     _world.put_state("sleep_ms", time_ms)
-    raise SystemExit(RESET_EXIT)
+    raise SystemExit(_RESET_EXIT)
 
 
 class Pin:

@@ -1,0 +1,95 @@
+# Home Assistant MQTT discovery: one small retained config message per
+# entity, so that HA creates the node's sensors and its LED switch itself.
+# Payloads are built as strings with HA's abbreviated keys; `~` is the
+# node's base topic. Runs under MicroPython and CPython (host tool, tests).
+from upynode.config import ID_CHARS
+
+VERSION = "0.3.0"  # dev.sw: the firmware version HA shows on the device page
+
+def dev_class(quantity, unit):
+    # Only pairs HA accepts (sensor DEVICE_CLASS_UNITS): it rejects an entity
+    # whose unit does not fit its class, and no class is always valid. "%" is
+    # humidity, moisture or battery only by the quantity's name (not light).
+    if unit == "%":
+        for c in ("humidity", "moisture", "battery"):
+            if quantity.endswith(c):
+                return c
+    elif unit in ("°C", "°F", "K"):
+        return "temperature"
+    elif unit == "lx":
+        return "illuminance"
+    elif unit in ("V", "mV"):
+        return "voltage"
+    return None
+
+
+def _str(v):
+    # A JSON string, the same bytes on MicroPython and CPython (json.dumps
+    # escapes non-ASCII only on CPython), so the fingerprint is too.
+    for ch in v:
+        if ch < " ":
+            raise ValueError("HA discovery: control character in %r" % v)
+    return '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def topic(component, node_id, object_id, c):
+    # <prefix>/<component>/<node_id>/<object_id>/config; ids [a-zA-Z0-9_-]
+    for v in (node_id, object_id):
+        for ch in v or " ":
+            if ch not in ID_CHARS:
+                raise ValueError("HA discovery: %r is not a name of [a-zA-Z0-9_-]" % v)
+    return "%s/%s/%s/%s/config" % (c["discovery_prefix"], component, node_id, object_id)
+
+
+def _head(node_id, name, c):
+    # What every entity of the node shares: base topic, ids, availability
+    # and the device block (HA groups the entities by dev.ids).
+    return ('{"~":%s,"name":"%s","uniq_id":"%s_%s","avty_t":"~/status",'
+            '"pl_avail":"online","pl_not_avail":"offline","dev":{"ids":["%s"],'
+            '"name":"%s","mf":"upynode","mdl":"ESP8266","sw":"%s"}'
+            % (_str(c["base_topic"] + "/" + node_id), name, node_id,
+               name, node_id, node_id, VERSION))
+
+
+def sensor_config(node_id, quantity, unit, c):
+    # -> (topic, payload) for one quantity of the JSON state message.
+    t = topic("sensor", node_id, quantity, c)
+    tail = ""
+    if unit and unit != "raw":
+        tail = ',"unit_of_meas":' + _str(unit)
+    cls = dev_class(quantity, unit)
+    if cls:
+        tail += ',"dev_cla":"%s"' % cls
+    if c["expire_after"] > 0:
+        tail += ',"exp_aft":%d' % c["expire_after"]
+    return t, (_head(node_id, quantity, c) +
+               ',"stat_t":"~/state","val_tpl":"{{value_json.%s}}",'
+               '"stat_cla":"measurement"%s}' % (quantity, tail))
+
+
+def switch_config(node_id, c):
+    # -> (topic, payload) for the LED: commands on ~/led/set, state on ~/led/state.
+    return (topic("switch", node_id, "led", c),
+            _head(node_id, "led", c) +
+            ',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"}')
+
+
+def configs(node_id, units, c, led=True):
+    # Every (topic, payload) the node announces, one at a time (a generator:
+    # only one payload is in RAM). units: {quantity: unit}, e.g. sensors.units().
+    for q in sorted(units):  # one order on every boot and platform
+        yield sensor_config(node_id, q, units[q], c)
+    if led:
+        yield switch_config(node_id, c)
+
+
+def fingerprint(pairs):
+    # A 24-bit hash of everything announced (djb2, xor variant); it stays a
+    # small int on the ESP8266, so hashing allocates nothing.
+    h = 5381
+    for t, p in pairs:
+        for s in (t, p):
+            for ch in s:
+                h = ((h * 33) ^ ord(ch)) & 0xFFFFFF
+            h = ((h * 33) ^ 10) & 0xFFFFFF  # a separator: ("ab","c") != ("a","bc")
+    return h
