@@ -3,8 +3,9 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 CYCLES  ?= 10
+PORT    ?= 8080
 
-.PHONY: venv deps board sim test bench clean
+.PHONY: venv deps board sim test bench server clean
 
 venv: $(BIN)/.installed
 $(BIN)/.installed: requirements.txt
@@ -25,6 +26,15 @@ sim: board
 
 test: board
 	$(BIN)/python -m pytest -q tests
+
+# The reference receiver (Flask on waitress) on 127.0.0.1:$(PORT)
+server: venv
+	$(BIN)/python -m tools.server.chartjs
+	$(BIN)/python -m tools.server --port $(PORT)
+
+# Heap the firmware takes in the MicroPython VM, module by module
+bench: board
+	$(BIN)/python tools/bench.py
 
 clean:
 	rm -rf build
