@@ -34,7 +34,8 @@ def test_defaults_fill_what_the_file_leaves_out():
     assert c["interval_s"] == 60
     assert c["mqtt"]["port"] == 1883 and c["mqtt"]["base_topic"] == "home"
     assert c["wifi"]["password"] == "pw-secret" and c["wifi"]["retries"] == 3
-    assert c["led"] == {"pin": 2, "invert": True, "mode": "heartbeat", "quantity": "temperature", "threshold": 20.0}
+    assert c["led"] == {"pin": 2, "invert": True, "mode": "heartbeat", "quantity": "temperature", "threshold": 20.0,
+                        "entity_id": ""}
 
 
 def test_sensor_entries_get_their_drivers_defaults():

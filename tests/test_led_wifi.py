@@ -8,7 +8,7 @@ import network
 from upynode import led as ledmod
 from upynode import wifi
 
-LED = {"pin": 2, "invert": True, "mode": "threshold", "quantity": "temperature", "threshold": 20.0}
+LED = {"pin": 2, "invert": True, "mode": "threshold", "quantity": "temperature", "threshold": 20.0, "entity_id": ""}
 
 
 def gpio2():

@@ -13,12 +13,17 @@ class FakeTx:
         self.sent, self.fail, self.calls = [], set(fail), 0
         self.state_topic = "home/test/state"
 
-    def publish(self, payload):
+    where = "mqtt test"
+
+    def send(self, msg):
         self.calls += 1
         if self.calls in self.fail:
             return False
-        self.sent.append(json.loads(payload))
+        self.sent.append(json.loads(json.dumps(msg)))
         return True
+
+    def poll(self):
+        pass
 
     def close(self):
         pass
@@ -35,7 +40,7 @@ def test_cycle_publishes_one_state_message_with_every_reading(world):
     world.update(temperature=-3.5, light=1024)
     c = cfg()
     tx = FakeTx()
-    assert node.cycle(7, sensors.load(c["sensors"]), Led(c["led"]), tx, log=lambda m: None)
+    assert node.cycle(7, sensors.load(c["sensors"]), Led(c["led"]), [tx], log=lambda m: None)
     msg = tx.sent[0]
     assert msg["seq"] == 7 and msg["temperature"] == -3.5
     assert msg["light"] == 100.0 and msg["light_raw"] == 1024
@@ -46,14 +51,13 @@ def test_cycle_reports_sensor_errors_in_the_message(world):
     world["faults"] = {"mcp9808": "absent"}
     c = cfg()
     tx = FakeTx()
-    node.cycle(1, sensors.load(c["sensors"]), Led(c["led"]), tx, log=lambda m: None)
+    node.cycle(1, sensors.load(c["sensors"]), Led(c["led"]), [tx], log=lambda m: None)
     assert tx.sent[0]["err"] == {"mcp9808": "no device"}
     assert "temperature" not in tx.sent[0] and "light" in tx.sent[0]
 
 
 def _run(monkeypatch, c, tx, cycles, log):
-    import upynode.mqtt
-    monkeypatch.setattr(upynode.mqtt, "Mqtt", lambda *a, **k: tx)
+    monkeypatch.setattr(node, "transports", lambda *a, **k: [tx])
     c["node_id"] = "esp8266_test"
     return node.run(c, log=log, cycles=cycles)
 

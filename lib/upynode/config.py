@@ -14,7 +14,7 @@ DEFAULTS = {
     "webrepl": {"password": ""},
     "sensors": [],
     "led": {"pin": 2, "invert": True, "mode": "heartbeat",
-            "quantity": "temperature", "threshold": 20.0},
+            "quantity": "temperature", "threshold": 20.0, "entity_id": ""},
     "transports": ["mqtt"],  # any of "mqtt", "http"
     "mqtt": {"host": "", "port": 1883, "user": "", "password": "",
              "base_topic": "home", "keepalive": 0, "timeout_s": 10,
@@ -31,7 +31,8 @@ DEFAULTS = {
 # Sensor types and the driver module that declares each one's keys.
 DRIVERS = {"adc": "sensor_adc", "mcp9808": "sensor_mcp9808",
            "dht11": "sensor_dht", "dht22": "sensor_dht"}
-LED_MODES = ("heartbeat", "threshold", "off")
+LED_MODES = ("heartbeat", "threshold", "remote", "ha_state", "off")
+HTTP_TARGETS = ("ha", "flask")
 TRANSPORTS = ("mqtt", "http")
 MAPS = ("http.fields",)  # objects whose keys are the user's (quantity names)
 SECRETS = ("password", "token", "api_key", "key")
@@ -194,6 +195,29 @@ def validate(c):
         _fail("led.mode", led["mode"], "one of " + ", ".join(LED_MODES))
     if led["pin"] not in GPIOS:
         _fail("led.pin", led["pin"], "an ESP8266 GPIO number (2 = on-board LED, 16 = NodeMCU's second LED)")
+    h, ha = c["http"], c["homeassistant"]
+    if h["target"] not in HTTP_TARGETS:
+        _fail("http.target", h["target"], "one of " + ", ".join(HTTP_TARGETS))
+    _int(h, "timeout_s", 1, 120, "http.")
+    _int(m, "expire_after", 0, 86400, "mqtt.")
+    if m["format"] not in ("json", "raw"):
+        _fail("mqtt.format", m["format"], "json or raw")
+    _ident(m["discovery_prefix"], "mqtt.discovery_prefix")
+    needs_ha = led["mode"] == "ha_state" or ("http" in ts and h["target"] == "ha")
+    if needs_ha:
+        if not ha["url"].startswith("http://") and not ha["url"].startswith("https://"):
+            _fail("homeassistant.url", ha["url"], "Home Assistant's address, e.g. http://192.168.1.5:8123")
+        if not ha["token"]:
+            _fail("homeassistant.token", ha["token"], "a long-lived access token (your HA profile page, Security tab)"
+                  + ("; api_password was removed from Home Assistant in 2019" if ha["api_password"] else ""))
+    if "http" in ts and h["target"] == "flask":
+        if not h["url"].startswith("http://") and not h["url"].startswith("https://"):
+            _fail("http.url", h["url"], "the Flask server's address, e.g. http://192.168.1.5:8080")
+        if not h["api_key"]:
+            _fail("http.api_key", h["api_key"], "the API key your Flask server expects")
+    if led["mode"] == "ha_state" and ("." not in led["entity_id"] or led["entity_id"].split(".")[0] not in (
+            "sensor", "binary_sensor", "switch", "input_boolean", "light")):
+        _fail("led.entity_id", led["entity_id"], "a Home Assistant entity id such as sensor.kitchen_temperature")
     if led["mode"] == "threshold":
         names = []
         for s in c["sensors"]:

@@ -2,7 +2,6 @@
 # entity, so that HA creates the node's sensors and its LED switch itself.
 # Payloads are built as strings with HA's abbreviated keys; `~` is the
 # node's base topic. Runs under MicroPython and CPython (host tool, tests).
-from upynode.config import ID_CHARS
 
 VERSION = "0.3.0"  # dev.sw: the firmware version HA shows on the device page
 
@@ -34,9 +33,10 @@ def _str(v):
 
 def topic(component, node_id, object_id, c):
     # <prefix>/<component>/<node_id>/<object_id>/config; ids [a-zA-Z0-9_-]
+    # (not config.ID_CHARS: config is released from RAM after boot)
     for v in (node_id, object_id):
         for ch in v or " ":
-            if ch not in ID_CHARS:
+            if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "_-"):
                 raise ValueError("HA discovery: %r is not a name of [a-zA-Z0-9_-]" % v)
     return "%s/%s/%s/%s/config" % (c["discovery_prefix"], component, node_id, object_id)
 

@@ -81,6 +81,9 @@ class Http:
             self.mac = ":".join("%02x" % b for b in m)
         self.where = "%s %s" % (self.h["target"], self.base)  # for log lines: no secrets
 
+    def poll(self):  # HTTP takes no commands
+        pass
+
     def close(self):
         pass  # every request closes its own socket
 

@@ -1,5 +1,6 @@
-# The loop: every interval_s read the sensors, publish one JSON state
-# message, drive the LED. A failure costs at most its own cycle.
+# The loop: every interval_s read the sensors, send one state message on
+# every configured transport, drive the LED. A failure costs at most its
+# own cycle; between cycles the transports take commands (the LED switch).
 import gc
 import json
 import time
@@ -7,27 +8,43 @@ import time
 from upynode import sensors as S
 
 OOM_RESET = 3  # MemoryErrors in a row before a reset (the heap is fragmented)
+POLL_MS = 200  # how often commands are looked for between readings
+
+
+def transports(cfg, units, led, log=print):
+    out = []
+    for t in cfg["transports"]:
+        if t == "mqtt":
+            from upynode.mqtt import Mqtt
+            out.append(Mqtt(cfg["mqtt"], cfg["node_id"], units, led, log))
+        else:
+            from upynode.http import Http
+            out.append(Http(cfg, cfg["node_id"], units, log))
+    return out
 
 
 def run(cfg, log=print, cycles=0):
-    nid = cfg["node_id"]  # resolved by startup
     sens = S.load(cfg["sensors"], log)
     from upynode.led import Led
     led = Led(cfg["led"])
-    from upynode.mqtt import Mqtt
-    tx = Mqtt(cfg["mqtt"], nid, log)
+    txs = transports(cfg, S.units(sens), led, log)
     gc.collect()
-    log("node %s: %d sensor(s), every %d s, to %s" % (nid, len(sens), cfg["interval_s"], tx.state_topic))
+    log("node %s: %d sensor(s), every %d s, to %s" % (cfg["node_id"], len(sens), cfg["interval_s"],
+                                                      ", ".join(t.where for t in txs)))
     step = cfg["interval_s"] * 1000
     due = time.ticks_ms()
     seq = oom = 0
     while not cycles or seq < cycles:
         seq += 1
         try:
-            cycle(seq, sens, led, tx, log)
+            cycle(seq, sens, led, txs, log)
+            if led.mode == "ha_state":
+                from upynode.http import ha_state
+                led.follow(ha_state(cfg, led.entity, log), log)
             oom = 0
         except MemoryError:
-            tx.close()
+            for t in txs:
+                t.close()
             gc.collect()
             oom += 1
             log("%d: out of memory (%d in a row), %d bytes free" % (seq, oom, gc.mem_free()))
@@ -38,23 +55,31 @@ def run(cfg, log=print, cycles=0):
             log("%d: %s: %s" % (seq, type(e).__name__, e))
         gc.collect()
         due = time.ticks_add(due, step)
-        wait = time.ticks_diff(due, time.ticks_ms())
-        if wait < 0:  # the cycle overran: start again from now, no burst
+        if time.ticks_diff(due, time.ticks_ms()) < 0:  # overran: start again from now, no burst
             due = time.ticks_ms()
-            wait = 0
-        time.sleep_ms(wait)
+        idle(txs, due)
     return seq
 
 
-def cycle(seq, sens, led, tx, log=print):
+def idle(txs, due):
+    while True:
+        left = time.ticks_diff(due, time.ticks_ms())
+        if left <= 0:
+            return
+        for t in txs:
+            t.poll()
+        time.sleep_ms(min(left, POLL_MS))
+
+
+def cycle(seq, sens, led, txs, log=print):
     values, errors = S.read_all(sens, log)
     msg = {"seq": seq}
     msg.update(values)
     if errors:
         msg["err"] = errors
     msg["heap"] = gc.mem_free()
-    payload = json.dumps(msg)
-    ok = tx.publish(payload)
-    led.update(values, ok)
-    log("%d: %s -> %s" % (seq, payload, "sent" if ok else "NOT SENT"))
-    return ok
+    sent = [t.send(msg) for t in txs]
+    led.update(values, True in sent)
+    log("%d: %s -> %s" % (seq, json.dumps(msg), ", ".join("%s %s" % (t.where.split()[0], "sent" if ok else "NOT SENT")
+                                              for t, ok in zip(txs, sent))))
+    return True in sent

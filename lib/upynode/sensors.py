@@ -48,11 +48,11 @@ def read_all(sensors, log=print):
 
 
 def units(sensors):
-    out = {}
+    # [(quantity, unit)] in config order (MicroPython's dicts keep no order)
+    out = []
     for kind, s in sensors:
         if s is not None:
-            for q, u in s.units:
-                out[q] = u
+            out.extend(s.units)
     return out
 
 

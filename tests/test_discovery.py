@@ -1,0 +1,202 @@
+"""Home Assistant MQTT discovery payloads (lib/upynode/discovery.py) under CPython,
+checked against HA's documented rules:
+
+- abbreviations: homeassistant/components/mqtt/abbreviations.py (ABBREVIATIONS,
+  DEVICE_ABBREVIATIONS); `~` is replaced at the start or end of a *_topic value;
+- device class / unit pairs: homeassistant/components/sensor/const.py
+  (DEVICE_CLASS_UNITS; a sensor with no device class may have any unit);
+- discovery topic `<prefix>/<component>/[<node_id>/]<object_id>/config`, ids [a-zA-Z0-9_-].
+The same payloads built in the MicroPython VM are compared in test_http.py.
+"""
+import json
+import re
+
+import pytest
+
+from upynode import config, discovery
+
+# The subset of HA's abbreviations a sensor or switch can use (abbreviations.py).
+ABBREVIATIONS = {
+    "~": "~", "name": "name", "uniq_id": "unique_id", "stat_t": "state_topic",
+    "cmd_t": "command_topic", "val_tpl": "value_template", "unit_of_meas": "unit_of_measurement",
+    "dev_cla": "device_class", "stat_cla": "state_class", "avty_t": "availability_topic",
+    "pl_avail": "payload_available", "pl_not_avail": "payload_not_available",
+    "exp_aft": "expire_after", "pl_on": "payload_on", "pl_off": "payload_off",
+    "stat_on": "state_on", "stat_off": "state_off", "dev": "device", "obj_id": "object_id",
+    "ic": "icon", "frc_upd": "force_update", "json_attr_t": "json_attributes_topic",
+}
+DEVICE_ABBREVIATIONS = {"ids": "identifiers", "name": "name", "mf": "manufacturer",
+                        "mdl": "model", "sw": "sw_version", "cns": "connections",
+                        "cu": "configuration_url", "sa": "suggested_area"}
+# sensor DEVICE_CLASS_UNITS, for the classes a node can produce.
+DEVICE_CLASS_UNITS = {
+    "temperature": {"°C", "°F", "K"},
+    "humidity": {"%"},
+    "moisture": {"%"},
+    "battery": {"%"},
+    "illuminance": {"lx"},
+    "voltage": {"V", "mV", "µV", "kV", "MV"},
+    "pressure": {"Pa", "hPa", "kPa", "bar", "cbar", "mbar", "mmHg", "inHg", "psi"},
+}
+STATE_CLASSES = {"measurement", "total", "total_increasing"}
+ID = re.compile(r"[a-zA-Z0-9_-]+")
+MAX_PAYLOAD = 512   # bytes: a few of these are in RAM at once on a ~30 KB heap
+
+# What the node's drivers report (sensors.units()), plus user-configured ADC units.
+UNITS = {"temperature": "°C", "humidity": "%", "light": "%", "light_raw": "raw",
+         "out_temperature": "°C", "in_humidity": "%", "soil_moisture": "%",
+         "lux": "lx", "battery": "%", "vcc": "V", "pressure": "hPa", "level": "cm",
+         "count": ""}
+
+
+def mqtt(**over):
+    c = dict(config.DEFAULTS["mqtt"])
+    c.update(over)
+    return c
+
+
+def expand(payload):
+    """HA's discovery processing: abbreviations expanded, `~` substituted."""
+    d = json.loads(payload)
+    unknown = set(d) - set(ABBREVIATIONS)
+    assert not unknown, "not an HA abbreviation: %s" % unknown
+    out = {ABBREVIATIONS[k]: v for k, v in d.items()}
+    dev = out.get("device", {})
+    assert not set(dev) - set(DEVICE_ABBREVIATIONS), dev
+    out["device"] = {DEVICE_ABBREVIATIONS[k]: v for k, v in dev.items()}
+    base = out.pop("~", None)
+    for k, v in list(out.items()):
+        if k.endswith("_topic") and base is not None:
+            if v.startswith("~"):
+                v = base + v[1:]
+            elif v.endswith("~"):
+                v = v[:-1] + base
+            out[k] = v
+    return out
+
+
+def check_common(topic, payload, component, node, obj):
+    assert len(payload.encode()) < MAX_PAYLOAD, (len(payload.encode()), payload)
+    parts = topic.split("/")
+    assert parts == ["homeassistant", component, node, obj, "config"]
+    assert all(ID.fullmatch(p) for p in parts[1:4])
+    e = expand(payload)
+    assert ID.fullmatch(e["unique_id"]) and e["unique_id"] == "%s_%s" % (node, obj)
+    assert e["availability_topic"] == "home/%s/status" % node
+    assert (e["payload_available"], e["payload_not_available"]) == ("online", "offline")
+    dev = e["device"]
+    assert dev["identifiers"] == [node] and dev["name"] == node
+    assert dev["model"] == "ESP8266" and dev["manufacturer"] == "upynode"
+    assert dev["sw_version"] == discovery.VERSION
+    return e
+
+
+@pytest.mark.parametrize("quantity", sorted(UNITS))
+def test_sensor_payload_follows_ha_rules(quantity):
+    unit = UNITS[quantity]
+    topic, payload = discovery.sensor_config("attic-1", quantity, unit, mqtt())
+    e = check_common(topic, payload, "sensor", "attic-1", quantity)
+    assert e["state_topic"] == "home/attic-1/state"
+    assert e["value_template"] == "{{value_json.%s}}" % quantity
+    assert e["state_class"] in STATE_CLASSES
+    assert "expire_after" not in e          # 0: never expires
+    cls = e.get("device_class")
+    if cls is not None:
+        assert e.get("unit_of_measurement") in DEVICE_CLASS_UNITS[cls], (cls, e)
+    if unit in ("raw", ""):
+        assert "unit_of_measurement" not in e
+    else:
+        assert e["unit_of_measurement"] == unit
+
+
+@pytest.mark.parametrize("quantity, unit, cls", [
+    ("temperature", "°C", "temperature"), ("out_temperature", "°C", "temperature"),
+    ("humidity", "%", "humidity"), ("in_humidity", "%", "humidity"),
+    ("light", "%", None),                # illuminance would need lx
+    ("lux", "lx", "illuminance"),
+    ("light_raw", "raw", None), ("level", "cm", None),
+])
+def test_device_class_from_unit_and_quantity(quantity, unit, cls):
+    e = expand(discovery.sensor_config("n1", quantity, unit, mqtt())[1])
+    assert e.get("device_class") == cls
+    assert e["state_class"] == "measurement"
+
+
+def test_every_device_class_and_unit_pair_is_one_ha_accepts():
+    for unit in ["°C", "°F", "K", "%", "lx", "lm", "V", "mV", "hPa", "Pa", "mbar", "raw", "",
+                 "ppm", "W", "dB", "cm", "C", "F", "lux"]:
+        for q in ["temperature", "humidity", "light", "x_moisture", "battery", "pressure", "thing"]:
+            cls = discovery.dev_class(q, unit)
+            assert cls is None or unit in DEVICE_CLASS_UNITS[cls], (q, unit, cls)
+
+
+def test_expire_after_only_when_positive():
+    e = expand(discovery.sensor_config("n1", "temperature", "°C", mqtt(expire_after=900))[1])
+    assert e["expire_after"] == 900
+    for v in (0, -5):
+        assert "expire_after" not in expand(discovery.sensor_config("n1", "temperature", "°C",
+                                                                    mqtt(expire_after=v))[1])
+
+
+def test_switch_payload_for_the_led():
+    topic, payload = discovery.switch_config("n1", mqtt(base_topic="flat/2"))
+    assert topic == "homeassistant/switch/n1/led/config"
+    e = expand(payload)
+    assert e["command_topic"] == "flat/2/n1/led/set"
+    assert e["state_topic"] == "flat/2/n1/led/state"
+    assert (e["payload_on"], e["payload_off"]) == ("ON", "OFF")
+    assert e["availability_topic"] == "flat/2/n1/status"
+    assert len(payload.encode()) < MAX_PAYLOAD
+
+
+def test_configured_prefix_and_base_topic_are_used():
+    topic, payload = discovery.sensor_config("n1", "temperature", "°C",
+                                             mqtt(discovery_prefix="ha", base_topic="a/b"))
+    assert topic == "ha/sensor/n1/temperature/config"
+    assert expand(payload)["state_topic"] == "a/b/n1/state"
+
+
+def test_odd_characters_stay_valid_json():
+    # A base topic or unit with a quote or backslash must not break the payload.
+    e = expand(discovery.sensor_config("n1", "level", 'in"\\', mqtt(base_topic='x"y\\z'))[1])
+    assert e["unit_of_measurement"] == 'in"\\'
+    assert e["state_topic"] == 'x"y\\z/n1/state'
+
+
+@pytest.mark.parametrize("node, q", [("my node", "temperature"), ("n1", "temp/x"), ("n1", ""),
+                                     ("n+1", "t"), ("", "t"), ("n1", "t#")])
+def test_bad_ids_are_refused(node, q):
+    with pytest.raises(ValueError):
+        discovery.sensor_config(node, q, "°C", mqtt())
+
+
+def test_configs_covers_every_quantity_and_the_led_once():
+    units = {"temperature": "°C", "humidity": "%", "light": "%", "light_raw": "raw"}
+    pairs = list(discovery.configs("n1", units, mqtt()))
+    topics = [t for t, _ in pairs]
+    assert len(set(topics)) == len(topics) == 5
+    assert "homeassistant/switch/n1/led/config" in topics
+    assert {t.split("/")[3] for t in topics} == set(units) | {"led"}
+    assert len(list(discovery.configs("n1", units, mqtt(), led=False))) == 4
+    assert len({json.loads(p)["uniq_id"] for _, p in pairs}) == 5
+
+
+def test_fingerprint_tracks_what_was_announced():
+    units = {"temperature": "°C", "light": "%"}
+    fp = discovery.fingerprint(discovery.configs("n1", units, mqtt()))
+    assert isinstance(fp, int) and 0 <= fp < 1 << 24      # a small int on the ESP8266
+    # Same content, built again or in another dict order: the same fingerprint.
+    assert discovery.fingerprint(discovery.configs("n1", {"light": "%", "temperature": "°C"}, mqtt())) == fp
+    changed = [
+        discovery.configs("n1", {"temperature": "°F", "light": "%"}, mqtt()),    # a unit
+        discovery.configs("n1", {"temperature": "°C", "light": "lx"}, mqtt()),   # a unit -> a class
+        discovery.configs("n1", {"temperature": "°C"}, mqtt()),                  # a quantity gone
+        discovery.configs("n2", units, mqtt()),                                  # the node id
+        discovery.configs("n1", units, mqtt(expire_after=60)),
+        discovery.configs("n1", units, mqtt(base_topic="other")),
+        discovery.configs("n1", units, mqtt(), led=False),
+    ]
+    fps = [discovery.fingerprint(p) for p in changed]
+    assert fp not in fps and len(set(fps)) == len(fps)
+    # Moving text between topic and payload changes it too.
+    assert discovery.fingerprint([("ab", "c")]) != discovery.fingerprint([("a", "bc")])

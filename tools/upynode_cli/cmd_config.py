@@ -1,0 +1,196 @@
+"""`upynode config get|set|put|edit`: a node's config.json over WebREPL.
+
+Every write is validated by the firmware's own config module first, then
+written atomically: uploaded to config.json.tmp, read back and compared,
+and only then renamed over config.json on the node. A dropped connection
+leaves at most a stray config.json.tmp, never a half-written config.json.
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+
+from . import CliError, firmware_config, say
+from .board import split_host, webrepl_password
+from .webrepl import DEFAULT_PORT, WebRepl
+
+CONFIG, TMP = "config.json", "config.json.tmp"
+
+
+def add_arguments(p):
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--host", required=True, help="the node's IP address or name")
+    common.add_argument("--port", type=int, default=DEFAULT_PORT, help="WebREPL port (8266)")
+    common.add_argument("--timeout", type=float, default=10.0, help="network timeout, seconds")
+    writes = argparse.ArgumentParser(add_help=False)
+    writes.add_argument("--reset", action="store_true",
+                        help="reset the node afterwards so the new config takes effect")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    g = sub.add_parser("get", parents=[common], help="print the node's config.json")
+    g.add_argument("--show-secrets", action="store_true", help="do not mask passwords")
+    s = sub.add_parser("set", parents=[common, writes], help="change keys: a.b=value ...")
+    s.add_argument("pairs", nargs="+", metavar="KEY=VALUE",
+                   help="dotted key (list items by index: sensors.0.pin); "
+                        "value as JSON when it parses, else a string")
+    u = sub.add_parser("put", parents=[common, writes], help="upload a whole config file")
+    u.add_argument("file", help="local config.json to upload")
+    sub.add_parser("edit", parents=[common, writes], help="edit the node's config.json in $EDITOR")
+
+
+def validate(text, what):
+    try:
+        firmware_config().parse(text)
+    except ValueError as e:  # config.ConfigError is a ValueError
+        raise CliError("%s is not valid, nothing was written: %s" % (what, e))
+
+
+def parse_pairs(pairs):
+    """['wifi.ssid=home', 'interval_s=30'] -> [(['wifi', 'ssid'], 'home'), (['interval_s'], 30)]"""
+    defaults = firmware_config().DEFAULTS
+    out = []
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        if not eq or not key or any(not k for k in key.split(".")):
+            raise CliError("expected KEY=VALUE, got %r" % pair)
+        path = key.split(".")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        # Where the default is a string, a bare word stays a string: no need
+        # to quote wifi.ssid=1234 as '"1234"'.
+        d = defaults
+        for k in path:
+            d = d.get(k) if isinstance(d, dict) else None
+        if isinstance(d, str) and not isinstance(value, str):
+            value = raw
+        out.append((path, value))
+    return out
+
+
+def apply(cfg, path, value):
+    node = cfg
+    for i, k in enumerate(path[:-1]):
+        if isinstance(node, list):
+            if not k.isdigit() or int(k) >= len(node):
+                raise CliError("%s: no list item %s" % (".".join(path[:i + 1]), k))
+            node = node[int(k)]
+        elif isinstance(node, dict):
+            node = node.setdefault(k, {})
+        else:
+            raise CliError("%s is not an object" % ".".join(path[:i]))
+    last = path[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise CliError("%s: no list item %s" % (".".join(path), last))
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise CliError("%s is not an object" % ".".join(path[:-1]))
+
+
+def dumps(cfg):
+    return json.dumps(cfg, indent=2) + "\n"
+
+
+def connect(args):
+    host, port = split_host(args.host, args.port)
+    return WebRepl(host, port, webrepl_password("%s:%d" % (host, port)), timeout=args.timeout)
+
+
+def read_device(w):
+    return w.get(CONFIG).decode("utf-8")
+
+
+def write_device(w, text, reset):
+    data = text.encode("utf-8")
+    w.put(TMP, data)                      # read back and compared inside put()
+    w.exec("import os\nos.rename(%r, %r)" % (TMP, CONFIG))
+    say("upynode: config.json written on %s (%d bytes)" % (w.where, len(data)))
+    if reset:
+        w.exec_no_reply("import machine\nmachine.reset()")
+        say("upynode: node reset")
+    else:
+        say("upynode: the node stopped at its REPL; reset it (or pass --reset) to use the new config")
+
+
+def edit_text(text):
+    """Run $VISUAL/$EDITOR on a private temp copy until it validates (or the user gives up)."""
+    editor = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
+    with tempfile.TemporaryDirectory(prefix="upynode-") as d:  # 0700: the copy holds secrets
+        path = os.path.join(d, CONFIG)
+        with open(path, "w") as f:
+            f.write(text)
+        while True:
+            if subprocess.call(editor + [path]):
+                raise CliError("the editor (%s) failed; nothing was written" % editor[0])
+            with open(path) as f:
+                new = f.read()
+            try:
+                validate(new, "the edited config")
+                return new
+            except CliError as e:
+                if not sys.stdin.isatty():
+                    raise
+                say("upynode: %s" % e)
+                if input("Edit again? [Y/n] ").strip().lower() not in ("", "y", "yes"):
+                    raise CliError("nothing was written")
+
+
+def run(args):
+    # Check what can be checked before the network.
+    if args.action == "set":
+        pairs = parse_pairs(args.pairs)
+    if args.action == "put":
+        try:
+            with open(args.file) as f:
+                put_text = f.read()
+        except OSError as e:
+            raise CliError("cannot read %s: %s" % (args.file, e.strerror))
+        validate(put_text, args.file)
+
+    with connect(args) as w:
+        if args.action == "get":
+            text = read_device(w)
+            try:
+                cfg = json.loads(text)
+            except ValueError as e:
+                if args.show_secrets:
+                    sys.stdout.write(text)
+                    return 1
+                raise CliError("config.json on the node is not valid JSON (%s); "
+                               "--show-secrets prints it as it is" % e)
+            conf = firmware_config()
+            sys.stdout.write(dumps(cfg if args.show_secrets else conf.masked(cfg)))
+            try:
+                conf.parse(text)
+            except ValueError as e:
+                say("upynode: warning: this config does not validate: %s" % e)
+            return 0
+        if args.action == "put":
+            write_device(w, put_text, args.reset)
+            return 0
+        current = read_device(w)
+        if args.action == "set":
+            try:
+                cfg = json.loads(current)
+            except ValueError:
+                raise CliError("config.json on the node is not valid JSON; replace it with `config put`")
+            for path, value in pairs:
+                apply(cfg, path, value)
+            new = dumps(cfg)
+            validate(new, "the changed config")
+            write_device(w, new, args.reset)
+            return 0
+    # edit: no connection held open while a person edits (it would time out).
+    new = edit_text(current)
+    if new == current:
+        say("upynode: no change; nothing was written")
+        return 0
+    with connect(args) as w:
+        write_device(w, new, args.reset)
+    return 0

@@ -1,0 +1,227 @@
+"""`upynode deploy`: build, then copy only what changed onto the board.
+
+The board hashes its own files (sha256 in 512-byte chunks, run through the
+REPL) and only files whose hash differs are sent. Each file goes to
+NAME.tmp, is hashed again on the board and then renamed over NAME, so an
+interrupted deploy never leaves a half-written module behind. config.json
+is never touched without --config.
+"""
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import REPO, CliError, firmware_config, say
+from .board import open_board
+
+CONFIG = "config.json"
+
+# Board-side helpers (MicroPython). _h hashes a file without loading it
+# whole: the ESP8266 has about 40 kB of heap.
+HASH_FN = """\
+import hashlib, binascii, os, gc
+gc.collect()
+def _h(p):
+    try:
+        f = open(p, 'rb')
+    except OSError:
+        return '-'
+    b = bytearray(512)
+    m = memoryview(b)
+    h = hashlib.sha256()
+    while True:
+        n = f.readinto(b)
+        if not n:
+            break
+        h.update(m[:n])
+    f.close()
+    return binascii.hexlify(h.digest()).decode()
+"""
+
+HASH_ALL = HASH_FN + """\
+for _p in {paths!r}:
+    print(_h(_p), _p)
+"""
+
+MKDIRS = """\
+import os
+for _d in {dirs!r}:
+    try:
+        os.mkdir(_d)
+    except OSError:
+        pass
+"""
+
+# Verify the uploaded temp file, then move it into place.
+INSTALL = HASH_FN + """\
+if _h({tmp!r}) != {want!r}:
+    os.remove({tmp!r})
+    raise OSError('{path} arrived corrupted')
+os.rename({tmp!r}, {path!r})
+"""
+
+REMOVE = """\
+import os
+for _p in {paths!r}:
+    try:
+        os.remove(_p)
+    except OSError:
+        pass
+"""
+
+
+def add_arguments(p):
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="serial port of the board (USB)")
+    where.add_argument("--host", metavar="IP[:PORT]", help="the node's address, over WebREPL")
+    p.add_argument("--source", action="store_true",
+                   help="deploy .py sources instead of precompiled .mpy")
+    p.add_argument("--config", nargs="?", const=str(REPO / CONFIG), metavar="FILE",
+                   help="also install a validated config.json (default: %s)" % CONFIG)
+    p.add_argument("--reset", action="store_true", help="reset the board afterwards")
+    p.add_argument("--build-dir", metavar="DIR",
+                   help="deploy this already built board folder instead of building")
+    p.add_argument("--timeout", type=float, default=10.0, help="WebREPL timeout, seconds")
+
+
+def build(out, source):
+    cmd = [sys.executable, str(REPO / "tools" / "build.py"), "--out", str(out)]
+    if source:
+        cmd.append("--source")
+    say("upynode: building: %s" % " ".join(cmd[1:]))
+    r = subprocess.run(cmd, cwd=REPO, stdout=sys.stderr)  # keep stdout for data
+    if r.returncode:
+        raise CliError("build failed (tools/build.py exited %d)" % r.returncode)
+
+
+def local_files(root):
+    """{device path: bytes} of a built board folder, config.json left out."""
+    files = {}
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames.sort()
+        for n in sorted(names):
+            full = Path(dirpath) / n
+            rel = full.relative_to(root).as_posix()
+            if rel != CONFIG and not n.endswith(".tmp"):
+                files[rel] = full.read_bytes()
+    return files
+
+
+def mpy_header(files):
+    """(version, sub-version, native?) of the built .mpy files, or None."""
+    for path, data in files.items():
+        if path.endswith(".mpy") and data[:1] == b"M":
+            return data[1], data[2] & 3, (data[2] >> 2) != 0
+    return None
+
+
+def check_mpy(board, files):
+    need = mpy_header(files)
+    if need is None:
+        return
+    out = board.exec("import sys\nprint(getattr(sys.implementation, '_mpy', 0))").strip()
+    mpy = int(out or 0)
+    ver, sub = mpy & 0xFF, (mpy >> 8) & 3
+    # MicroPython loads a .mpy whose version equals its own; the sub-version
+    # must match too, but only for files holding native code.
+    if ver != need[0] or (need[2] and sub != need[1]):
+        have = "no .mpy support" if not mpy else ".mpy v%d.%d" % (ver, sub)
+        raise CliError("the board's MicroPython has %s and cannot load these .mpy v%d.%d files: "
+                       "flash a current firmware (upynode flash) or deploy sources with --source"
+                       % (have, need[0], need[1]))
+
+
+def counterpart(path):
+    # A stale .py next to a new .mpy wins the import (MicroPython tries .py
+    # first), and a stale .mpy is dead weight: remove the other kind in lib/.
+    if path.startswith("lib/"):
+        if path.endswith(".mpy"):
+            return path[:-4] + ".py"
+        if path.endswith(".py"):
+            return path[:-3] + ".mpy"
+    return None
+
+
+def board_hashes(board, paths):
+    out = {}
+    for line in board.exec(HASH_ALL.format(paths=paths)).splitlines():
+        if " " in line:
+            h, p = line.split(" ", 1)
+            out[p] = None if h == "-" else h
+    return out
+
+
+def progress_printer(i, n, path):
+    tty = sys.stderr.isatty()
+
+    def show(done, total):
+        if tty:
+            say("\r  [%d/%d] %-40s %7d/%d B" % (i, n, path, done, total), end="")
+    return show
+
+
+def run(args):
+    cfg_data = None
+    if args.config:
+        try:
+            cfg_data = Path(args.config).read_bytes()
+        except OSError as e:
+            raise CliError("cannot read %s: %s" % (args.config, e.strerror))
+        try:
+            firmware_config().parse(cfg_data.decode("utf-8"))
+        except ValueError as e:
+            raise CliError("%s is not valid: %s" % (args.config, e))
+
+    with tempfile.TemporaryDirectory(prefix="upynode-build-") as tmp:
+        root = Path(args.build_dir) if args.build_dir else Path(tmp) / "board"
+        if args.build_dir:
+            if not root.is_dir():
+                raise CliError("no such build folder: %s" % root)
+        else:
+            build(root, args.source)
+        files = local_files(root)
+    if not files:
+        raise CliError("the build produced no files")
+    if cfg_data is not None:
+        files[CONFIG] = cfg_data
+
+    t0 = time.monotonic()
+    board = open_board(args)
+    try:
+        if any(p.endswith(".mpy") for p in files):
+            check_mpy(board, files)
+        stale = sorted({c for c in map(counterpart, files) if c and c not in files})
+        remote = board_hashes(board, sorted(files) + stale)
+        todo = [p for p in sorted(files)
+                if remote.get(p) != hashlib.sha256(files[p]).hexdigest()]
+        dirs = sorted({"/".join(p.split("/")[:k]) for p in todo
+                       for k in range(1, p.count("/") + 1)}, key=lambda d: d.count("/"))
+        if dirs:
+            board.exec(MKDIRS.format(dirs=dirs))
+        sent = 0
+        for i, path in enumerate(todo, 1):
+            data = files[path]
+            board.write(path + ".tmp", data, progress_printer(i, len(todo), path))
+            board.exec(INSTALL.format(tmp=path + ".tmp", path=path,
+                                      want=hashlib.sha256(data).hexdigest()))
+            sent += len(data)
+            say("\r  [%d/%d] %-40s %7d B sent" % (i, len(todo), path, len(data)))
+        gone = [p for p in stale if remote.get(p)]
+        if gone:
+            board.exec(REMOVE.format(paths=gone))
+            for p in gone:
+                say("  removed stale %s" % p)
+        say("upynode: %d sent (%d B), %d unchanged, %d removed, %.1f s"
+            % (len(todo), sent, len(files) - len(todo), len(gone), time.monotonic() - t0))
+        if args.reset:
+            board.reset()
+            say("upynode: board reset")
+        elif todo or gone:
+            say("upynode: the board is at its REPL; reset it (or use --reset) to run the new code")
+    finally:
+        board.close(reset=args.reset)
+    return 0
+
