@@ -23,7 +23,7 @@ board: deps
 	$(BIN)/python tools/build.py
 
 sim: board
-	$(BIN)/python tools/sim.py --cycles $(CYCLES)
+	$(BIN)/python tools/sim.py --cycles $(CYCLES) --transport $(TRANSPORT)
 
 test: board
 	$(BIN)/python -m pytest -q tests

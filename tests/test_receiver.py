@@ -347,35 +347,10 @@ def free_port():
 @pytest.fixture
 def live_server(tmp_path):
     """`python -m tools.server` on a free 127.0.0.1 port; yields its base URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UPYNODE_")}
-    env["UPYNODE_API_KEYS"] = f"{KEY},{OTHER_KEY}"
-    log = open(tmp_path / "server.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.server", "--port", str(port), "--db", str(tmp_path / "live.sqlite3")],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not listen within 20 s")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    from tools.server.process import ReceiverProcess
+    with ReceiverProcess(str(tmp_path / "live.sqlite3"), f"{KEY},{OTHER_KEY}",
+                         log_path=str(tmp_path / "server.log")) as rx:
+        yield rx.url
 
 
 def http(method, url, body=None, headers=None):

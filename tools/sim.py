@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Boot the virtual NodeMCU and watch its readings arrive at a real broker.
+"""Boot the virtual NodeMCU and watch its readings arrive at real sinks.
 
 The firmware in build/board runs in the MicroPython VM with a limited heap,
 on fake hardware whose world (temperature, light) drifts a little each
-cycle. A broker runs on 127.0.0.1 (mosquitto if installed, else amqtt) and
-a subscriber prints each reading as the broker delivered it.
+cycle. Two sinks run on 127.0.0.1: an MQTT broker (mosquitto if installed,
+else amqtt), where a subscriber prints each reading as the broker delivered
+it, and the reference receiver (tools/server), which the node reaches over
+HTTP with the tutorial's URL and which draws the readings on its page.
 """
 import argparse
 import json
@@ -15,17 +17,23 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import brokers  # noqa: E402
+from tools.server.process import ReceiverProcess  # noqa: E402
 import vboard  # noqa: E402
 from mqttwatch import Watch  # noqa: E402
 
 ROOT = vboard.ROOT
 SSID, WIFI_PASSWORD = "upynode-sim", "sim-secret"
+API_KEY = "sim-api-key"
 
 # The embedded default config: the seed tutorial's kitchen node, LED on
 # while the temperature is at or above 20 degC.
-def sim_config(port, interval):
+def sim_config(port, interval, transports=("mqtt",), receiver_url=""):
     return {
+        "transports": list(transports),
+        "http": {"target": "flask", "url": receiver_url, "api_key": API_KEY,
+                 "fields": {"temperature": 1, "room_humidity": 2, "light": 3}},
         "wifi": {"ssid": SSID, "password": WIFI_PASSWORD, "timeout_s": 5},
         "webrepl": {"password": "upysim"},
         "interval_s": interval,
@@ -54,21 +62,54 @@ def fmt(msg):
     return "  ".join(parts)
 
 
-def run(cycles, interval, heapsize, echo):
+def run(cycles, interval, heapsize, echo, transport="both", serve=False):
     sim_dir = os.path.join(ROOT, "build", "sim")
     board = os.path.join(sim_dir, "board")
     shutil.rmtree(sim_dir, ignore_errors=True)
     shutil.copytree(os.path.join(ROOT, "build", "board"), board)
+    transports = ("mqtt", "http") if transport == "both" else (transport,)
+    rx = None
+    if "http" in transports:
+        rx = ReceiverProcess(os.path.join(sim_dir, "receiver.sqlite3"), API_KEY,
+                             log_path=os.path.join(sim_dir, "receiver.log")).start()
+        print("sim: receiver at %s/ (the page with the charts; it stays up until the sim ends)" % rx.url)
+    try:
+        ok = _run(board, sim_dir, cycles, interval, heapsize, echo, transports, rx)
+        if rx and serve:
+            print("sim: the receiver keeps serving %s/ until Ctrl-C" % rx.url, flush=True)
+            try:
+                rx.proc.wait()
+            except KeyboardInterrupt:
+                pass
+    finally:
+        if rx:
+            rx.stop()
+    return ok
+
+
+def http_delivered(rx, cycles):
+    # The tutorial URL carries no sequence number: count the temperature rows.
+    import urllib.request
+    with urllib.request.urlopen(rx.url + "/api/readings?quantity=temperature", timeout=10) as r:
+        return min(cycles, len(json.load(r)))
+
+
+def _run(board, sim_dir, cycles, interval, heapsize, echo, transports, rx):
     with brokers.Broker() as broker:
         print("sim: %s broker on 127.0.0.1:%d; virtual NodeMCU with a %s heap" % (broker.kind, broker.port, heapsize))
         watch = Watch(broker.port, ("home/+/state",))
         vb = vboard.VBoard(board, os.path.join(sim_dir, "state"), heapsize=heapsize, echo=echo)
         vb.world(aps={SSID: {"password": WIFI_PASSWORD}}, **world_at(0))
-        vb.write_config(sim_config(broker.port, interval))
+        vb.write_config(sim_config(broker.port, interval, transports, rx.url if rx else ""))
         seen = {}
         deadline = time.monotonic() + 30 + cycles * (interval + 3)
         with vb:
-            while len(seen) < cycles and time.monotonic() < deadline:
+            if "mqtt" not in transports:  # the node's console tells when it sent
+                try:
+                    vb.wait_for(r"^%d: .* sent" % cycles, timeout=deadline - time.monotonic())
+                except AssertionError:
+                    pass
+            while "mqtt" in transports and len(seen) < cycles and time.monotonic() < deadline:
                 try:
                     msgs = watch.wait(lambda m: len(m) > len(seen) or not vb.running(), timeout=2)
                 except AssertionError:
@@ -84,12 +125,21 @@ def run(cycles, interval, heapsize, echo):
                     led = "on" if vb.state("gpio2") == 0 else "off"  # active-low
                     print("broker| %s #%d: %s  (LED %s)" % (topic, seq, fmt(msg), led), flush=True)
                     vb.world(**world_at(seq))
+            time.sleep(0.5)  # the HTTP requests of the last cycle
         watch.close()
-    delivered = len([s for s in seen if 1 <= s <= cycles])
-    print("sim: %d/%d readings delivered" % (delivered, cycles))
-    if delivered < cycles:
+    counts = []
+    for sink in transports:
+        if sink == "mqtt":
+            counts.append(len([s for s in seen if 1 <= s <= cycles]))
+        else:
+            counts.append(http_delivered(rx, cycles))
+        print("sim: %s: %d/%d readings delivered" % (sink, counts[-1], cycles))
+    # a reading counts as delivered when every sink has it
+    print("sim: %d/%d readings delivered" % (min(counts), cycles))
+    ok = min(counts) == cycles
+    if not ok:
         print(vb.output()[-3000:], file=sys.stderr)
-    return delivered == cycles
+    return ok
 
 
 def main(argv=None):
@@ -98,12 +148,15 @@ def main(argv=None):
     ap.add_argument("--interval", type=int, default=2, help="interval_s of the node (default 2: the DHT22's minimum)")
     ap.add_argument("--heapsize", default=vboard.HEAPSIZE, help="MicroPython heap (default %s)" % vboard.HEAPSIZE)
     ap.add_argument("--quiet", action="store_true", help="do not show the node's serial console")
+    ap.add_argument("--serve", action="store_true", help="keep the receiver's page up after the run, until Ctrl-C")
+    ap.add_argument("--transport", choices=("both", "mqtt", "http"), default="both",
+                    help="where the node sends: the broker, the receiver, or both (default)")
     a = ap.parse_args(argv)
     if a.cycles < 1:
         ap.error("--cycles must be at least 1")
     if not os.path.exists(os.path.join(ROOT, "build", "board", "boot.py")):
         sys.exit("sim: build/board is missing: run `make board` (or `make sim`)")
-    sys.exit(0 if run(a.cycles, a.interval, a.heapsize, not a.quiet) else 1)
+    sys.exit(0 if run(a.cycles, a.interval, a.heapsize, not a.quiet, a.transport, a.serve) else 1)
 
 
 if __name__ == "__main__":

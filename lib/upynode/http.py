@@ -66,7 +66,7 @@ class Http:
         self.h = cfg["http"]
         self.ha = cfg["homeassistant"]
         self.node_id = node_id
-        self.units = units  # {quantity: unit}: what to send
+        self.units = dict(units)  # [(quantity, unit)] or {quantity: unit}: what to send
         self.log = log
         self.mac = None
         if self.h["target"] == "ha":
@@ -90,7 +90,7 @@ class Http:
     def send(self, msg):
         # One request per quantity in msg; True if every one was accepted.
         # A network error stops the rest: they would each wait a timeout.
-        ok = True
+        ok, sent = True, 0
         for q in self.units:
             v = msg.get(q)
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -104,11 +104,15 @@ class Http:
                 return False
             if st is None:
                 continue
+            sent += 1
             if not 200 <= st < 300:
                 self.log("http: %s: %s: HTTP %d%s" % (self.where, q, st, " (check %s)" % (
                     "homeassistant.token" if self.mac is None else "http.api_key") if st == 401 else ""))
                 ok = False
-        return ok
+        if not sent:
+            self.log("http: %s: nothing sent: no reading%s" % (
+                self.where, "" if self.mac is None else " has a number in http.fields"))
+        return ok and sent > 0
 
     def _one(self, q, v):
         t = self.h["timeout_s"]

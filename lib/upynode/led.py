@@ -13,13 +13,17 @@ class Led:
         self.entity = c["entity_id"]
         self.sig.off()
 
-    def update(self, values, published):
+    def show(self, values):
+        # Before sending: the LED tells the reading, however slow the network.
         if self.mode == "threshold":
             v = values.get(self.quantity)
             # No reading this cycle: keep the last state rather than flicker.
             if v is not None:
                 self.sig.value(1 if v >= self.threshold else 0)
-        elif self.mode == "heartbeat" and published:
+
+    def update(self, values, published):
+        self.show(values)
+        if self.mode == "heartbeat" and published:
             self.sig.on()
             time.sleep_ms(60)
             self.sig.off()

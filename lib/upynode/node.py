@@ -78,6 +78,7 @@ def cycle(seq, sens, led, txs, log=print):
     if errors:
         msg["err"] = errors
     msg["heap"] = gc.mem_free()
+    led.show(values)
     sent = [t.send(msg) for t in txs]
     led.update(values, True in sent)
     log("%d: %s -> %s" % (seq, json.dumps(msg), ", ".join("%s %s" % (t.where.split()[0], "sent" if ok else "NOT SENT")

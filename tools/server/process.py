@@ -1,0 +1,60 @@
+"""The receiver as a separate process on 127.0.0.1 (waitress), for the
+simulator and the tests."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ReceiverProcess:
+    def __init__(self, db, api_key, port=None, log_path=os.devnull):
+        self.db, self.api_key, self.port = db, api_key, port or free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log_path = log_path
+        self.proc = None
+
+    def start(self, timeout=20):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("UPYNODE_")}
+        env["UPYNODE_API_KEYS"] = self.api_key
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.server", "--port", str(self.port), "--db", self.db],
+            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("receiver exited with status %s" % self.proc.returncode)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("receiver did not listen on %s within %d s" % (self.url, timeout))
+                time.sleep(0.1)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
