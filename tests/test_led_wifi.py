@@ -91,3 +91,19 @@ def test_join_has_a_deadline_when_the_ap_never_answers(world):
 def test_setup_ap_is_open_and_named_after_the_chip(world):
     wifi.start_ap("upynode-a1b2c3d4", lambda m: None)
     assert _world.STATE["ap"] == {"active": True, "ssid": "upynode-a1b2c3d4", "security": network.AUTH_OPEN}
+
+
+@pytest.mark.parametrize("states, lit", [
+    (["21.5"], True), (["19.9"], False), (["20"], True),
+    (["on"], True), (["off"], False),
+    (["25", "unknown"], True), (["25", "unavailable"], True), (["25", None], True),
+    (["15", None], False), (["25", "warm"], True),
+])
+def test_ha_state_led_follows_the_entity_and_keeps_its_state_when_it_cannot(world, states, lit):
+    led = ledmod.Led(dict(LED, mode="ha_state", entity_id="sensor.kitchen_temperature"))
+    lines = []
+    for s in states:
+        led.follow(s, lines.append)
+    assert led.value() == (1 if lit else 0)
+    if states[-1] in ("unknown", "unavailable", None):
+        assert "sensor.kitchen_temperature is %s: keeping the LED" % (states[-1] or "unreachable") in lines[-1]

@@ -149,3 +149,35 @@ def test_raw_format_keeps_the_tutorials_topics(broker, make_vboard):
         assert not config_msgs(w)  # raw format: no discovery
     finally:
         w.close()
+
+
+def test_http_to_home_assistant_and_an_led_that_follows_an_entity(make_vboard):
+    # The node's whole loop over HTTP: readings POSTed with the token, and
+    # the LED following sensor.kitchen_temperature >= 20 (the seed tutorial).
+    from ha_standin import HaStandin
+    with HaStandin("tok-123") as ha:
+        ha.set_state("sensor.kitchen_temperature", "18.5")
+        cfg = node_config(0, transports=["http"], sensors=[{"type": "mcp9808"}],
+                          homeassistant={"url": ha.url, "token": "tok-123"},
+                          led={"mode": "ha_state", "entity_id": "sensor.kitchen_temperature", "threshold": 20})
+        del cfg["mqtt"]
+        vb = make_vboard(cfg, aps=HOME_AP, temperature=22.75)
+        with vb:
+            vb.wait_for(r"^1: .*ha sent")
+            entity = "sensor.%s_temperature" % NODE
+            deadline = time.monotonic() + 10
+            while entity not in ha.states and time.monotonic() < deadline:
+                time.sleep(0.1)
+            st = ha.states[entity]
+            assert st["state"] == "22.75"
+            assert st["attributes"]["unit_of_measurement"] == "°C"
+            assert st["attributes"]["device_class"] == "temperature"
+            assert vb.state("gpio2") == 1  # 18.5 < 20: off
+            ha.set_state("sensor.kitchen_temperature", "21")
+            start = len(vb.lines)
+            vb.wait_for(r"^\d+: .*ha sent", start=start)
+            vb.wait_for(r"^\d+: .*ha sent", start=len(vb.lines))
+            assert vb.state("gpio2") == 0  # 21 >= 20: on (active-low)
+            ha.set_state("sensor.kitchen_temperature", "unavailable")
+            vb.wait_for("sensor.kitchen_temperature is unavailable: keeping the LED on", start=start)
+            assert vb.state("gpio2") == 0

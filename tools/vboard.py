@@ -60,10 +60,14 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None):
 
 
 def check_loopback(cfg):
-    """Example broker addresses must never be dialled from a test or the sim."""
-    host = cfg.get("mqtt", {}).get("host", "")
-    if host not in LOOPBACK:
-        raise ValueError("virtual board: mqtt.host %r is not loopback; use 127.0.0.1" % host)
+    """Example addresses (a broker, Home Assistant, a Flask server) must
+    never be dialled from a test or the sim: every address must be loopback."""
+    from urllib.parse import urlsplit
+    targets = [("mqtt.host", cfg.get("mqtt", {}).get("host", ""))]
+    targets += [(k + ".url", urlsplit(cfg.get(k, {}).get("url", "")).hostname or "") for k in ("http", "homeassistant")]
+    for key, host in targets:
+        if host and host not in LOOPBACK:
+            raise ValueError("virtual board: %s %r is not loopback; use 127.0.0.1" % (key, host))
 
 
 class VBoard:
