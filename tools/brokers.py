@@ -20,17 +20,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _wait_listening(port, proc, timeout=15):
+def wait_listening(port, proc, timeout=15, what="broker"):
     t_end = time.monotonic() + timeout
     while time.monotonic() < t_end:
         if proc.poll() is not None:
-            raise RuntimeError("broker exited with status %s" % proc.returncode)
+            raise RuntimeError("%s exited with status %s" % (what, proc.returncode))
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError("broker did not listen on 127.0.0.1:%d within %d s" % (port, timeout))
+    raise RuntimeError("%s did not listen on 127.0.0.1:%d within %d s" % (what, port, timeout))
 
 
 def mosquitto_path():
@@ -68,7 +68,7 @@ class Broker:
             argv = [exe if os.path.exists(exe) else "amqtt", "-c", conf]
         self.log = open(os.path.join(self.dir, "broker.log"), "w")
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
-        _wait_listening(self.port, self.proc)
+        wait_listening(self.port, self.proc)
         return self
 
     def stop(self):

@@ -68,6 +68,8 @@ class Mqtt:
         self.client.publish(self.base + "/led/state", "ON" if self.led.value() else "OFF", True)
 
     def _announce(self):
+        import gc
+        gc.collect()  # the import and the payloads want the heap in one piece
         from upynode import discovery as D
         force, self.announce = self.announce == 2, False
         led = self.led is not None

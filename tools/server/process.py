@@ -1,18 +1,12 @@
 """The receiver as a separate process on 127.0.0.1 (waitress), for the
 simulator and the tests."""
 import os
-import socket
 import subprocess
 import sys
-import time
+
+from tools.brokers import free_port, wait_listening
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ReceiverProcess:
@@ -29,18 +23,12 @@ class ReceiverProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tools.server", "--port", str(self.port), "--db", self.db],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("receiver exited with status %s" % self.proc.returncode)
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("receiver did not listen on %s within %d s" % (self.url, timeout))
-                time.sleep(0.1)
+        try:
+            wait_listening(self.port, self.proc, timeout, "receiver")
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
