@@ -124,3 +124,16 @@ def test_a_dead_broker_costs_only_the_cycles_it_is_down(make_vboard):
                 w.close()
         assert got[0]["seq"] > 2 and got[1]["seq"] == got[0]["seq"] + 1
     assert vb.boots == 1
+
+
+def test_the_embedded_fallback_broker_works_too(make_vboard):
+    # amqtt is what `make sim` uses where mosquitto is not installed.
+    with brokers.Broker("amqtt") as b:
+        w = Watch(b.port, (STATE,))
+        try:
+            vb = make_vboard(node_config(b.port), aps=HOME_AP, temperature=12.5)
+            with vb:
+                got = wait_readings(w, lambda r: len(r) >= 2)
+            assert got[0]["temperature"] == 12.5 and got[1]["seq"] == got[0]["seq"] + 1
+        finally:
+            w.close()
