@@ -1,13 +1,13 @@
 """upynode config over WebREPL, against tests/webrepl_server.py on 127.0.0.1."""
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from cli_helpers import cli as run_cli, one_line_error  # noqa: F401
 from webrepl_server import WebReplServer, free_port, silent_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,25 +24,8 @@ CONFIG = {
 }
 
 
-def cli(*args, password=PASSWORD, timeout=60, env=None):
-    e = dict(os.environ)
-    e.pop("UPYNODE_WEBREPL_PASSWORD", None)
-    if password is not None:
-        e["UPYNODE_WEBREPL_PASSWORD"] = password
-    e.update(env or {})
-    return subprocess.run([sys.executable, str(REPO / "tools" / "upynode"), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=e,
-                          stdin=subprocess.DEVNULL)
-
-
-def one_line_error(r, *words):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr + r.stdout
-    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("upynode ") and "error:" in ln]
-    assert len(errors) == 1, r.stderr
-    for w in words:
-        assert w in errors[0], errors[0]
-    return errors[0]
+def cli(*args, password=PASSWORD, **kw):
+    return run_cli(*args, password=password, **kw)
 
 
 @pytest.fixture

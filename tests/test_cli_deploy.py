@@ -3,7 +3,6 @@ and over WebREPL (tests/webrepl_server.py)."""
 import json
 import os
 import pty
-import re
 import select
 import shutil
 import subprocess
@@ -12,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from cli_helpers import cli as run_cli, deploy_summary, one_line_error  # noqa: F401
 
 from webrepl_server import WebReplServer
 
@@ -25,27 +26,12 @@ VALID_CONFIG = {"wifi": {"ssid": "home", "password": "hunter22"}, "mqtt": {"host
                 "webrepl": {"password": "s3cret"}}
 
 
-def cli(*args, timeout=120, env=None):
-    e = dict(os.environ, UPYNODE_WEBREPL_PASSWORD="s3cret", **(env or {}))
-    return subprocess.run([sys.executable, str(REPO / "tools" / "upynode"), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=e,
-                          stdin=subprocess.DEVNULL)
-
-
-def one_line_error(r, *words):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr + r.stdout
-    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("upynode ") and "error:" in ln]
-    assert len(errors) == 1, r.stderr
-    for w in words:
-        assert w in errors[0], errors[0]
+def cli(*args, **kw):
+    return run_cli(*args, password="s3cret", **kw)
 
 
 def summary(r):
-    assert r.returncode == 0, r.stderr
-    m = re.search(r"upynode: (\d+) sent \(\d+ B\), (\d+) unchanged", r.stderr)
-    assert m, r.stderr
-    return int(m.group(1)), int(m.group(2))
+    return deploy_summary(r)[:2]
 
 
 def make_build(root, version=1):

@@ -3,12 +3,13 @@ import fcntl
 import os
 import pty
 import struct
-import subprocess
 import sys
 import types
 from pathlib import Path
 
 import pytest
+
+from cli_helpers import cli, one_line_error  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
@@ -17,20 +18,6 @@ from upynode_cli import CliError, cmd_flash, cmd_ports  # noqa: E402
 from upynode_cli.main import parser  # noqa: E402
 
 
-def cli(*args, timeout=120):
-    return subprocess.run([sys.executable, str(REPO / "tools" / "upynode"), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def one_line_error(r, *words):
-    """Failed, with one `upynode ...: error:` line naming the words, and no traceback."""
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr + r.stdout
-    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("upynode ") and "error:" in ln]
-    assert len(errors) == 1, r.stderr
-    for w in words:
-        assert w in errors[0], errors[0]
-    return errors[0]
 
 
 def esp8266_image(path):

@@ -103,6 +103,7 @@ def test_wifi_that_comes_back_after_a_power_cut_brings_the_node_back(broker, wat
     with vb:
         vb.wait_for(r'wifi: "home" attempt 1/1: network not found')
         vb.wait_for(r'setup mode: wifi: could not join "home"')
+        vb.wait_for(r'access point "upynode-a1b2c3d4"')
         assert vb.state("ap")["active"]
         vb.world(aps=HOME_AP)
         vb.wait_for(r"WiFi is back: restarting", timeout=30)

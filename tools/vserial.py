@@ -224,11 +224,15 @@ class VirtualSerial:
 
     # -- byte pump ---------------------------------------------------------
     def _to_client(self, data):
-        # Drop what nobody reads once the pty's buffer is full, as a UART would.
-        try:
-            os.write(self.fd, data)
-        except BlockingIOError:
-            pass
+        # Write it all while someone reads (a partial write would lose the
+        # tail of an answer); drop it once nobody has read for a while, as a
+        # UART would.
+        while data:
+            try:
+                data = data[os.write(self.fd, data):]
+            except BlockingIOError:
+                if not select.select([], [self.fd], [], 0.5)[1]:
+                    return
 
     def _to_vm(self, data):
         try:

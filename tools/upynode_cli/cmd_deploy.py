@@ -219,8 +219,8 @@ def run(args):
         if args.reset:
             board.reset()
             say("upynode: board reset")
-        elif todo or gone:
-            say("upynode: the board is at its REPL; reset it (or use --reset) to run the new code")
+        else:
+            say("upynode: the board is at its REPL (its main loop was stopped); reset it, or use --reset")
     finally:
         board.close(reset=args.reset)
     return 0
