@@ -23,6 +23,8 @@ board: deps
 	$(BIN)/python tools/build.py
 
 sim: board
+	@# Chart.js for the receiver's page (npm registry); the sim runs without it
+	-@$(BIN)/python -m tools.server.chartjs
 	$(BIN)/python tools/sim.py --cycles $(CYCLES) --transport $(TRANSPORT)
 
 test: board
