@@ -1,6 +1,14 @@
 # boot.py: runs first on every start. Config -> WiFi -> WebREPL, or setup
 # mode; the logic lives in lib/upynode/startup.py.
 import gc
+import sys
+
+# Boards with 2 MB of flash or more freeze their own umqtt.simple and
+# urequests, and ".frozen" comes before "/lib": put /lib first so that the
+# pinned copies this firmware was tested with are the ones that run.
+if ".frozen" in sys.path:
+    sys.path.remove(".frozen")
+    sys.path.append(".frozen")
 
 try:
     from upynode import startup
@@ -8,4 +16,9 @@ try:
 except Exception as e:  # never stop the board from reaching main.py and the REPL
     import sys
     sys.print_exception(e)
+    try:  # keep a way in without USB: WebREPL with the saved password
+        import webrepl
+        webrepl.start()
+    except Exception:
+        pass
 gc.collect()

@@ -96,6 +96,7 @@ def make_vboard(board_build, tmp_path):
 def node_config(port, **over):
     """A config for the virtual board's home WiFi and the test broker."""
     cfg = {"wifi": {"ssid": "home", "password": "secret123", "timeout_s": 3, "retries": 2},
+           "webrepl": {"password": "s3cret"},
            "interval_s": 1,
            "mqtt": {"host": "127.0.0.1", "port": port},
            "sensors": [{"type": "adc"}, {"type": "mcp9808"}]}

@@ -97,7 +97,7 @@ def test_config_json_only_with_config(vboard, tmp_path):
     assert (vboard.board / "config.json").read_text() == "the node's own\n"
 
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"wifi": {"ssid": "x"}}))
+    bad.write_text(json.dumps({"wifi": {"ssid": "x"}, "webrepl": {"password": "s3cret"}}))
     one_line_error(cli("deploy", "--port", vboard.device, "--build-dir", build, "--config", bad),
                    "bad.json is not valid", "mqtt.host")
     good = tmp_path / "config.json"

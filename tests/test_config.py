@@ -6,7 +6,8 @@ import pytest
 
 from upynode import config
 
-GOOD = {"wifi": {"ssid": "home", "password": "pw-secret"}, "mqtt": {"host": "192.0.2.10"}}
+GOOD = {"wifi": {"ssid": "home", "password": "pw-secret"}, "mqtt": {"host": "192.0.2.10"},
+        "webrepl": {"password": "wr-pass"}}
 
 
 def parse(d):
@@ -57,7 +58,24 @@ def test_sensor_entries_get_their_drivers_defaults():
     (merged(mqtt={"host": ""}), ["mqtt.host", "broker"]),
     (merged(mqtt={"port": 70000}), ["mqtt.port", "70000"]),
     (merged(mqtt={"base_topic": "home/#"}), ["mqtt.base_topic", "home/#"]),
-    (merged(mqtt={"keepalive": 30}, interval_s=60), ["mqtt.keepalive", "30", "drops"]),
+    (merged(mqtt={"keepalive": 5}), ["mqtt.keepalive", "5", "at least 10"]),
+    (merged(mqtt={"expire_after": 60}, interval_s=60), ["mqtt.expire_after", "60", "unavailable"]),
+    (merged(interval_s=1e999), ["interval_s", "1 to 86400"]),
+    (merged(http={"fields": {"temperature": 1e999}}), ["http.fields.temperature", "1 to 99"]),
+    (merged(webrepl={"password": ""}), ["webrepl.password", "4 to 9", "guards"]),
+    (merged(transports=["http"], http={"target": "flask", "url": "https://192.0.2.5", "api_key": "k"}),
+     ["http.url", "https://192.0.2.5", "TLS"]),
+    (merged(transports=["http"], homeassistant={"url": "http://192.0.2.5:8123"}), ["homeassistant.token", "long-lived"]),
+    (merged(transports=["http"], homeassistant={"url": "http://192.0.2.5:8123", "api_password": "old"}),
+     ["homeassistant.token", "removed from Home Assistant in 2019"]),
+    (merged(led={"mode": "ha_state", "entity_id": "kitchen"},
+            homeassistant={"url": "http://192.0.2.5:8123", "token": "t"}), ["led.entity_id", "kitchen"]),
+    (merged(mqtt={"format": "xml"}), ["mqtt.format", "xml"]),
+    (merged(led={"pin": 1}), ["led.pin", "1"]),
+    (merged(sensors=[{"type": "dht22", "pin": 2}]), ["led.pin", "GPIO2", "sensors[0].pin"]),
+    (merged(sensors=[{"type": "dht22", "pin": 15}]), ["sensors[0].pin", "15", "boot"]),
+    (merged(sensors=[{"type": "dht22", "pin": 5}, {"type": "mcp9808", "prefix": "k_"}]),
+     ["sensors[1].scl", "GPIO5", "sensors[0].pin"]),
     (merged(mqtt={"hots": "x"}), ["mqtt.hots", "unknown key", "host"]),
     (merged(led={"mode": "blink"}), ["led.mode", "blink", "heartbeat"]),
     (merged(led={"pin": 6}), ["led.pin", "6", "GPIO"]),
@@ -92,6 +110,16 @@ def test_masked_hides_every_secret_and_keeps_the_rest():
         assert secret not in text
     assert config.masked(c)["wifi"]["ssid"] == "home"
     assert config.masked(c)["wifi"]["password"] == "***"
+
+
+def test_i2c_sensors_may_share_their_bus():
+    c = parse(merged(sensors=[{"type": "mcp9808"}, {"type": "mcp9808", "address": 25, "prefix": "out_"}]))
+    assert [s["address"] for s in c["sensors"]] == [24, 25]
+
+
+def test_api_password_is_masked_too():
+    c = parse(merged(homeassistant={"api_password": "legacy"}))
+    assert "legacy" not in json.dumps(config.masked(c))
 
 
 def test_threshold_led_accepts_a_measured_quantity():

@@ -84,7 +84,7 @@ def vm(vm_lib, tmp_path):
 
 def node_cfg(**over):
     # A valid HA section unless a test gives its own; nothing dials it here.
-    user = {"wifi": {"ssid": "home"}, "transports": ["http"],
+    user = {"wifi": {"ssid": "home"}, "transports": ["http"], "webrepl": {"password": "s3cret"},
             "homeassistant": {"url": "http://127.0.0.1:9", "token": "unused"}}
     user.update(over)
     return config.parse(json.dumps(user))

@@ -30,7 +30,7 @@ class FakeTx:
 
 
 def cfg(**over):
-    d = {"wifi": {"ssid": "x"}, "mqtt": {"host": "h"}, "sensors": [{"type": "adc"}, {"type": "mcp9808"}],
+    d = {"wifi": {"ssid": "x"}, "mqtt": {"host": "h"}, "webrepl": {"password": "s3cret"}, "sensors": [{"type": "adc"}, {"type": "mcp9808"}],
          "led": {"mode": "threshold", "quantity": "temperature", "threshold": 20}}
     d.update(over)
     return config.parse(json.dumps(d))

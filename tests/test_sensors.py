@@ -11,7 +11,8 @@ import machine
 def load(*entries):
     import json
     from upynode import config
-    cfg = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "h"}, "sensors": list(entries)}))
+    cfg = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "h"},
+                                  "webrepl": {"password": "s3cret"}, "sensors": list(entries)}))
     return sensors.load(cfg["sensors"], log=lambda m: None)
 
 

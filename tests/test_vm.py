@@ -138,3 +138,58 @@ def test_the_embedded_fallback_broker_works_too(make_vboard):
             assert got[0]["temperature"] == 12.5 and got[1]["seq"] == got[0]["seq"] + 1
         finally:
             w.close()
+
+
+def test_a_broker_that_never_answers_costs_only_its_cycles(make_vboard):
+    # Accepts the TCP connection, never sends CONNACK: without a socket
+    # timeout from before connect(), umqtt.simple would wait forever.
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        vb = make_vboard(node_config(srv.getsockname()[1], mqtt={"timeout_s": 1}), aps=HOME_AP)
+        with vb:
+            vb.wait_for(r"^1: .*NOT SENT", timeout=15)
+            vb.wait_for(r"^2: .*NOT SENT", timeout=15)
+        assert "timed out" in vb.output() and len(held) >= 2
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        srv.close()
+
+
+def test_a_broker_gone_silent_is_noticed_by_the_keepalive(make_vboard):
+    # A frozen broker keeps the TCP connection open: QoS 0 publishes still
+    # "succeed" into the buffer. Only the unanswered ping tells.
+    import signal
+    with brokers.Broker() as b:
+        vb = make_vboard(node_config(b.port, interval_s=2, mqtt={"keepalive": 10, "timeout_s": 2}), aps=HOME_AP)
+        with vb:
+            vb.wait_for(r"^1: .*mqtt sent")
+            b.proc.send_signal(signal.SIGSTOP)
+            try:
+                start = len(vb.lines)
+                vb.wait_for(r"mqtt: mqtt 127\.0\.0\.1:\d+: timed out", timeout=25, start=start)
+            finally:
+                b.proc.send_signal(signal.SIGCONT)
+            w = Watch(b.port, (STATE,))
+            try:
+                wait_readings(w, lambda r: len(r) >= 1)  # and it comes back by itself
+            finally:
+                w.close()

@@ -81,6 +81,7 @@ def cycles(n=5):
         vb = vboard.VBoard(board, os.path.join(tmp, "state"))
         vb.world(aps={"home": {"password": "pw"}})
         vb.write_config({"wifi": {"ssid": "home", "password": "pw"}, "interval_s": 1,
+                         "webrepl": {"password": "bench"},
                          "mqtt": {"host": "127.0.0.1", "port": b.port},
                          "sensors": [{"type": "adc"}, {"type": "mcp9808"}]})
         with vb:

@@ -54,8 +54,10 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None):
     """(argv, env) to boot the VM on board_dir; cwd must be board_dir."""
     board_dir = os.path.abspath(board_dir)
     env = dict(os.environ)
-    # '' first: the board folder is the device's "/" and cwd, as on the chip.
-    env["MICROPYPATH"] = os.pathsep.join(["", compiled_fakes(), os.path.join(board_dir, "lib")])
+    # As on the chip: '' (the board folder is "/" and the cwd), '.frozen'
+    # (the VM's own frozen modules), then lib; the fakes stand in for the
+    # chip's built-in modules.
+    env["MICROPYPATH"] = os.pathsep.join(["", ".frozen", compiled_fakes(), os.path.join(board_dir, "lib")])
     env["UPYNODE_VBOARD"] = os.path.abspath(state_dir or os.path.join(board_dir, ".vboard"))
     return [micropython_exe(), "-X", "heapsize=" + heapsize, "-c", "import _vboot"], env
 

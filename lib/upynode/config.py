@@ -17,7 +17,7 @@ DEFAULTS = {
             "quantity": "temperature", "threshold": 20.0, "entity_id": ""},
     "transports": ["mqtt"],  # any of "mqtt", "http"
     "mqtt": {"host": "", "port": 1883, "user": "", "password": "",
-             "base_topic": "home", "keepalive": 0, "timeout_s": 10,
+             "base_topic": "home", "keepalive": 60, "timeout_s": 10,
              "format": "json", "discovery": True,
              "discovery_prefix": "homeassistant", "expire_after": 0},
     # "ha": Home Assistant's REST API; "flask": the tutorial's Flask server
@@ -35,8 +35,10 @@ LED_MODES = ("heartbeat", "threshold", "remote", "ha_state", "off")
 HTTP_TARGETS = ("ha", "flask")
 TRANSPORTS = ("mqtt", "http")
 MAPS = ("http.fields",)  # objects whose keys are the user's (quantity names)
-SECRETS = ("password", "token", "api_key", "key")
-GPIOS = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16)  # the ESP8266's usable GPIOs
+SECRETS = ("password", "token", "api_key", "key", "api_password")
+# The ESP8266's GPIOs a sensor or LED may use: not 6-11 (flash), not 1 and 3
+# (the serial port, the REPL's lifeline)
+GPIOS = (0, 2, 4, 5, 12, 13, 14, 15, 16)
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
 
@@ -98,7 +100,8 @@ def merge(defaults, user, prefix=""):
 
 def _int(c, key, lo, hi, path):
     v = c[key]
-    if _kind(v) != "number" or v != int(v) or not lo <= v <= hi:
+    # the range first: int() of 1e999 (inf) raises OverflowError
+    if _kind(v) != "number" or not lo <= v <= hi or v != int(v):
         _fail(path + key, v, "a whole number from %d to %d" % (lo, hi))
     return int(v)
 
@@ -115,7 +118,14 @@ def sensor_defaults(kind):
     return mod.DEFAULTS
 
 
-def _sensors(entries):
+def _claim(pins, pin, where, shared):
+    # Two uses of one pin break both, except I2C sensors sharing their bus.
+    if pin in pins and not (shared and pins[pin][1]):
+        raise ConfigError("%s = %d: GPIO%d is already used by %s" % (where, pin, pin, pins[pin][0]))
+    pins[pin] = (where, shared)
+
+
+def _sensors(entries, pins):
     out, seen = [], {}
     if _kind(entries) != "list":
         _fail("sensors", entries, "a list of sensor objects")
@@ -133,6 +143,10 @@ def _sensors(entries):
             if k in ("pin", "scl", "sda"):
                 if c[k] not in GPIOS:
                     _fail(path + "." + k, c[k], "an ESP8266 GPIO number, one of %s" % (GPIOS,))
+                _claim(pins, c[k], path + "." + k, k != "pin")
+        if kind[:3] == "dht" and c["pin"] == 15:
+            # GPIO15 must be low at boot; the DHT's pull-up holds it high
+            _fail(path + ".pin", 15, "another GPIO: a DHT on GPIO15 (D8) stops the board from booting")
         if "retries" in c:
             _int(c, "retries", 0, 5, path + ".")
         if "address" in c:
@@ -160,6 +174,14 @@ def quantities(s):
     return (p + "temperature", p + "humidity")
 
 
+def _url(u, key, what):
+    if u.startswith("https://"):
+        _fail(key, u, "an http:// address: TLS needs more heap than an ESP8266 node has; "
+              "keep the node on your LAN")
+    if not u.startswith("http://") or len(u) < 8:
+        _fail(key, u, what)
+
+
 def validate(c):
     w, m, led = c["wifi"], c["mqtt"], c["led"]
     if not w["ssid"]:
@@ -169,8 +191,10 @@ def validate(c):
     _int(w, "retry_s", 10, 86400, "wifi.")
     _int(c, "interval_s", 1, 86400, "")
     pw = c["webrepl"]["password"]
-    if pw and not 4 <= len(pw) <= 9:
-        _fail("webrepl.password", pw, "4 to 9 characters (a MicroPython limit)")
+    if not 4 <= len(pw) <= 9:
+        # Required: WebREPL can read config.json, WiFi password included,
+        # and in setup mode it is on an open access point.
+        _fail("webrepl.password", pw, "4 to 9 characters (a MicroPython limit); it guards your other secrets")
     if c["node_id"]:
         _ident(c["node_id"], "node_id")
     if "mqtt" in c["transports"] and not m["host"]:
@@ -178,10 +202,8 @@ def validate(c):
     _int(m, "port", 1, 65535, "mqtt.")
     _int(m, "timeout_s", 1, 120, "mqtt.")
     ka = _int(m, "keepalive", 0, 65535, "mqtt.")
-    if ka and ka * 3 // 2 <= c["interval_s"]:
-        # A broker drops a client that is silent for 1.5 x keepalive.
-        _fail("mqtt.keepalive", ka, "0, or more than interval_s / 1.5, or the "
-              "broker drops the node between readings")
+    if ka and ka < 10:
+        _fail("mqtt.keepalive", ka, "0 (never) or at least 10 seconds")
     ts = c["transports"]
     if not ts or any(t not in TRANSPORTS for t in ts):
         _fail("transports", ts, "a list of one or more of: " + ", ".join(TRANSPORTS))
@@ -190,29 +212,32 @@ def validate(c):
     bt = m["base_topic"]
     if not bt or "+" in bt or "#" in bt or bt[0] == "/" or bt[-1] == "/":
         _fail("mqtt.base_topic", bt, "a topic such as \"home\", without + # or a leading or trailing /")
-    c["sensors"] = _sensors(c["sensors"])
+    pins = {}
+    c["sensors"] = _sensors(c["sensors"], pins)
     if led["mode"] not in LED_MODES:
         _fail("led.mode", led["mode"], "one of " + ", ".join(LED_MODES))
     if led["pin"] not in GPIOS:
         _fail("led.pin", led["pin"], "an ESP8266 GPIO number (2 = on-board LED, 16 = NodeMCU's second LED)")
+    _claim(pins, led["pin"], "led.pin", False)
     h, ha = c["http"], c["homeassistant"]
     if h["target"] not in HTTP_TARGETS:
         _fail("http.target", h["target"], "one of " + ", ".join(HTTP_TARGETS))
     _int(h, "timeout_s", 1, 120, "http.")
-    _int(m, "expire_after", 0, 86400, "mqtt.")
+    ea = _int(m, "expire_after", 0, 86400, "mqtt.")
+    if ea and ea <= c["interval_s"]:
+        _fail("mqtt.expire_after", ea, "0, or more than interval_s (%d), or HA marks every sensor "
+              "unavailable between readings" % c["interval_s"])
     if m["format"] not in ("json", "raw"):
         _fail("mqtt.format", m["format"], "json or raw")
     _ident(m["discovery_prefix"], "mqtt.discovery_prefix")
     needs_ha = led["mode"] == "ha_state" or ("http" in ts and h["target"] == "ha")
     if needs_ha:
-        if not ha["url"].startswith("http://") and not ha["url"].startswith("https://"):
-            _fail("homeassistant.url", ha["url"], "Home Assistant's address, e.g. http://192.168.1.5:8123")
+        _url(ha["url"], "homeassistant.url", "Home Assistant's address, e.g. http://192.168.1.5:8123")
         if not ha["token"]:
             _fail("homeassistant.token", ha["token"], "a long-lived access token (your HA profile page, Security tab)"
                   + ("; api_password was removed from Home Assistant in 2019" if ha["api_password"] else ""))
     if "http" in ts and h["target"] == "flask":
-        if not h["url"].startswith("http://") and not h["url"].startswith("https://"):
-            _fail("http.url", h["url"], "the Flask server's address, e.g. http://192.168.1.5:8080")
+        _url(h["url"], "http.url", "the Flask server's address, e.g. http://192.168.1.5:8080")
         if not h["api_key"]:
             _fail("http.api_key", h["api_key"], "the API key your Flask server expects")
     if led["mode"] == "ha_state" and ("." not in led["entity_id"] or led["entity_id"].split(".")[0] not in (

@@ -63,7 +63,7 @@ def sensor_config(node_id, quantity, unit, c):
     if c["expire_after"] > 0:
         tail += ',"exp_aft":%d' % c["expire_after"]
     return t, (_head(node_id, quantity, c) +
-               ',"stat_t":"~/state","val_tpl":"{{value_json.%s}}",'
+               ',"stat_t":"~/state","val_tpl":"{{value_json[\'%s\']}}",'
                '"stat_cla":"measurement"%s}' % (quantity, tail))
 
 

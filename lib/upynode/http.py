@@ -47,7 +47,7 @@ def request(method, url, t, headers, data=None, limit=0):
 
 
 def _why(e):
-    from upynode.mqtt import describe
+    from upynode.neterr import describe
     return describe(e)
 
 

@@ -4,8 +4,56 @@
 # A failure closes the connection and costs this one message; the next
 # publish reconnects and restores the subscriptions (umqtt does not).
 import json
+import time
+
+from upynode.neterr import describe
 
 FP_FILE = "discovery.fp"  # what was announced: fingerprint, then quantities
+
+
+class _Sock:
+    # umqtt.simple's socket, with a timeout from before connect() on. umqtt
+    # calls setblocking(True) after every first byte it reads, which on the
+    # ESP8266 means "wait forever": here it means "wait timeout_s". Also
+    # notes when the broker last said anything, for the keepalive.
+    def __init__(self, t):
+        import usocket
+        self.s = usocket.socket()
+        self.t = t
+        self.s.settimeout(t)
+        self.rx = time.ticks_ms()
+
+    def connect(self, addr):
+        self.s.connect(addr)
+
+    def read(self, n):
+        b = self.s.read(n)
+        if b:
+            self.rx = time.ticks_ms()
+        return b
+
+    def write(self, *a):
+        return self.s.write(*a)
+
+    def setblocking(self, flag):
+        if flag:
+            self.s.settimeout(self.t)
+        else:
+            self.s.setblocking(False)
+
+    def close(self):
+        self.s.close()
+
+
+class _Net:
+    # Stands in for the `socket` module inside umqtt.simple only.
+    def __init__(self, t):
+        import usocket
+        self.getaddrinfo = usocket.getaddrinfo
+        self.t = t
+
+    def socket(self):
+        return _Sock(self.t)
 
 
 class Mqtt:
@@ -26,27 +74,30 @@ class Mqtt:
         self.where = "mqtt %s:%d" % (c["host"], c["port"])
 
     def connect(self):
-        from umqtt.simple import MQTTClient
+        import umqtt.simple as U
         c = self.c
-        cl = MQTTClient(self.node_id, c["host"], c["port"], c["user"] or None,
-                        c["password"] or None, c["keepalive"])
-        cl.set_last_will(self.status_topic, "offline", True)
+        # umqtt.simple has no timeout of its own: without one a silent broker
+        # or a half-open connection blocks the node forever.
+        U.socket = _Net(c["timeout_s"])
+        # bytes throughout: umqtt counts len(), which for a str is characters
+        user = c["user"].encode() if c["user"] else None
+        cl = U.MQTTClient(self.node_id.encode(), c["host"], c["port"], user,
+                          c["password"].encode() if user else None, c["keepalive"])
+        cl.set_last_will(self.status_topic.encode(), b"offline", True)
         cl.set_callback(self._message)
+        self.client = cl  # so that close() closes its socket if connect fails
         cl.connect()
-        self.client = cl
-        # umqtt.simple has no timeout of its own: without one a half-open
-        # connection blocks the node forever.
-        cl.sock.settimeout(c["timeout_s"])
-        cl.publish(self.status_topic, "online", True)
+        self.pinged = False
+        cl.publish(self.status_topic.encode(), b"online", True)
         if self.led:
-            cl.subscribe(self.base + "/led/set")
+            cl.subscribe((self.base + "/led/set").encode())
             self._led_state()
         if self.discovery:
-            cl.subscribe(self.ha_status)
+            cl.subscribe(self.ha_status.encode())
         self.log("mqtt: connected to %s:%d" % (c["host"], c["port"]))
 
     def close(self):
-        if self.client:
+        if self.client and self.client.sock:
             try:
                 self.client.sock.close()
             except Exception:
@@ -65,7 +116,7 @@ class Mqtt:
                 self.log("mqtt: led/set wants ON or OFF, not %r" % msg[:20])
 
     def _led_state(self):
-        self.client.publish(self.base + "/led/state", "ON" if self.led.value() else "OFF", True)
+        self.client.publish((self.base + "/led/state").encode(), b"ON" if self.led.value() else b"OFF", True)
 
     def _announce(self):
         import gc
@@ -85,26 +136,37 @@ class Mqtt:
         for topic, payload in D.configs(self.node_id, self.units, self.c, led):
             # bytes: umqtt counts len() of a str, and "°C" is 2 bytes but 1
             # character, which would corrupt the stream.
-            self.client.publish(topic, payload.encode(), True)
+            self.client.publish(topic.encode(), payload.encode(), True)
         # A quantity no sensor measures any more: clear its retained config.
         for q in old[1].split(",") if len(old) > 1 and old[1] else ():
             if q not in self.units:
-                self.client.publish(D.topic("sensor", self.node_id, q, self.c), "", True)
+                self.client.publish(D.topic("sensor", self.node_id, q, self.c).encode(), b"", True)
         with open(FP_FILE, "w") as f:
             f.write(fp + "\n" + ",".join(self.order))
         self.log("mqtt: announced %d entities to Home Assistant" % (len(self.units) + led))
         _release("discovery")
 
     def poll(self):
-        # Between readings: take LED commands and HA's restarts as they come.
+        # Between readings: take LED commands and HA's restarts as they come,
+        # and keep the connection alive (umqtt.simple never pings by itself).
         if self.client is None:
             return
         try:
             while self.client.check_msg() is not None:
                 pass
-            self.client.sock.settimeout(self.c["timeout_s"])  # check_msg cleared it
             if self.announce:
                 self._announce()
+            ka = self.c["keepalive"] * 1000
+            quiet = time.ticks_diff(time.ticks_ms(), self.client.sock.rx)
+            if ka and quiet > ka // 2 and not self.pinged:
+                self.client.ping()
+                self.pinged = True
+            elif ka and quiet > ka:
+                # no answer to the ping: the connection is dead though
+                # writes still "succeed" into the TCP buffer
+                raise OSError(110)
+            elif quiet < ka // 2:
+                self.pinged = False
         except MemoryError:
             raise
         except Exception as e:
@@ -118,7 +180,7 @@ class Mqtt:
             if self.announce:
                 self._announce()
             if self.c["format"] == "json":
-                self.client.publish(self.state_topic, json.dumps(msg).encode())
+                self.client.publish(self.state_topic.encode(), json.dumps(msg).encode())
             else:
                 self._send_raw(msg)
             return True
@@ -135,10 +197,11 @@ class Mqtt:
         first = True
         for q in self.order:
             if q in msg:
+                v = str(msg[q]).encode()
                 if first:
-                    self.client.publish(self.base, str(msg[q]))
+                    self.client.publish(self.base.encode(), v)
                     first = False
-                self.client.publish(self.base + "/" + q, str(msg[q]))
+                self.client.publish((self.base + "/" + q).encode(), v)
 
 
 def _release(name):
@@ -148,14 +211,3 @@ def _release(name):
     sys.modules.pop("upynode." + name, None)
     if name in upynode.__dict__:
         delattr(upynode, name)
-
-
-def describe(e):
-    if isinstance(e, OSError) and e.args:
-        n = e.args[0]
-        return {103: "connection aborted", 104: "connection reset", 110: "timed out",
-                111: "connection refused", 113: "host unreachable", 116: "timed out",
-                -2: "host name not found", -1: "connection closed"}.get(n, "network error %s" % n)
-    if type(e).__name__ == "MQTTException":
-        return "broker refused the connection (code %s: 4 = bad user or password, 5 = not authorised)" % e
-    return "%s %s" % (type(e).__name__, e)

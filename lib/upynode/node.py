@@ -43,22 +43,31 @@ def run(cfg, log=print, cycles=0):
                 led.follow(ha_state(cfg, led.entity, log), log)
             oom = 0
         except MemoryError:
-            for t in txs:
-                t.close()
-            gc.collect()
-            oom += 1
-            log("%d: out of memory (%d in a row), %d bytes free" % (seq, oom, gc.mem_free()))
-            if oom >= OOM_RESET:
-                import machine
-                machine.reset()
+            oom = out_of_memory(seq, oom, txs, log)
         except Exception as e:
             log("%d: %s: %s" % (seq, type(e).__name__, e))
         gc.collect()
         due = time.ticks_add(due, step)
         if time.ticks_diff(due, time.ticks_ms()) < 0:  # overran: start again from now, no burst
             due = time.ticks_ms()
-        idle(txs, due)
+        try:
+            idle(txs, due)
+        except MemoryError:  # e.g. announcing to HA between readings
+            oom = out_of_memory(seq, oom, txs, log)
     return seq
+
+
+def out_of_memory(seq, oom, txs, log):
+    # Drop the connections (their buffers) and count: the heap fragments.
+    for t in txs:
+        t.close()
+    gc.collect()
+    oom += 1
+    log("%d: out of memory (%d in a row), %d bytes free" % (seq, oom, gc.mem_free()))
+    if oom >= OOM_RESET:
+        import machine
+        machine.reset()
+    return oom
 
 
 def idle(txs, due):

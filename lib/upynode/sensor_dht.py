@@ -1,6 +1,7 @@
 # DHT11 / DHT22 on one GPIO. The sensor answers garbage or nothing when it
 # is read too often, so reads are spaced by its minimum interval; a timeout
-# (OSError ETIMEDOUT) is retried, then left to the caller to report.
+# (OSError ETIMEDOUT) or a checksum error is retried, then left to the
+# caller to report.
 import time
 
 DEFAULTS = {"pin": 14, "prefix": "", "retries": 1}
@@ -33,7 +34,9 @@ class Sensor:
             try:
                 self._measure()
                 break
-            except OSError:
+            except MemoryError:
+                raise
+            except Exception:  # OSError timeout, or "checksum error"
                 if attempt == self.retries:
                     raise
         return ((self.units[0][0], self.dev.temperature()),

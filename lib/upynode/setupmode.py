@@ -8,6 +8,7 @@ from upynode import config
 
 POLL_S = 5
 REMIND_S = 60
+GIVE_UP_S = 600  # a failure that is neither config nor WiFi: try a fresh boot
 
 
 def _read():
@@ -35,7 +36,7 @@ def run(reason, log=print):
             seen = text
             try:
                 config.parse(text or "")
-            except config.ConfigError as e:
+            except Exception as e:  # ConfigError, or anything a bad file provokes
                 if reason != "config: %s" % e:
                     reason = "config: %s" % e
                     log("setup mode: " + reason)
@@ -44,10 +45,18 @@ def run(reason, log=print):
             log("setup: config.json is valid now: restarting")
             restart()
         if retry_s and waited % retry_s < POLL_S:
-            from upynode import wifi
-            if wifi.join(config.load()["wifi"], log):
-                log("setup: WiFi is back: restarting")
-                restart()
+            import network
+            # One attempt, and none while someone is on the setup AP: joining
+            # moves the AP's channel and would drop their WebREPL session.
+            if not network.WLAN(network.AP_IF).isconnected():
+                from upynode import wifi
+                w = config.load()["wifi"]
+                w["retries"] = 1
+                if wifi.join(w, log):
+                    log("setup: WiFi is back: restarting")
+                    restart()
+        if not (reason.startswith("wifi") or reason.startswith("config")) and waited >= GIVE_UP_S:
+            restart()
         if waited % REMIND_S < POLL_S:
             log("setup mode: " + reason)
 

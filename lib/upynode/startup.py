@@ -68,16 +68,19 @@ def webrepl_password(c):
 
 def start_webrepl(c, log=print):
     pw, configured = webrepl_password(c)
-    if configured:
-        try:
-            with open(WEBREPL_CFG) as f:
-                saved = f.read()
-        except OSError:
-            saved = ""
-        line = "PASS = %r\n" % pw
-        if saved != line:
-            with open(WEBREPL_CFG, "w") as f:
-                f.write(line)
+    try:
+        if configured:
+            try:
+                with open(WEBREPL_CFG) as f:
+                    saved = f.read()
+            except OSError:
+                saved = ""
+            line = "PASS = %r\n" % pw
+            if saved != line:
+                with open(WEBREPL_CFG, "w") as f:
+                    f.write(line)
+    except Exception as e:  # a full or broken filesystem must not cost WebREPL
+        log("webrepl: could not save %s: %s" % (WEBREPL_CFG, e))
     try:
         import webrepl
         webrepl.start(password=pw)
