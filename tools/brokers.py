@@ -33,6 +33,17 @@ def wait_listening(port, proc, timeout=15, what="broker"):
     raise RuntimeError("%s did not listen on 127.0.0.1:%d within %d s" % (what, port, timeout))
 
 
+def terminate(proc, grace=10):
+    """Stop a child process: politely, then not."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def mosquitto_path():
     return shutil.which("mosquitto", path=os.environ.get("PATH", "") + ":/usr/sbin:/usr/local/sbin")
 
@@ -72,13 +83,7 @@ class Broker:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         if self.dir:
             self.log.close()
             shutil.rmtree(self.dir, ignore_errors=True)

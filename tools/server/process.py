@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tools.brokers import free_port, wait_listening
+from tools.brokers import free_port, terminate, wait_listening
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -31,13 +31,7 @@ class ReceiverProcess:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         if self.proc:
             self.log.close()
 
