@@ -125,7 +125,10 @@ def _run(board, sim_dir, cycles, interval, heapsize, echo, transports, rx):
                     led = "on" if vb.state("gpio2") == 0 else "off"  # active-low
                     print("broker| %s #%d: %s  (LED %s)" % (topic, seq, fmt(msg), led), flush=True)
                     vb.world(**world_at(seq))
-            time.sleep(0.5)  # the HTTP requests of the last cycle
+            # the last cycle's HTTP requests follow its MQTT publish
+            t_end = time.monotonic() + 5
+            while rx and http_delivered(rx, cycles) < cycles and time.monotonic() < t_end:
+                time.sleep(0.2)
         watch.close()
     counts = []
     for sink in transports:
