@@ -6,6 +6,7 @@
 import json
 import time
 
+from upynode import release
 from upynode.neterr import describe
 
 FP_FILE = "discovery.fp"  # what was announced: fingerprint, then quantities
@@ -131,7 +132,7 @@ class Mqtt:
         except OSError:
             old = ["", ""]
         if fp == old[0] and not force:
-            _release("discovery")
+            release("discovery")
             return
         for topic, payload in D.configs(self.node_id, self.units, self.c, led):
             # bytes: umqtt counts len() of a str, and "°C" is 2 bytes but 1
@@ -144,7 +145,7 @@ class Mqtt:
         with open(FP_FILE, "w") as f:
             f.write(fp + "\n" + ",".join(self.order))
         self.log("mqtt: announced %d entities to Home Assistant" % (len(self.units) + led))
-        _release("discovery")
+        release("discovery")  # needed once per connect at most
 
     def poll(self):
         # Between readings: take LED commands and HA's restarts as they come,
@@ -202,12 +203,3 @@ class Mqtt:
                     self.client.publish(self.base.encode(), v)
                     first = False
                 self.client.publish((self.base + "/" + q).encode(), v)
-
-
-def _release(name):
-    # Needed once per connect at most: give its RAM back to the loop.
-    import sys
-    import upynode
-    sys.modules.pop("upynode." + name, None)
-    if name in upynode.__dict__:
-        delattr(upynode, name)

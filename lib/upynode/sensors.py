@@ -2,8 +2,6 @@
 # reads them so that one failing sensor never stops the others.
 
 
-
-
 def module_name(kind):
     # config.DRIVERS, without importing config (it is released after boot)
     return "upynode.sensor_" + ("dht" if kind[:3] == "dht" else kind)

@@ -42,12 +42,8 @@ def run(log=print):
 
 def release():
     # Validation and joining WiFi are done: give their RAM back to the loop.
-    import sys
     import upynode
-    for name in ("startup", "config", "wifi"):
-        sys.modules.pop("upynode." + name, None)
-        if name in upynode.__dict__:
-            delattr(upynode, name)
+    upynode.release("startup", "config", "wifi")
 
 
 def webrepl_password(c):
