@@ -1,23 +1,19 @@
-"""Shared fixtures.
+"""Shared fixtures, and the markers each test gets from where it lives.
 
 Two runtimes: the firmware modules under CPython against the fakes in
-tools/fakehw (unit tests), and the real MicroPython VM on a virtual board
-against a real broker on 127.0.0.1 (scenario tests, marked `vm`).
+tools/upynode_vboard/fakehw (tests/unit), and the real MicroPython VM on a
+virtual board against a real broker on 127.0.0.1 (tests/vm, and the CLI
+tests that talk to a virtual board). `make test-fast` runs what needs
+neither the VM, a broker nor a browser.
 """
-import gc
 import os
 import shutil
-import subprocess
 import sys
 import time
 import traceback
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for p in (os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools", "fakehw"), os.path.join(ROOT, "tools")):
-    if p not in sys.path:
-        sys.path.insert(0, p)
 os.environ.pop("UPYNODE_VBOARD", None)  # CPython fakes keep their world in memory
 
 # CPython lacks MicroPython's ticks and print_exception; the firmware uses them.
@@ -26,36 +22,37 @@ if not hasattr(time, "ticks_ms"):
     time.ticks_diff = lambda a, b: a - b
     time.ticks_add = lambda a, b: a + b
     time.sleep_ms = lambda ms: time.sleep(ms / 1000)
-if not hasattr(gc, "mem_free"):  # CPython has no fixed heap: a plausible figure
-    gc.mem_free = lambda: 30000
-    gc.mem_alloc = lambda: 6000
 if not hasattr(sys, "print_exception"):
     sys.print_exception = lambda e, f=None: traceback.print_exception(type(e), e, e.__traceback__, file=f)
 
-import _world  # noqa: E402  (tools/fakehw)
-import network  # noqa: E402
-import brokers  # noqa: E402
-import vboard  # noqa: E402
-from mqttwatch import Watch  # noqa: E402
+from upynode_cli.build import fetch_and_build  # noqa: E402
+from upynode_cli.project import BOARD  # noqa: E402
+from upynode_vboard import brokers, runner  # noqa: E402
+from upynode_vboard.mqttwatch import Watch  # noqa: E402
 
-BOARD = os.path.join(ROOT, "build", "board")
+GROUPS = ("unit", "vm", "cli", "receiver")
+# Fixtures that start the VM or a broker: a test using one gets the marker.
+NEEDS = {"make_vboard": "vm", "board_build": "vm", "broker": "broker", "watch": "broker"}
 
 
-@pytest.fixture
-def world():
-    """The CPython fakes' world, fresh for each test."""
-    _world.WORLD.clear()
-    _world.STATE.clear()
-    network._IFACES.clear()
-    yield _world.WORLD
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = os.path.basename(os.path.dirname(str(item.path)))
+        if group in GROUPS:
+            item.add_marker(group)
+        if group == "vm":
+            item.add_marker("vm")
+        for fixture, marker in NEEDS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
 def board_build():
-    """build/board, made by `make board`; rebuilt here if missing."""
-    if not os.path.exists(os.path.join(BOARD, "lib", "upynode", "node.mpy")):
-        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build.py")], check=True)
-    return BOARD
+    """build/board, made by `make board`; built here if missing."""
+    if not (BOARD / "lib" / "upynode" / "node.mpy").exists():
+        fetch_and_build(BOARD)
+    return str(BOARD)
 
 
 @pytest.fixture(scope="session")
@@ -77,11 +74,11 @@ def make_vboard(board_build, tmp_path):
     of the built board; stopped again at the end of the test."""
     boards = []
 
-    def make(config=None, heapsize=vboard.HEAPSIZE, **world):
+    def make(config=None, heapsize=runner.HEAPSIZE, **world):
         n = len(boards)
         board_dir = tmp_path / ("board%d" % n)
         shutil.copytree(board_build, board_dir)
-        vb = vboard.VBoard(board_dir, tmp_path / ("state%d" % n), heapsize=heapsize)
+        vb = runner.VBoard(board_dir, tmp_path / ("state%d" % n), heapsize=heapsize)
         vb.world(**world)
         if config is not None:
             vb.write_config(config)
@@ -91,21 +88,3 @@ def make_vboard(board_build, tmp_path):
     yield make
     for vb in boards:
         vb.stop()
-
-
-def node_config(port, **over):
-    """A config for the virtual board's home WiFi and the test broker."""
-    cfg = {"wifi": {"ssid": "home", "password": "secret123", "timeout_s": 3, "retries": 2},
-           "webrepl": {"password": "s3cret"},
-           "interval_s": 1,
-           "mqtt": {"host": "127.0.0.1", "port": port},
-           "sensors": [{"type": "adc"}, {"type": "mcp9808"}]}
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
-            cfg[k] = dict(cfg[k], **v)
-        else:
-            cfg[k] = v
-    return cfg
-
-
-HOME_AP = {"home": {"password": "secret123"}}

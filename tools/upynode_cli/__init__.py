@@ -1,14 +1,11 @@
 """upynode host CLI: flash, deploy and configure ESP8266 sensor nodes.
 
 Shaped like mpremote: `main.py` holds the command table, each command lives
-in its own module with `add_arguments(parser)` and `run(args)`.
+in its own module with `add_arguments(parser)` and `run(args)`. Installed
+with `pip install -e tools` (make venv does it) as the `upynode` command.
 """
 import os
 import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-
 
 class CliError(Exception):
     """A user-facing failure: main() prints its message on one line, exits 1."""
@@ -18,14 +15,28 @@ def firmware_config():
     """The firmware's own config module (lib/upynode/config.py).
 
     Imported, never copied, so the host validates exactly as the node does.
+    lib/ is not installed on the host: the package `upynode` is loaded from
+    its folder under its own name, so its modules import each other as they
+    do on the node.
     """
-    lib = str(REPO / "lib")
-    if lib not in sys.path:
-        sys.path.insert(0, lib)
-    try:
-        from upynode import config
-    except ImportError as e:
-        raise CliError("cannot import the firmware's config module from %s: %s" % (lib, e))
+    import importlib.util
+
+    from .project import LIB
+
+    if "upynode" not in sys.modules:
+        init = LIB / "upynode" / "__init__.py"
+        spec = importlib.util.spec_from_file_location(
+            "upynode", init, submodule_search_locations=[str(init.parent)])
+        if spec is None:
+            raise CliError("cannot find the firmware in %s" % LIB)
+        pkg = importlib.util.module_from_spec(spec)
+        sys.modules["upynode"] = pkg
+        try:
+            spec.loader.exec_module(pkg)
+        except (OSError, ImportError) as e:
+            del sys.modules["upynode"]
+            raise CliError("cannot import the firmware from %s: %s" % (LIB, e))
+    from upynode import config
     return config
 
 

@@ -8,13 +8,14 @@ is never touched without --config.
 """
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import REPO, CliError, firmware_config, say
+from . import CliError, firmware_config, say
+from .build import fetch_and_build
+from .project import CONFIG as CONFIG_FILE
 from .board import open_board
 
 CONFIG = "config.json"
@@ -79,22 +80,12 @@ def add_arguments(p):
     where.add_argument("--host", metavar="IP[:PORT]", help="the node's address, over WebREPL")
     p.add_argument("--source", action="store_true",
                    help="deploy .py sources instead of precompiled .mpy")
-    p.add_argument("--config", nargs="?", const=str(REPO / CONFIG), metavar="FILE",
+    p.add_argument("--config", nargs="?", const=str(CONFIG_FILE), metavar="FILE",
                    help="also install a validated config.json (default: %s)" % CONFIG)
     p.add_argument("--reset", action="store_true", help="reset the board afterwards")
     p.add_argument("--build-dir", metavar="DIR",
                    help="deploy this already built board folder instead of building")
     p.add_argument("--timeout", type=float, default=10.0, help="WebREPL timeout, seconds")
-
-
-def build(out, source):
-    cmd = [sys.executable, str(REPO / "tools" / "build.py"), "--out", str(out)]
-    if source:
-        cmd.append("--source")
-    say("upynode: building: %s" % " ".join(cmd[1:]))
-    r = subprocess.run(cmd, cwd=REPO, stdout=sys.stderr)  # keep stdout for data
-    if r.returncode:
-        raise CliError("build failed (tools/build.py exited %d)" % r.returncode)
 
 
 def local_files(root):
@@ -181,7 +172,8 @@ def run(args):
             if not root.is_dir():
                 raise CliError("no such build folder: %s" % root)
         else:
-            build(root, args.source)
+            built = fetch_and_build(root, args.source)
+            say("upynode build: %d files%s" % (len(built), " (source)" if args.source else ""))
         files = local_files(root)
     if not files:
         raise CliError("the build produced no files")

@@ -1,4 +1,4 @@
-"""Command table and dispatch for `tools/upynode`."""
+"""Command table and dispatch for the `upynode` command."""
 import argparse
 import importlib
 import sys
@@ -10,6 +10,7 @@ from . import CliError
 COMMANDS = {
     "ports": ("cmd_ports", "list serial ports and name the known USB-serial boards"),
     "flash": ("cmd_flash", "erase the chip and write a MicroPython firmware image (esptool)"),
+    "build": ("build", "fetch the dependencies and lay out the board's filesystem in build/board"),
     "deploy": ("cmd_deploy", "build the firmware and copy what changed onto a board"),
     "repl": ("cmd_repl", "open the board's REPL (mpremote)"),
     "config": ("cmd_config", "read or change config.json on a node over WebREPL"),

@@ -1,0 +1,208 @@
+"""upynode config over WebREPL, against upynode_vboard.webrepl_server on 127.0.0.1."""
+import json
+import sys
+import os
+import time
+
+import pytest
+
+from helpers import cli as run_cli, one_line_error  # noqa: F401
+from upynode_cli.webrepl import WebRepl, WebReplError
+from upynode_vboard.services import free_port
+from upynode_vboard.webrepl_server import WebReplServer, silent_server
+
+PASSWORD = "s3cret"
+CONFIG = {
+    "wifi": {"ssid": "home", "password": "hunter22"},
+    "mqtt": {"host": "192.168.1.10", "password": "mqttpw"},
+    "webrepl": {"password": PASSWORD},
+    "interval_s": 60,
+}
+
+
+def cli(*args, password=PASSWORD, **kw):
+    return run_cli(*args, password=password, **kw)
+
+
+@pytest.fixture
+def node(tmp_path):
+    board = tmp_path / "board"
+    board.mkdir()
+    (board / "config.json").write_text(json.dumps(CONFIG))
+    with WebReplServer(board, PASSWORD) as srv:
+        srv.main_running = True  # the node's loop runs until the client's Ctrl-C
+        yield srv
+
+
+def on(srv, *args, **kw):
+    action, rest = args[0], args[1:]
+    return cli("config", action, "--host", "127.0.0.1", "--port", srv.port, *rest, **kw)
+
+
+def board_config(srv):
+    return json.loads((srv.board / "config.json").read_text())
+
+
+# -- get ---------------------------------------------------------------------
+def test_get_masks_secrets(node):
+    r = on(node, "get")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["wifi"] == {"ssid": "home", "password": "***"}
+    assert got["mqtt"]["password"] == "***" and got["webrepl"]["password"] == "***"
+    assert "hunter22" not in r.stdout + r.stderr
+    assert node.main_running  # reading a file does not stop the node's loop
+
+
+def test_get_show_secrets(node):
+    r = on(node, "get", "--show-secrets")
+    assert r.returncode == 0 and json.loads(r.stdout) == CONFIG
+
+
+def test_get_warns_about_an_invalid_config(node):
+    (node.board / "config.json").write_text(json.dumps({"wifi": {"ssid": ""}}))
+    r = on(node, "get")
+    assert r.returncode == 0 and "warning" in r.stderr and "wifi.ssid" in r.stderr
+
+
+def test_get_without_config_on_the_node(node):
+    (node.board / "config.json").unlink()
+    one_line_error(on(node, "get"), "config.json")
+
+
+# -- set ---------------------------------------------------------------------
+def test_set_changes_keys_atomically(node):
+    r = on(node, "set", "interval_s=30", "wifi.ssid=1234", 'mqtt.base_topic="garden"', "led.invert=false")
+    assert r.returncode == 0, r.stderr
+    cfg = board_config(node)
+    assert cfg["interval_s"] == 30
+    assert cfg["wifi"] == {"ssid": "1234", "password": "hunter22"}  # a string key stays a string
+    assert cfg["mqtt"]["base_topic"] == "garden" and cfg["led"] == {"invert": False}
+    assert node.puts == ["config.json.tmp"]  # written beside, then renamed
+    assert not (node.board / "config.json.tmp").exists()
+    assert node.resets == 0 and "--reset" in r.stderr
+
+
+def test_set_is_validated_before_anything_is_sent(node):
+    before = (node.board / "config.json").read_bytes()
+    one_line_error(on(node, "set", "interval_s=0"), "interval_s = 0", "from 1 to 86400")
+    one_line_error(on(node, "set", "mqtt.nosuchkey=1"), "mqtt.nosuchkey", "unknown key")
+    one_line_error(on(node, "set", "webrepl.password=ab"), "webrepl.password", "4 to 9")
+    one_line_error(on(node, "set", "novalue"), "KEY=VALUE")
+    assert (node.board / "config.json").read_bytes() == before
+    assert node.puts == []
+
+
+def test_set_list_items(node):
+    (node.board / "config.json").write_text(json.dumps(
+        dict(CONFIG, sensors=[{"type": "mcp9808"}])))
+    assert on(node, "set", "sensors.0.prefix=porch_").returncode == 0
+    assert board_config(node)["sensors"] == [{"type": "mcp9808", "prefix": "porch_"}]
+    one_line_error(on(node, "set", "sensors.3.prefix=x"), "no list item 3")
+
+
+def test_set_with_reset_is_seen_after_the_reset(node):
+    r = on(node, "set", "interval_s=120", "--reset")
+    assert r.returncode == 0, r.stderr
+    assert node.resets == 1
+    r = on(node, "get")  # a new connection, after the "reboot"
+    assert json.loads(r.stdout)["interval_s"] == 120
+
+
+def test_dropped_connection_never_leaves_a_half_written_config(node):
+    before = (node.board / "config.json").read_bytes()
+    node.drop_put_after = 20  # the WiFi link dies 20 bytes into the upload
+    one_line_error(on(node, "set", "interval_s=90"), "lost")
+    assert (node.board / "config.json").read_bytes() == before
+    assert len((node.board / "config.json.tmp").read_bytes()) == 20  # the wreck is beside it
+    # and the next attempt goes through
+    assert on(node, "set", "interval_s=90").returncode == 0
+    assert board_config(node)["interval_s"] == 90
+
+
+# -- put / edit -------------------------------------------------------------
+def test_put_uploads_a_validated_file(node, tmp_path):
+    new = dict(CONFIG, interval_s=15)
+    f = tmp_path / "new.json"
+    f.write_text(json.dumps(new, indent=1))
+    r = on(node, "put", f)
+    assert r.returncode == 0, r.stderr
+    assert (node.board / "config.json").read_text() == f.read_text()
+
+
+def test_put_rejects_invalid_files_before_connecting(tmp_path):
+    f = tmp_path / "bad.json"
+    f.write_text('{"wifi": {"ssid": "x"}, "mqtt": {"host": "h"}, "interval_s": "often"}')
+    port = free_port()  # nothing listens: validation must fail first
+    one_line_error(cli("config", "put", f, "--host", "127.0.0.1", "--port", port),
+                   "bad.json is not valid", "interval_s")
+    f.write_text("{not json")
+    one_line_error(cli("config", "put", f, "--host", "127.0.0.1", "--port", port), "not valid JSON")
+    one_line_error(cli("config", "put", tmp_path / "missing.json", "--host", "127.0.0.1", "--port", port),
+                   "cannot read")
+
+
+def editor(tmp_path, code):
+    script = tmp_path / "editor.py"
+    script.write_text("import json, sys\np = sys.argv[1]\nc = json.load(open(p))\n%s\n"
+                      "json.dump(c, open(p, 'w'))\n" % code)
+    return {"EDITOR": "%s %s" % (sys.executable, script), "VISUAL": ""}
+
+
+def test_edit(node, tmp_path):
+    r = on(node, "edit", "--reset", env=editor(tmp_path, "c['interval_s'] = 45"))
+    assert r.returncode == 0, r.stderr
+    assert board_config(node)["interval_s"] == 45 and node.resets == 1
+
+
+def test_edit_without_change_writes_nothing(node, tmp_path):
+    (node.board / "config.json").write_text(json.dumps(CONFIG))
+    r = on(node, "edit", env={"EDITOR": "true", "VISUAL": ""})
+    assert r.returncode == 0 and "no change" in r.stderr and node.puts == []
+
+
+def test_edit_to_an_invalid_config_writes_nothing(node, tmp_path):
+    one_line_error(on(node, "edit", env=editor(tmp_path, "c['wifi']['ssid'] = ''")), "wifi.ssid")
+    assert node.puts == [] and board_config(node) == CONFIG
+
+
+# -- connection errors ---------------------------------------------------------
+def test_wrong_password(node):
+    one_line_error(on(node, "get", password="wrong"), "wrong WebREPL password")
+
+
+def test_connection_refused():
+    one_line_error(cli("config", "get", "--host", "127.0.0.1", "--port", free_port()),
+                   "connection refused", "127.0.0.1")
+
+
+def test_timeout():
+    with silent_server() as port:
+        t = time.monotonic()
+        one_line_error(cli("config", "get", "--host", "127.0.0.1", "--port", port, "--timeout", "1"),
+                       "timed out")
+        assert time.monotonic() - t < 15
+
+
+def test_password_never_on_the_command_line(node):
+    r = cli("config", "get", "--host", "127.0.0.1", "--port", node.port, "--password", "x")
+    assert r.returncode == 2 and "unrecognized arguments: --password" in r.stderr
+    # no env var and no terminal to ask on: a clear error, not a hang
+    one_line_error(on(node, "get", password=None), "UPYNODE_WEBREPL_PASSWORD")
+
+
+# -- the client itself ---------------------------------------------------------
+def test_client_put_get_large_file_and_repl(node):
+    data = os.urandom(50_000)
+    with WebRepl("127.0.0.1", node.port, PASSWORD, timeout=5) as w:
+        assert w.version() == (1, 24, 1)
+        w.put("blob.bin", data)  # read back and compared inside
+        assert (node.board / "blob.bin").read_bytes() == data
+        assert w.get("blob.bin") == data
+        assert w.exec("print(6 * 7)") == "42\n"
+        w.exec("import os\nos.rename('blob.bin', 'b2.bin')")
+        with pytest.raises(WebReplError, match="ENOENT|No such file"):
+            w.exec("import os\nos.rename('blob.bin', 'b3.bin')")
+        with pytest.raises(WebReplError, match="cannot read"):
+            w.get("nope.txt")
+    assert (node.board / "b2.bin").exists()

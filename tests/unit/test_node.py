@@ -1,0 +1,104 @@
+"""The loop's contract (CPython, fakes): one failure costs at most its
+cycle, and the loop goes on."""
+import json
+
+import pytest
+
+from upynode import config, node, sensors
+from upynode.led import Led
+
+
+class FakeTx:
+    def __init__(self, fail=()):
+        self.sent, self.fail, self.calls = [], set(fail), 0
+        self.state_topic = "home/test/state"
+
+    where = "mqtt test"
+
+    def send(self, msg):
+        self.calls += 1
+        if self.calls in self.fail:
+            return False
+        self.sent.append(json.loads(json.dumps(msg)))
+        return True
+
+    def poll(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def cfg(**over):
+    d = {"wifi": {"ssid": "x"}, "mqtt": {"host": "h"}, "webrepl": {"password": "s3cret"}, "sensors": [{"type": "adc"}, {"type": "mcp9808"}],
+         "led": {"mode": "threshold", "quantity": "temperature", "threshold": 20}}
+    d.update(over)
+    return config.parse(json.dumps(d))
+
+
+def test_cycle_publishes_one_state_message_with_every_reading(world, heap):
+    world.update(temperature=-3.5, light=1024)
+    heap.free = 17856
+    c = cfg()
+    tx = FakeTx()
+    assert node.cycle(7, sensors.load(c["sensors"]), Led(c["led"]), [tx], log=lambda m: None)
+    msg = tx.sent[0]
+    assert msg["seq"] == 7 and msg["temperature"] == -3.5
+    assert msg["light"] == 100.0 and msg["light_raw"] == 1024
+    assert "err" not in msg and msg["heap"] == 17856  # gc.mem_free() at the reading
+
+
+def test_cycle_reports_sensor_errors_in_the_message(world):
+    world["faults"] = {"mcp9808": "absent"}
+    c = cfg()
+    tx = FakeTx()
+    node.cycle(1, sensors.load(c["sensors"]), Led(c["led"]), [tx], log=lambda m: None)
+    assert tx.sent[0]["err"] == {"mcp9808": "no device"}
+    assert "temperature" not in tx.sent[0] and "light" in tx.sent[0]
+
+
+def _run(monkeypatch, c, tx, cycles, log):
+    monkeypatch.setattr(node, "transports", lambda *a, **k: [tx])
+    c["node_id"] = "esp8266_test"
+    return node.run(c, log=log, cycles=cycles)
+
+
+def test_a_failed_publish_costs_only_its_cycle(world, monkeypatch):
+    tx = FakeTx(fail={2})
+    lines = []
+    _run(monkeypatch, cfg(interval_s=1), tx, 3, lines.append)
+    assert [m["seq"] for m in tx.sent] == [1, 3]
+    assert any(line.startswith("2: ") and line.endswith("NOT SENT") for line in lines)
+
+
+def test_an_unexpected_error_costs_only_its_cycle(world, monkeypatch):
+    tx = FakeTx()
+    real = sensors.read_all
+    calls = []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("boom")
+        return real(*a, **k)
+    monkeypatch.setattr(sensors, "read_all", flaky)
+    lines = []
+    _run(monkeypatch, cfg(interval_s=1), tx, 2, lines.append)
+    assert [m["seq"] for m in tx.sent] == [2]
+    assert any("1: KeyError" in line for line in lines)
+
+
+def test_repeated_memory_errors_reset_the_node(world, monkeypatch):
+    monkeypatch.setattr(sensors, "read_all", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    lines = []
+    with pytest.raises(SystemExit) as e:
+        _run(monkeypatch, cfg(interval_s=1), FakeTx(), 10, lines.append)
+    assert e.value.code == 42  # the fake machine.reset()
+    assert sum("out of memory" in line for line in lines) == node.OOM_RESET
+
+
+def test_gc_collect_runs_between_cycles(world, monkeypatch):
+    collected = []
+    monkeypatch.setattr(node.gc, "collect", lambda: collected.append(1))
+    _run(monkeypatch, cfg(interval_s=1), FakeTx(), 2, lambda m: None)
+    assert len(collected) >= 2

@@ -1,0 +1,109 @@
+"""The drivers against the fake hardware (CPython)."""
+
+import pytest
+
+from upynode import sensors
+from upynode.sensor_mcp9808 import decode
+import machine
+
+
+def load(*entries):
+    import json
+    from upynode import config
+    cfg = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "h"},
+                                  "webrepl": {"password": "s3cret"}, "sensors": list(entries)}))
+    return sensors.load(cfg["sensors"], log=lambda m: None)
+
+
+@pytest.mark.parametrize("t", [21.5, 0.0, 0.0625, -0.0625, -5.25, -40.0, 99.9375, 124.75])
+def test_mcp9808_reads_the_world_temperature_including_negatives(world, t):
+    world["temperature"] = t
+    (_, s), = load({"type": "mcp9808"})
+    assert s.read() == (("temperature", t),)
+
+
+def test_mcp9808_register_model_sets_alert_flags_that_the_driver_masks(world):
+    # Tcrit/Tupper/Tlower default to 0 degC, so the top bits are set in use.
+    world["temperature"] = 23.0
+    raw = machine.SoftI2C(scl=machine.Pin(5), sda=machine.Pin(4)).readfrom_mem(0x18, 5, 2)
+    assert raw[0] & 0xE0 == 0xC0
+    assert decode(raw[0], raw[1]) == 23.0
+    world["temperature"] = -10.5
+    raw = machine.SoftI2C(scl=machine.Pin(5), sda=machine.Pin(4)).readfrom_mem(0x18, 5, 2)
+    assert raw[0] & 0x10 and raw[0] & 0x20
+    assert decode(raw[0], raw[1]) == -10.5
+
+
+def test_mcp9808_absent_is_a_sensor_error_not_a_crash(world):
+    world["faults"] = {"mcp9808": "absent"}
+    sens = load({"type": "mcp9808"}, {"type": "adc"})
+    values, errors = sensors.read_all(sens, log=lambda m: None)
+    assert errors == {"mcp9808": "no device"}
+    assert "light" in values and "temperature" not in values
+
+
+def test_adc_gives_raw_and_scaled(world):
+    world["light"] = 256
+    (_, s), = load({"type": "adc", "min": 0, "max": 100})
+    assert dict(s.read()) == {"light": 25.0, "light_raw": 256}
+    world["light"] = 1024
+    assert dict(s.read())["light"] == 100.0
+
+
+def test_adc_scale_and_name_are_configurable(world):
+    world["light"] = 512
+    (_, s), = load({"type": "adc", "quantity": "moisture", "unit": "%", "min": 100, "max": 0})
+    assert dict(s.read()) == {"moisture": 50.0, "moisture_raw": 512}
+
+
+@pytest.mark.parametrize("kind, gap", [("dht11", 1.0), ("dht22", 2.0)])
+def test_dht_reads_are_spaced_by_the_parts_minimum_interval(world, clock, kind, gap):
+    world.update(temperature=22.34, humidity=51.26)
+    (_, s), = load({"type": kind})
+    t0 = clock.ms
+    first = dict(s.read())   # the part needs its gap after power-up too
+    second = dict(s.read())  # too soon for the part: the driver must wait
+    assert clock.ms - t0 >= 2 * gap * 1000
+    if kind == "dht11":
+        assert first == second == {"temperature": 22, "humidity": 51}
+    else:
+        assert first == second == {"temperature": 22.3, "humidity": 51.3}
+
+
+def test_dht_timeout_is_retried_then_succeeds(world):
+    world["faults"] = {"dht": "flaky"}  # every other read times out
+    (_, s), = load({"type": "dht11", "retries": 1})
+    s.last -= 1000
+    assert dict(s.read())["temperature"] == 22
+
+
+def test_dht_timeout_is_reported_after_retries_and_others_go_on(world):
+    world["faults"] = {"dht": "timeout"}
+    sens = load({"type": "dht11", "retries": 1}, {"type": "adc"})
+    sens[0][1].last -= 1000
+    values, errors = sensors.read_all(sens, log=lambda m: None)
+    assert errors == {"dht11": "timeout"}
+    assert values["light_raw"] == 512
+
+
+def test_a_sensor_that_cannot_start_is_reported_every_cycle(world, monkeypatch):
+    import upynode.sensor_adc as adc
+    monkeypatch.setattr(adc.Sensor, "__init__", lambda self, c: (_ for _ in ()).throw(OSError(5)))
+    sens = load({"type": "adc"}, {"type": "mcp9808"})
+    values, errors = sensors.read_all(sens, log=lambda m: None)
+    assert errors == {"adc": "not started"} and "temperature" in values
+
+
+def test_only_configured_drivers_are_imported(world):
+    import subprocess
+    import sys
+    import os
+    from upynode_cli.project import LIB
+    from upynode_vboard import FAKES
+    code = ("import sys\n"
+            "from upynode import sensors\n"
+            "sensors.load([{'type': 'adc', 'quantity': 'light', 'unit': '%', 'min': 0, 'max': 100, 'prefix': ''}])\n"
+            "print(sorted(m for m in sys.modules if m.startswith('upynode.sensor_') or m == 'dht'))")
+    env = dict(os.environ, UPYNODE_VBOARD="", PYTHONPATH=os.pathsep.join([str(LIB), FAKES]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "['upynode.sensor_adc']", out.stderr

@@ -1,0 +1,184 @@
+"""Home Assistant over MQTT on the virtual NodeMCU, against a real broker:
+discovery, availability, the LED switch and the tutorial's raw format."""
+import json
+import time
+
+import pytest
+
+from helpers import HOME_AP, node_config
+from upynode_vboard import brokers
+from upynode_vboard.mqttwatch import Watch
+from upynode_vboard.services import free_port
+
+NODE = "esp8266_a1b2c3d4"
+BASE = "home/" + NODE
+DISCOVERY = "homeassistant/sensor/%s/" % NODE
+
+
+@pytest.fixture
+def broker():
+    # A broker per test: retained discovery from another test must not count.
+    with brokers.Broker() as b:
+        yield b
+
+
+def config_msgs(watch):
+    return [(t, p, r) for t, p, r in watch.messages if t.startswith("homeassistant/") and t.endswith("/config")]
+
+
+def states(watch):
+    return [json.loads(p) for p, _ in watch.on(BASE + "/state")]
+
+
+def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_vboard):
+    w = Watch(broker.port, ("homeassistant/#", BASE + "/#"))
+    try:
+        vb = make_vboard(node_config(broker.port), aps=HOME_AP)
+        with vb:
+            w.wait(lambda m: any(t == BASE + "/state" for t, _, _ in m))
+        first = config_msgs(w)
+        assert sorted(t for t, _, _ in first) == [DISCOVERY + q + "/config" for q in ("light", "light_raw", "temperature")]
+        temp = json.loads([p for t, p, _ in first if t.endswith("/temperature/config")][0])
+        assert temp["uniq_id"] == NODE + "_temperature" and temp["dev_cla"] == "temperature"
+        assert temp["unit_of_meas"] == "°C" and temp["val_tpl"] == "{{value_json['temperature']}}"
+        assert temp["~"] == BASE and temp["stat_t"] == "~/state" and temp["avty_t"] == "~/status"
+        n = len(w.on(BASE + "/state"))
+
+        vb.start()  # the second wake: same config, same entities
+        w.wait(lambda m: len([1 for t, _, _ in m if t == BASE + "/state"]) > n)
+        vb.stop()
+        assert len(config_msgs(w)) == len(first)  # not announced again
+    finally:
+        w.close()
+    # A Home Assistant that starts later still finds them: they are retained.
+    late = Watch(broker.port, (DISCOVERY + "+/config",))
+    try:
+        got = late.wait(lambda m: len(m) >= 3, timeout=10)
+        assert all(r for _, _, r in got)
+    finally:
+        late.close()
+
+
+def test_home_assistant_restart_gets_a_new_announcement(broker, make_vboard):
+    w = Watch(broker.port, ("homeassistant/+/" + NODE + "/+/config", BASE + "/state"))
+    try:
+        vb = make_vboard(node_config(broker.port, sensors=[{"type": "mcp9808"}]), aps=HOME_AP)
+        with vb:
+            w.wait(lambda m: len(config_msgs(w)) == 1 and len(states(w)) >= 1)
+            w.publish("homeassistant/status", "online")
+            w.wait(lambda m: len(config_msgs(w)) == 2, timeout=10)
+            vb.wait_for("announced 1 entities")
+    finally:
+        w.close()
+
+
+def test_the_led_switch_follows_commands_and_reports_its_state(broker, make_vboard):
+    cfg = node_config(broker.port, interval_s=30, led={"mode": "remote"})
+    vb = make_vboard(cfg, aps=HOME_AP)
+    w = Watch(broker.port, (BASE + "/led/state", "homeassistant/switch/#"))
+    try:
+        with vb:
+            switch_topic = "homeassistant/switch/%s/led/config" % NODE
+            w.wait(lambda m: w.on(BASE + "/led/state") and w.on(switch_topic))
+            assert w.on(BASE + "/led/state")[0][0] == b"OFF" and vb.state("gpio2") == 1
+            switch = json.loads(w.on(switch_topic)[0][0])
+            assert switch["cmd_t"] == "~/led/set" and switch["stat_t"] == "~/led/state"
+            # Commands are taken between readings (interval 30 s), not at the next one.
+            t0 = time.monotonic()
+            w.publish(BASE + "/led/set", "ON")
+            w.wait(lambda m: w.on(BASE + "/led/state")[-1][0] == b"ON", timeout=5)
+            assert time.monotonic() - t0 < 5
+            assert vb.state("gpio2") == 0  # active-low: lit
+            w.publish(BASE + "/led/set", "OFF")
+            w.wait(lambda m: w.on(BASE + "/led/state")[-1][0] == b"OFF", timeout=5)
+            assert vb.state("gpio2") == 1
+            w.publish(BASE + "/led/set", "BLINK")
+            vb.wait_for("led/set wants ON or OFF", timeout=5)
+    finally:
+        w.close()
+
+
+def test_subscriptions_come_back_after_the_broker_restarts(make_vboard):
+    port = free_port()
+    cfg = node_config(port, interval_s=1, led={"mode": "remote"}, mqtt={"timeout_s": 2})
+    vb = make_vboard(cfg, aps=HOME_AP)
+    with vb:
+        with brokers.Broker(port=port):
+            vb.wait_for("mqtt: connected")
+        start = len(vb.lines)
+        vb.wait_for("NOT SENT", start=start)
+        with brokers.Broker(port=port):
+            vb.wait_for("mqtt: connected", start=start)
+            w = Watch(port, (BASE + "/led/state",))
+            try:
+                w.publish(BASE + "/led/set", "ON")
+                w.wait(lambda m: any(p == b"ON" for _, p, _ in m), timeout=5)
+                assert vb.state("gpio2") == 0
+            finally:
+                w.close()
+
+
+def test_a_killed_node_leaves_offline_retained(broker, make_vboard):
+    vb = make_vboard(node_config(broker.port), aps=HOME_AP)
+    w = Watch(broker.port, (BASE + "/status",))
+    try:
+        with vb:
+            w.wait(lambda m: any(p == b"online" for _, p, _ in m))
+        # vb.stop() kills the VM: no DISCONNECT, so the broker sends the will
+        w.wait(lambda m: m[-1][1] == b"offline", timeout=10)
+    finally:
+        w.close()
+    late = Watch(broker.port, (BASE + "/status",))
+    try:
+        got = late.wait(lambda m: len(m) >= 1, timeout=10)
+        assert got[0][1:] == (b"offline", True)
+    finally:
+        late.close()
+
+
+def test_raw_format_keeps_the_tutorials_topics(broker, make_vboard):
+    # The tutorial's Home Assistant YAML: platform: mqtt, state_topic: home/esp8266_<id>
+    cfg = node_config(broker.port, mqtt={"format": "raw"}, sensors=[{"type": "mcp9808"}, {"type": "adc"}])
+    vb = make_vboard(cfg, aps=HOME_AP, temperature=-3.25, light=512)
+    w = Watch(broker.port, (BASE, BASE + "/+", "homeassistant/#"))
+    try:
+        with vb:
+            w.wait(lambda m: len(w.on(BASE)) >= 2 and len(w.on(BASE + "/light_raw")) >= 2)
+        assert w.on(BASE)[0][0] == b"-3.25"
+        assert w.on(BASE + "/temperature")[0][0] == b"-3.25"
+        assert w.on(BASE + "/light")[0][0] == b"50.0"
+        assert not config_msgs(w)  # raw format: no discovery
+    finally:
+        w.close()
+
+
+def test_http_to_home_assistant_and_an_led_that_follows_an_entity(make_vboard):
+    # The node's whole loop over HTTP: readings POSTed with the token, and
+    # the LED following sensor.kitchen_temperature >= 20 (the seed tutorial).
+    from upynode_vboard.ha_standin import HaStandin
+    with HaStandin("tok-123") as ha:
+        ha.set_state("sensor.kitchen_temperature", "18.5")
+        cfg = node_config(0, transports=["http"], sensors=[{"type": "mcp9808"}],
+                          homeassistant={"url": ha.url, "token": "tok-123"},
+                          led={"mode": "ha_state", "entity_id": "sensor.kitchen_temperature", "threshold": 20})
+        del cfg["mqtt"]
+        vb = make_vboard(cfg, aps=HOME_AP, temperature=22.75)
+        with vb:
+            vb.wait_for(r"^1: .*ha sent")
+            entity = "sensor.%s_temperature" % NODE
+            deadline = time.monotonic() + 10
+            while entity not in ha.states and time.monotonic() < deadline:
+                time.sleep(0.1)
+            st = ha.states[entity]
+            assert st["state"] == "22.75"
+            assert st["attributes"]["unit_of_measurement"] == "°C"
+            assert st["attributes"]["device_class"] == "temperature"
+            assert vb.state("gpio2") == 1  # 18.5 < 20: off
+            ha.set_state("sensor.kitchen_temperature", "21")
+            start = len(vb.lines)
+            vb.wait_for(r"^\d+: .*ha sent", start=start)
+            vb.wait_for(r"^\d+: .*ha sent", start=len(vb.lines))
+            assert vb.state("gpio2") == 0  # 21 >= 20: on (active-low)
+            ha.set_state("sensor.kitchen_temperature", "unavailable")
+            vb.wait_for("sensor.kitchen_temperature is unavailable: keeping the LED on", start=start)
+            assert vb.state("gpio2") == 0

@@ -1,0 +1,444 @@
+"""The HTTP transport (lib/upynode/http.py) run INSIDE the MicroPython VM (the unix
+port, the virtual board's heap, its fakes, lib/ precompiled with mpy-cross as it is
+deployed) against:
+  - the reference receiver (upynode-receiver, a real waitress process),
+  - the Home Assistant REST stand-in (upynode_vboard.ha_standin),
+  - servers that refuse, never answer, or answer garbage.
+Everything is on 127.0.0.1.
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from upynode_cli.build import fetch_and_build
+from upynode_cli.project import micropython
+from upynode_vboard import runner
+from upynode_vboard.receiver_process import ReceiverProcess
+from upynode_vboard.services import free_port
+from upynode_vboard.ha_standin import HaStandin
+from upynode import config, discovery
+
+KEY = "rcv-key-7f3a"
+TOKEN = "llat-token-9c2e5d"
+API_PASSWORD = "legacy-pw-4b1d"
+CHIP = "00c0ffee"            # the fake network's STA mac is 5c:cf:7f + the chip id's last 3 bytes
+MAC = "5c:cf:7f:c0:ff:ee"
+UNITS = {"temperature": "°C", "humidity": "%", "light": "%", "light_raw": "raw"}
+
+PRELUDE = """
+import gc, json, time
+def log(s):
+    print("LOG " + s)
+def out(x):
+    print("@" + json.dumps(x))
+def fds():
+    import os
+    return len(os.listdir("/proc/self/fd"))
+CFG = json.loads(%r)
+UNITS = json.loads(%r)
+"""
+
+
+@pytest.fixture(scope="session")
+def vm_lib(tmp_path_factory):
+    """lib/ and the fetched deps compiled as `upynode build` does, into a fresh board folder."""
+    out = tmp_path_factory.mktemp("httpboard")
+    fetch_and_build(out)
+    return os.path.join(str(out), "lib")
+
+
+@pytest.fixture
+def vm(vm_lib, tmp_path):
+    """vm(cfg, code) -> (results, log lines, wall seconds) of code run in the VM."""
+    state = tmp_path / "vboard"
+    state.mkdir()
+    (state / "world.json").write_text(json.dumps({"chip_id": CHIP}))
+
+    def run(cfg, code, timeout=60, raw=False):
+        env = dict(os.environ)
+        env["MICROPYPATH"] = os.pathsep.join([runner.compiled_fakes(), vm_lib])
+        env["UPYNODE_VBOARD"] = str(state)
+        src = PRELUDE % (json.dumps(cfg), json.dumps(UNITS)) + code
+        t0 = time.monotonic()
+        p = subprocess.run([micropython(), "-X", "heapsize=" + runner.HEAPSIZE, "-c", src],
+                           env=env, cwd=str(tmp_path), capture_output=True, timeout=timeout)
+        wall = time.monotonic() - t0
+        text = p.stdout.decode("utf-8", "replace")
+        assert p.returncode == 0, text + p.stderr.decode("utf-8", "replace")
+        results = [json.loads(ln[1:]) for ln in text.splitlines() if ln.startswith("@")]
+        logs = [ln[4:] for ln in text.splitlines() if ln.startswith("LOG ")]
+        if raw:
+            logs = [ln for ln in text.splitlines() if not ln.startswith("@")]
+        return results, logs, wall
+    return run
+
+
+def node_cfg(**over):
+    # A valid HA section unless a test gives its own; nothing dials it here.
+    user = {"wifi": {"ssid": "home"}, "transports": ["http"], "webrepl": {"password": "s3cret"},
+            "homeassistant": {"url": "http://127.0.0.1:9", "token": "unused"}}
+    user.update(over)
+    return config.parse(json.dumps(user))
+
+
+def no_secrets(logs, *secrets):
+    text = "\n".join(logs)
+    for s in secrets:
+        assert s not in text, "secret in the log:\n" + text
+
+
+# --- the reference receiver -------------------------------------------------------------
+
+@pytest.fixture
+def receiver(tmp_path):
+    with ReceiverProcess(str(tmp_path / "r.sqlite3"), KEY, log_path=str(tmp_path / "server.log")) as rx:
+        yield rx.url
+
+
+def stored(url):
+    with urllib.request.urlopen(url + "/api/readings", timeout=10) as r:
+        return json.load(r)
+
+
+def test_flask_target_readings_land_in_the_reference_receiver(vm, receiver):
+    cfg = node_cfg(http={"target": "flask", "url": receiver + "/", "api_key": KEY, "timeout_s": 5})
+    results, logs, _ = vm(cfg, """
+from upynode.http import Http
+h = Http(CFG, "attic", UNITS, log)
+out(h.send({"seq": 1, "temperature": 21.5, "humidity": 45.0, "light": 50.2, "light_raw": 514, "heap": 9000}))
+# the DHT failed: only what was read is sent
+out(h.send({"seq": 2, "temperature": -3.25, "err": {"dht22": "timeout"}, "heap": 9000}))
+""")
+    assert results == [True, True], logs
+    rows = stored(receiver)
+    got = sorted((r["node"], r["field"], r["quantity"], r["value"]) for r in rows)
+    assert got == sorted([(MAC, 1, "temperature", 21.5), (MAC, 2, "humidity", 45.0),
+                          (MAC, 3, "light", 50.2), (MAC, 1, "temperature", -3.25)])
+    no_secrets(logs, KEY)
+
+
+def test_flask_target_fields_are_configurable_and_wrong_key_is_reported(vm, receiver):
+    cfg = node_cfg(http={"target": "flask", "url": receiver, "api_key": "wrong-" + KEY,
+                         "fields": {"light_raw": 4}, "timeout_s": 5})
+    results, logs, _ = vm(cfg, """
+from upynode.http import Http
+out(Http(CFG, "attic", UNITS, log).send({"seq": 1, "temperature": 20.0, "light_raw": 300}))
+""")
+    assert results == [False]
+    assert any("401" in ln and "http.api_key" in ln for ln in logs), logs
+    assert stored(receiver) == []
+    no_secrets(logs, KEY)
+    cfg["http"]["api_key"] = KEY
+    results, logs, _ = vm(cfg, """
+from upynode.http import Http
+out(Http(CFG, "attic", UNITS, log).send({"seq": 1, "temperature": 20.0, "light_raw": 300}))
+""")
+    assert results == [True], logs
+    # only light_raw has a field number in this config
+    assert [(r["field"], r["value"]) for r in stored(receiver)] == [(4, 300)]
+
+
+# --- Home Assistant's REST API ------------------------------------------------------------
+
+@pytest.fixture
+def ha():
+    with HaStandin(TOKEN) as s:
+        yield s
+
+
+def ha_cfg(url, **over):
+    h = {"url": url, "token": TOKEN}
+    h.update(over)
+    return node_cfg(http={"target": "ha", "timeout_s": 5}, homeassistant=h)
+
+
+def test_ha_target_creates_then_updates_states(vm, ha):
+    cfg = ha_cfg(ha.url + "/", api_password=API_PASSWORD)
+    results, logs, _ = vm(cfg, """
+from upynode.http import Http
+h = Http(CFG, "Attic-1", UNITS, log)
+out(h.send({"seq": 1, "temperature": 21.5, "humidity": 45.0, "light": 50.2, "light_raw": 514, "heap": 9000}))
+out(h.send({"seq": 2, "temperature": 22.0, "humidity": 46.0, "light": 49.0, "light_raw": 502, "heap": 9000}))
+""")
+    assert results == [True, True], logs
+    # HA entity ids are lowercase [a-z0-9_]: "Attic-1" becomes attic_1.
+    assert sorted(ha.states) == ["sensor.attic_1_humidity", "sensor.attic_1_light",
+                                 "sensor.attic_1_light_raw", "sensor.attic_1_temperature"]
+    t = ha.states["sensor.attic_1_temperature"]
+    assert t["state"] == "22.0"
+    assert t["attributes"] == {"unit_of_measurement": "°C", "device_class": "temperature",
+                               "friendly_name": "Attic-1 temperature", "state_class": "measurement"}
+    assert ha.states["sensor.attic_1_humidity"]["attributes"]["device_class"] == "humidity"
+    light = ha.states["sensor.attic_1_light"]["attributes"]
+    assert light["unit_of_measurement"] == "%" and "device_class" not in light
+    raw = ha.states["sensor.attic_1_light_raw"]
+    assert raw["state"] == "502" and "unit_of_measurement" not in raw["attributes"]
+    posts = [r for r in ha.requests if r["method"] == "POST"]
+    assert len(posts) == 8
+    # HA keeps states as strings; the body parsed whole (Content-Length counts the
+    # bytes of "°C", not its characters).
+    bodies = [json.loads(r["body"]) for r in posts]
+    assert all(isinstance(b["state"], str) for b in bodies)
+    assert {"state": "21.5", "attributes": t["attributes"]} in bodies
+    for r in posts:
+        assert r["headers"]["Authorization"] == "Bearer " + TOKEN
+        assert not any(k.lower() == "x-ha-access" for k in r["headers"])
+        assert API_PASSWORD.encode() not in r["body"]
+        assert API_PASSWORD not in json.dumps(r["headers"]) + r["path"]
+    # The api_password is explained, once, and no secret is logged.
+    assert sum("2019" in ln and "long-lived" in ln and "homeassistant.token" in ln for ln in logs) == 1, logs
+    no_secrets(logs, TOKEN, API_PASSWORD)
+
+
+def test_ha_status_codes_201_then_200(vm, ha):
+    # The stand-in answers as HA does; what the node sees is the True/False above, so
+    # check the codes from the stand-in side with a plain client to pin the contract.
+    cfg = ha_cfg(ha.url)
+    vm(cfg, """
+from upynode.http import Http
+Http(CFG, "n1", {"temperature": "°C"}, log).send({"temperature": 20.5})
+""")
+    body = json.dumps({"state": 21, "attributes": {}}).encode()
+    req = urllib.request.Request(ha.url + "/api/states/sensor.n1_temperature", data=body, method="POST",
+                                 headers={"Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert r.status == 200            # it existed: the node's POST created it (201)
+    req = urllib.request.Request(ha.url + "/api/states/sensor.other", data=body, method="POST",
+                                 headers={"Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert r.status == 201
+
+
+def test_ha_wrong_token_is_reported_without_the_token(vm, ha):
+    cfg = ha_cfg(ha.url, token="not-" + TOKEN)
+    results, logs, _ = vm(cfg, """
+from upynode.http import Http
+out(Http(CFG, "n1", UNITS, log).send({"temperature": 20.5, "humidity": 40}))
+""")
+    assert results == [False]
+    assert ha.states == {}
+    assert any("401" in ln and "homeassistant.token" in ln for ln in logs), logs
+    no_secrets(logs, TOKEN)
+
+
+def test_refused_connection_returns_false_fast(vm):
+    port = free_port()     # nothing listens there any more
+    results, logs, _ = vm(ha_cfg("http://127.0.0.1:%d" % port), """
+from upynode.http import Http
+t0 = time.ticks_ms()
+out(Http(CFG, "n1", UNITS, log).send({"temperature": 20.5, "humidity": 40}))
+out(time.ticks_diff(time.ticks_ms(), t0))
+""")
+    ok, ms = results
+    assert ok is False and ms < 2000
+    assert any("refused" in ln for ln in logs), logs
+    # One failed connection stops the cycle: the other quantity is not tried.
+    assert len(logs) == 1, logs
+
+
+class Silent:
+    """Accepts connections and reads, never answers (a hung server)."""
+
+    def __init__(self, mode="silent"):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.mode = mode
+        self.stop = False
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.mode == "garbage":     # reads the request, answers no status line
+                threading.Thread(target=self._garbage, args=(c,), daemon=True).start()
+            else:
+                self.conns.append(c)
+
+    def _garbage(self, c):
+        c.settimeout(5)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            time.sleep(0.2)                # the body, if any, has arrived too
+            c.sendall(b"garbage\r\n")
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop = True
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("target", ["ha", "flask"])
+def test_server_that_never_answers_does_not_hang_the_node(vm, target):
+    srv = Silent()
+    try:
+        url = "http://127.0.0.1:%d" % srv.port
+        if target == "ha":
+            cfg = ha_cfg(url)
+        else:
+            cfg = node_cfg(http={"target": "flask", "url": url, "api_key": KEY})
+        cfg["http"]["timeout_s"] = 1
+        results, logs, wall = vm(cfg, """
+from upynode.http import Http
+h = Http(CFG, "n1", UNITS, log)
+n0 = fds()
+t0 = time.ticks_ms()
+out(h.send({"temperature": 20.5, "humidity": 40, "light": 3}))
+out(time.ticks_diff(time.ticks_ms(), t0))
+for i in range(3):
+    h.send({"temperature": 20.5})
+out(fds() - n0)
+""", timeout=30)
+    finally:
+        srv.close()
+    ok, ms, leaked = results
+    assert ok is False
+    assert 900 <= ms <= 2500, ms        # waited for its timeout (1 s), then gave up
+    assert any("timed out" in ln for ln in logs), logs
+    assert leaked == 0                   # every timed-out socket was closed
+    assert wall < 20
+
+
+def test_garbage_answer_returns_false_and_closes_the_socket(vm):
+    # urequests raises IndexError (not OSError) on a missing status line and does
+    # not close its socket then; the transport must.
+    srv = Silent("garbage")
+    try:
+        results, logs, _ = vm(ha_cfg("http://127.0.0.1:%d" % srv.port), """
+from upynode.http import Http
+h = Http(CFG, "n1", UNITS, log)
+n0 = fds()
+for i in range(5):
+    out(h.send({"temperature": 20.5}))
+out(fds() - n0)
+""")
+    finally:
+        srv.close()
+    assert results == [False] * 5 + [0], logs
+
+
+def test_many_sends_leak_no_sockets_or_heap(vm, ha):
+    results, logs, _ = vm(ha_cfg(ha.url), """
+from upynode.http import Http
+h = Http(CFG, "n1", UNITS, log)
+h.send({"temperature": 20.0, "light": 1})
+gc.collect()
+n0, m0 = fds(), gc.mem_alloc()
+for i in range(30):
+    h.send({"temperature": 20.0 + i, "light": i})
+gc.collect()
+out([fds() - n0, gc.mem_alloc() - m0])
+""")
+    (dfd, dheap), = results
+    assert dfd == 0 and dheap < 512, (dfd, dheap)
+    assert ha.states["sensor.n1_temperature"]["state"] == "49.0"
+    assert len([r for r in ha.requests if r["method"] == "POST"]) == 62
+
+
+# --- the HA state follower ------------------------------------------------------------
+
+def test_ha_state_follows_an_entity(vm, ha):
+    ha.set_state("input_boolean.node_led", "on")
+    cfg = ha_cfg(ha.url)
+    results, logs, _ = vm(cfg, """
+from upynode.http import ha_state
+out(ha_state(CFG, "input_boolean.node_led", log))
+out(ha_state(CFG, "sensor.nobody_here", log))
+""")
+    assert results == ["on", None]
+    assert any("sensor.nobody_here" in ln and "404" in ln for ln in logs), logs
+    gets = [r for r in ha.requests if r["method"] == "GET"]
+    assert [r["path"] for r in gets] == ["/api/states/input_boolean.node_led", "/api/states/sensor.nobody_here"]
+    assert all(r["headers"]["Authorization"] == "Bearer " + TOKEN for r in gets)
+    no_secrets(logs, TOKEN)
+
+
+def test_ha_state_is_none_on_network_errors_and_bad_token(vm, ha):
+    ha.set_state("input_boolean.node_led", "off")
+    srv = Silent()
+    try:
+        cfgs = [ha_cfg("http://127.0.0.1:%d" % free_port()), ha_cfg(ha.url, token="bad"),
+                ha_cfg("http://127.0.0.1:%d" % srv.port)]
+        cfgs[2]["http"]["timeout_s"] = 1
+        out = []
+        for cfg in cfgs:
+            results, logs, _ = vm(cfg, """
+from upynode.http import ha_state
+t0 = time.ticks_ms()
+out(ha_state(CFG, "input_boolean.node_led", log))
+out(time.ticks_diff(time.ticks_ms(), t0))
+""")
+            out.append((results, logs))
+    finally:
+        srv.close()
+    (refused, lr), (unauth, lu), (hung, lh) = out
+    assert refused[0] is None and any("refused" in ln for ln in lr), lr
+    assert unauth[0] is None and any("401" in ln for ln in lu), lu
+    assert hung[0] is None and hung[1] <= 2500 and any("timed out" in ln for ln in lh), lh
+
+
+# --- discovery in the VM, and what the modules cost -------------------------------------
+
+def test_discovery_payloads_are_identical_in_the_vm(vm):
+    c = dict(config.DEFAULTS["mqtt"], expire_after=300)
+    cfg = node_cfg(mqtt={"host": "127.0.0.1", "expire_after": 300})
+    results, logs, _ = vm(cfg, """
+from upynode import discovery
+out([list(p) for p in discovery.configs("attic", UNITS, CFG["mqtt"])])
+out(discovery.fingerprint(discovery.configs("attic", UNITS, CFG["mqtt"])))
+""")
+    pairs, fp = results
+    host = [list(p) for p in discovery.configs("attic", UNITS, c)]
+    assert pairs == host
+    assert fp == discovery.fingerprint(discovery.configs("attic", UNITS, c))
+
+
+HEAP_CODE = """
+import micropython
+import upynode.config, upynode.sensors, upynode.mqtt, upynode.led
+gc.collect(); a = gc.mem_alloc()
+micropython.qstr_info()
+for m in %r:
+    __import__(m)
+gc.collect(); b = gc.mem_alloc()
+micropython.qstr_info()
+out(b - a)
+"""
+
+
+def test_heap_cost_of_the_modules(vm, capsys):
+    # Each in a fresh VM, after what the node has imported anyway. The heap
+    # delta includes the qstr pools the import had to add (pools grow in
+    # chunks, so that part moves with import order); reported separately.
+    cost = {}
+    for mods in (["upynode.discovery"], ["upynode.http"], ["urequests"],
+                 ["upynode.http", "urequests", "upynode.discovery"]):
+        results, logs, _ = vm(node_cfg(), HEAP_CODE % (mods,), raw=True)
+        q = [int(re.search(r"n_total_bytes=(\d+)", ln).group(1)) for ln in logs if ln.startswith("qstr pool")]
+        cost[" + ".join(m.split(".")[-1] for m in mods)] = (results[0], q[1] - q[0])
+    with capsys.disabled():
+        print("\n  heap cost of imports in the VM, (bytes, of which qstr pool), .mpy, 64-bit unix port:", cost)
+    # The unix port's words are twice the ESP8266's: the chip's cost is lower.
+    code = {k: v[0] - v[1] for k, v in cost.items()}
+    assert code["discovery"] < 4000 and code["http"] < 5000, code
+    assert cost["http + urequests + discovery"][0] < 12500

@@ -1,4 +1,0 @@
-"""Host-side reference receiver for upynode sensor nodes (Flask + SQLite, served by waitress).
-
-Run it:  python -m tools.server --port 8080   (see __main__.py for the options)
-"""

@@ -1,0 +1,16 @@
+"""The virtual NodeMCU and the world around it, all on 127.0.0.1.
+
+- fakehw/: the chip's built-in modules (machine, network, dht, esp, webrepl,
+  ntptime) as the firmware sees them; MicroPython and CPython both run them
+- runner: the MicroPython VM (unix port) booting a board folder on the fakes
+- vserial: the same VM behind a pty, a serial port for mpremote and deploy
+- webrepl_server: a WebREPL service on a board folder
+- services: free ports, waiting for a listener, stopping child processes
+- brokers, mqttwatch: a real MQTT broker and a subscriber that counts
+- receiver_process: the reference receiver as a process
+- ha_standin: Home Assistant's REST API, as much as the node uses
+- sim (`upynode-sim`, make sim) and bench (`upynode-bench`, make bench)
+"""
+import os
+
+FAKES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakehw")

@@ -1,0 +1,186 @@
+"""The virtual NodeMCU: the MicroPython unix port as the CPU, a folder laid
+out like the device's filesystem, and the fake hardware of fakehw/.
+
+A VBoard boots boot.py then main.py in the real MicroPython VM with a
+limited heap, restarts it when the firmware calls machine.reset() or
+deepsleep() (as the chip would), and lets the caller change the world
+(temperature, access points, faults) while it runs.
+"""
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+
+from upynode_cli.project import BUILD, micropython, mpy_cross
+
+from . import FAKES
+
+RESET_EXIT = 42  # fakehw/machine.py: the firmware asked for a reset (machine.reset, deepsleep)
+# The ESP8266 has 32-36 KB free after boot. In the 64-bit unix port, objects
+# take up to twice that (bytecode and strings do not grow, pointers do: about
+# 1.6x for this firmware's mix), and the fakes take about 20 KB of this heap
+# while the chip's machine, network, ... live in flash:
+# 36 KB x 1.6 + 20 KB ~ 80 KB. An estimate: `make bench` measures.
+HEAPSIZE = "80K"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def compiled_fakes():
+    """The fakes precompiled, so that compiling them does not eat the heap
+    that the chip would have (its machine, network, ... live in flash)."""
+    out = str(BUILD / "fakehw")
+    os.makedirs(out, exist_ok=True)
+    exe = mpy_cross()
+    for name in os.listdir(FAKES):
+        if not name.endswith(".py"):
+            continue
+        src, dest = os.path.join(FAKES, name), os.path.join(out, name[:-3] + ".mpy")
+        if not os.path.exists(dest) or os.path.getmtime(dest) < os.path.getmtime(src):
+            subprocess.run([exe, "-o", dest + ".tmp", src], check=True)
+            os.replace(dest + ".tmp", dest)
+    return out
+
+
+def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None):
+    """(argv, env) to boot the VM on board_dir; cwd must be board_dir."""
+    board_dir = os.path.abspath(board_dir)
+    env = dict(os.environ)
+    # As on the chip: '' (the board folder is "/" and the cwd), '.frozen'
+    # (the VM's own frozen modules), then lib; the fakes stand in for the
+    # chip's built-in modules.
+    env["MICROPYPATH"] = os.pathsep.join(["", ".frozen", compiled_fakes(), os.path.join(board_dir, "lib")])
+    env["UPYNODE_VBOARD"] = os.path.abspath(state_dir or os.path.join(board_dir, ".vboard"))
+    return [micropython(), "-X", "heapsize=" + heapsize, "-c", "import _vboot"], env
+
+
+def check_loopback(cfg):
+    """Example addresses (a broker, Home Assistant, a Flask server) must
+    never be dialled from a test or the sim: every address must be loopback."""
+    from urllib.parse import urlsplit
+    targets = [("mqtt.host", cfg.get("mqtt", {}).get("host", ""))]
+    targets += [(k + ".url", urlsplit(cfg.get(k, {}).get("url", "")).hostname or "") for k in ("http", "homeassistant")]
+    for key, host in targets:
+        if host and host not in LOOPBACK:
+            raise ValueError("virtual board: %s %r is not loopback; use 127.0.0.1" % (key, host))
+
+
+class VBoard:
+    def __init__(self, board_dir, state_dir, heapsize=HEAPSIZE, echo=False):
+        self.board = os.path.abspath(board_dir)
+        self.state_dir = os.path.abspath(state_dir)
+        self.heapsize = heapsize
+        self.echo = echo
+        self.lines = []
+        self.boots = 0
+        self.proc = None
+        self._stop = False
+        self._cond = threading.Condition()
+        self._thread = None
+        os.makedirs(self.state_dir, exist_ok=True)
+
+    # -- the world and the board's files --------------------------------
+    def world(self, **changes):
+        """Change the world; the fakes see it at their next access."""
+        path = os.path.join(self.state_dir, "world.json")
+        w = self.read_json("world.json") or {}
+        w.update(changes)
+        with open(path + ".tmp", "w") as f:
+            json.dump(w, f)
+        os.replace(path + ".tmp", path)
+
+    def read_json(self, name):
+        try:
+            with open(os.path.join(self.state_dir, name)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def state(self, name):
+        return self.read_json(name + ".json")
+
+    def write_config(self, cfg):
+        check_loopback(cfg)
+        self.write_file("config.json", json.dumps(cfg, indent=1))
+
+    def write_file(self, name, text):
+        path = os.path.join(self.board, name)
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+
+    # -- running ---------------------------------------------------------
+    def start(self):
+        """Power on: RTC memory and the reset cause do not survive this."""
+        for name in ("rtc.json", "reset_cause.json", "sleep_ms.json"):
+            try:
+                os.remove(os.path.join(self.state_dir, name))
+            except OSError:
+                pass
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        argv, env = vm_argv(self.board, self.heapsize, self.state_dir)
+        while not self._stop:
+            self.boots += 1
+            self.proc = subprocess.Popen(argv, cwd=self.board, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for raw in self.proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if self.echo:
+                    print("  node| " + line, flush=True)
+                with self._cond:
+                    self.lines.append(line)
+                    self._cond.notify_all()
+            rc = self.proc.wait()
+            if rc != RESET_EXIT:
+                with self._cond:
+                    self.lines.append("[vboard: VM exited with status %d]" % rc)
+                    self._cond.notify_all()
+                break
+            with self._cond:
+                self.lines.append("[vboard: reset]")
+                self._cond.notify_all()
+
+    def stop(self):
+        """Power off."""
+        self._stop = True
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        if self._thread:
+            self._thread.join(10)
+
+    def running(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    def output(self):
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def wait_for(self, pattern, timeout=30, start=0):
+        """The first output line (from index start) matching pattern, or
+        AssertionError with the output so far."""
+        rx = re.compile(pattern)
+        t_end = time.monotonic() + timeout
+        with self._cond:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    if rx.search(self.lines[i]):
+                        return self.lines[i]
+                    i += 1
+                left = t_end - time.monotonic()
+                if left <= 0 or (not self.running() and i >= len(self.lines)):
+                    raise AssertionError("no line matching %r within %ss; node output:\n%s"
+                                         % (pattern, timeout, "\n".join(self.lines[-60:])))
+                self._cond.wait(min(left, 0.5))
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
