@@ -43,8 +43,9 @@ def compiled_fakes():
     return out
 
 
-def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None):
-    """(argv, env) to boot the VM on board_dir; cwd must be board_dir."""
+def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True):
+    """(argv, env) to boot the VM on board_dir (boot.py, then main.py), or
+    with boot=False to start its REPL; cwd must be board_dir."""
     board_dir = os.path.abspath(board_dir)
     env = dict(os.environ)
     # As on the chip: '' (the board folder is "/" and the cwd), '.frozen'
@@ -52,7 +53,8 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None):
     # chip's built-in modules.
     env["MICROPYPATH"] = os.pathsep.join(["", ".frozen", compiled_fakes(), os.path.join(board_dir, "lib")])
     env["UPYNODE_VBOARD"] = os.path.abspath(state_dir or os.path.join(board_dir, ".vboard"))
-    return [micropython(), "-X", "heapsize=" + heapsize, "-c", "import _vboot"], env
+    argv = [micropython(), "-X", "heapsize=" + heapsize]
+    return argv + (["-c", "import _vboot\n_vboot.run()"] if boot else []), env
 
 
 def check_loopback(cfg):

@@ -45,37 +45,6 @@ from .runner import HEAPSIZE, vm_argv
 RAW_BANNER = b"raw REPL; CTRL-B to exit"
 FRIENDLY_BANNER = b'Type "help()" for more information.'
 
-# Runs the boot files inside the REPL, so that machine.reset() in main.py
-# (SystemExit at the REPL) ends the VM as it should, a KeyboardInterrupt
-# lands at the prompt, and main.py's globals are the REPL's, as on a board.
-BOOT_MODULE = '''\
-import sys
-import __main__
-def run(names):
-    for n in names:
-        try:
-            src = open(n).read()
-        except OSError:
-            continue
-        try:
-            exec(src, __main__.__dict__)  # the REPL's globals, as on a board
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as e:
-            sys.print_exception(e)
-'''
-
-
-def vm_command(board, heapsize, state_dir):
-    """(argv, env) of a bare VM, as the runner boots one, without its boot
-    script: we start the REPL ourselves."""
-    argv, env = vm_argv(str(board), heapsize=heapsize, state_dir=state_dir)
-    bare = [argv[0]]
-    for a in argv[1:]:
-        if bare[-1] != "-X" and (a in ("-c", "-m", "-i") or not a.startswith("-")):
-            break
-        bare.append(a)
-    return bare, env
 
 
 def _vm_tty(fd):
@@ -105,7 +74,6 @@ class VirtualSerial:
         self.proc = None
         self._stop = threading.Event()
         self._helper = tempfile.mkdtemp(prefix="vserial-")
-        Path(self._helper, "_vserial_boot.py").write_text(BOOT_MODULE)
         # The fakes keep the chip's state (reset cause, RTC memory) and read
         # the simulated world here; outside the board's filesystem.
         self.state_dir = os.path.abspath(state_dir or os.path.join(self._helper, "state"))
@@ -147,8 +115,7 @@ class VirtualSerial:
 
     # -- VM lifecycle ------------------------------------------------------
     def _spawn(self, files, then_raw=False):
-        argv, env = vm_command(self.board, self.heapsize, self.state_dir)
-        env["MICROPYPATH"] = self._helper + os.pathsep + env.get("MICROPYPATH", ".frozen")
+        argv, env = vm_argv(str(self.board), self.heapsize, self.state_dir, boot=False)
         m, s = pty.openpty()
         _vm_tty(s)
         self.proc = subprocess.Popen(argv, stdin=s, stdout=s, stderr=s, cwd=self.board, env=env,
@@ -157,7 +124,7 @@ class VirtualSerial:
         self.vm = m
         self.boots += 1
         self.phase = "banner"       # swallow the unix port's banner, then type the boot line
-        self.boot_line = "import _vserial_boot; _vserial_boot.run(%r)\r" % (tuple(files),)
+        self.boot_line = "import _vboot; _vboot.run(%r)\r" % (tuple(files),)
         self.then_raw = then_raw
         self.pending = b""          # client input held while the boot line is typed
         self.flush_at = None        # when to hand the held input over

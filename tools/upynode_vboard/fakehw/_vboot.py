@@ -1,22 +1,22 @@
-# Starts the virtual board as the ESP8266 port does: boot.py, then main.py,
-# each as __main__; an exception in boot.py is printed and main.py still runs.
+# Boots the virtual board as the ESP8266 port does: boot.py, then main.py,
+# each in the globals of __main__ (the REPL's, as pyexec_file does on the
+# chip); an exception in boot.py is printed and main.py still runs. A
+# reset (SystemExit from the fake machine module) or Ctrl-C goes through.
+# The runner starts the VM with run(); vserial calls it inside the REPL.
 import sys
 
-
-def _run(name):
-    try:
-        src = open(name).read()
-    except OSError:
-        return
-    try:
-        exec(src, {"__name__": "__main__"})
-    except KeyboardInterrupt:
-        raise
-    except SystemExit:
-        raise
-    except Exception as e:
-        sys.print_exception(e)
+import __main__
 
 
-_run("boot.py")
-_run("main.py")
+def run(names=("boot.py", "main.py")):
+    for name in names:
+        try:
+            src = open(name).read()
+        except OSError:
+            continue
+        try:
+            exec(src, __main__.__dict__)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:
+            sys.print_exception(e)
