@@ -23,8 +23,9 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=int(env.get("UPYNODE_PORT", 8080)))
     parser.add_argument("--db", default=env.get("UPYNODE_DB") or str(receiver.DEFAULT_DB),
                         help="SQLite file (default build/receiver.sqlite3)")
-    parser.add_argument("--keys-file", default=env.get("UPYNODE_KEYS_FILE"),
-                        help='JSON file: ["key", ...] or {"api_keys": [...]}')
+    # No default here: load_api_keys falls back to UPYNODE_KEYS_FILE itself.
+    parser.add_argument("--keys-file",
+                        help='JSON file: ["key", ...] or {"api_keys": [...]} (default $UPYNODE_KEYS_FILE)')
     parser.add_argument("--fields", default=env.get("UPYNODE_FIELDS") or receiver.DEFAULT_FIELDS,
                         help="tutorial field number to quantity name (default %(default)s)")
     args = parser.parse_args(argv)
@@ -38,7 +39,7 @@ def main(argv=None):
         parser.error("no API keys: set UPYNODE_API_KEYS=key1,key2 or pass --keys-file keys.json")
     if not chartjs.is_installed():
         print("warning: Chart.js is not fetched, the page will show no charts;"
-              " run: python -m upynode_receiver.chartjs", file=sys.stderr)
+              f" run: {chartjs.FETCH_COMMAND}", file=sys.stderr)
 
     app = receiver.create_app(args.db, api_keys, fields)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -17,6 +17,7 @@ from pathlib import Path
 from upynode_cli.project import BUILD
 
 VENDOR_DIR = BUILD / "receiver-vendor"
+FETCH_COMMAND = "python -m upynode_receiver.chartjs"     # what messages tell a user to run
 
 VERSION = "4.5.1"
 # `npm view chart.js@4.5.1 dist.integrity`

@@ -27,6 +27,8 @@ CREATE INDEX IF NOT EXISTS readings_node_quantity_ts ON readings (node, quantity
 """
 
 COLUMNS = ("id", "node", "quantity", "field", "value", "unit", "ts", "seq")
+SELECT_READINGS = f"SELECT {', '.join(COLUMNS)} FROM readings"
+DEFAULT_LIMIT = 1000
 
 
 def connect(db_path):
@@ -63,7 +65,7 @@ def insert_readings(conn, readings, received):
     return stored, len(readings) - stored
 
 
-def query_readings(conn, node=None, field=None, quantity=None, since=None, limit=1000):
+def query_readings(conn, node=None, field=None, quantity=None, since=None, limit=DEFAULT_LIMIT):
     """The newest `limit` readings that match, oldest first."""
     where, args = [], []
     for column, value in (("node", node), ("field", field), ("quantity", quantity)):
@@ -73,7 +75,7 @@ def query_readings(conn, node=None, field=None, quantity=None, since=None, limit
     if since is not None:
         where.append("ts >= ?")
         args.append(since)
-    sql = f"SELECT {', '.join(COLUMNS)} FROM readings"
+    sql = SELECT_READINGS
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql = f"SELECT * FROM ({sql} ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts, id"
@@ -83,7 +85,7 @@ def query_readings(conn, node=None, field=None, quantity=None, since=None, limit
 def latest_per_node(conn):
     """{node: [latest reading of each quantity]} for the overview table."""
     rows = conn.execute(
-        f"SELECT {', '.join(COLUMNS)} FROM readings r"
+        f"{SELECT_READINGS} r"
         " WHERE id = (SELECT id FROM readings WHERE node = r.node AND quantity = r.quantity"
         "             ORDER BY ts DESC, id DESC LIMIT 1)"
         " ORDER BY node, quantity"
