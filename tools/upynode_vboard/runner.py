@@ -6,6 +6,7 @@ limited heap, restarts it when the firmware calls machine.reset() or
 deepsleep() (as the chip would), and lets the caller change the world
 (temperature, access points, faults) while it runs.
 """
+import ast
 import json
 import os
 import re
@@ -17,7 +18,22 @@ from upynode_cli.project import BUILD, micropython, mpy_cross
 
 from . import FAKES
 
-RESET_EXIT = 42  # fakehw/machine.py: the firmware asked for a reset (machine.reset, deepsleep)
+
+def fake_constant(module, name):
+    """A constant of a fake, read from its source: the fakes run inside the
+    VM and cannot import the host's modules, so the host reads theirs."""
+    with open(os.path.join(FAKES, module + ".py")) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise LookupError("%s is not defined in fakehw/%s.py" % (name, module))
+
+
+# The VM's exit status when the firmware asked for a reset (machine.reset,
+# deepsleep): the runner boots it again.
+RESET_EXIT = fake_constant("machine", "_RESET_EXIT")
+
 # The ESP8266 has 32-36 KB free after boot. In the 64-bit unix port, objects
 # take up to twice that (bytecode and strings do not grow, pointers do: about
 # 1.6x for this firmware's mix), and the fakes take about 20 KB of this heap
