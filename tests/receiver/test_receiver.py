@@ -166,6 +166,15 @@ def test_over_long_url_is_413(client, db_path):
     assert stored_count(db_path) == 0
 
 
+@pytest.mark.parametrize("method, url, status", [("GET", "/nowhere", 404),
+                                                  ("DELETE", "/api/readings", 405),
+                                                  ("POST", tutorial_url(), 405)])
+def test_any_error_is_json_with_its_status(client, method, url, status):
+    response = client.open(url, method=method)
+    assert response.status_code == status
+    assert response.is_json and response.json["error"]
+
+
 # --- the JSON endpoint ------------------------------------------------------------------
 
 def test_post_one_reading_with_each_auth_header(client):
@@ -310,6 +319,34 @@ def test_read_back_bad_query_is_400(client, query, message):
     response = client.get("/api/readings" + query)
     assert response.status_code == 400
     assert message in response.json["error"]
+
+
+@pytest.mark.parametrize("query, status", [("?limit=1", 200), ("?limit=10000", 200), ("?limit=01", 200),
+                                           ("?limit=10001", 400), ("?limit=", 400), ("?limit=+1", 400),
+                                           ("?field=01", 200), ("?field=99", 200), ("?field=100", 400)])
+def test_read_back_limit_and_field_bounds(client, query, status):
+    assert client.get("/api/readings" + query).status_code == status
+
+
+def test_field_map_and_query_share_the_field_rule():
+    assert receiver.parse_field_map("01=a,99=b") == {1: "a", 99: "b"}
+    for spec in ("+1=a", "1 0=a", "001=a"):
+        with pytest.raises(ValueError):
+            receiver.parse_field_map(spec)
+
+
+def test_page_embeds_last_24h_per_quantity_and_node(client, filled):
+    post(client, reading(node="attic", ts=filled - 25 * 3600, value=-40))      # too old to chart
+    html = client.get("/").get_data(as_text=True)
+    data = json.loads(re.search(r'<script type="application/json" id="chart-data">(.*?)</script>',
+                                html, re.S).group(1))
+    assert data["window_s"] == 24 * 3600 and abs(data["now"] - time.time()) < 60
+    charts = data["charts"]
+    assert list(charts) == ["humidity", "light", "temperature"]
+    assert charts["humidity"]["unit"] == "%" and charts["temperature"]["unit"] == "°C"
+    assert [v for _, v in charts["temperature"]["series"]["attic"]] == [1, 2]
+    assert [v for _, v in charts["temperature"]["series"]["cellar"]] == [3]
+    assert [v for _, v in charts["light"]["series"][NODE]] == [700]
 
 
 def test_page_lists_nodes_with_latest_readings(client, filled):
