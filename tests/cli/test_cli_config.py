@@ -1,13 +1,12 @@
-"""upynode config over WebREPL, against upynode_vboard.webrepl_server on 127.0.0.1."""
+"""upynode config over WebREPL (--host), against upynode_vboard.webrepl_server
+on 127.0.0.1; over USB (--port) see test_cli_config_serial.py."""
 import json
 import sys
-import os
 import time
 
 import pytest
 
 from helpers import cli as run_cli, one_line_error  # noqa: F401
-from upynode_cli.webrepl import WebRepl, WebReplError
 from upynode_vboard.services import free_port
 from upynode_vboard.webrepl_server import WebReplServer, silent_server
 
@@ -34,9 +33,13 @@ def node(tmp_path):
         yield srv
 
 
+def at(port):
+    return "127.0.0.1:%d" % port
+
+
 def on(srv, *args, **kw):
     action, rest = args[0], args[1:]
-    return cli("config", action, "--host", "127.0.0.1", "--port", srv.port, *rest, **kw)
+    return cli("config", action, "--host", at(srv.port), *rest, **kw)
 
 
 def board_config(srv):
@@ -133,13 +136,11 @@ def test_put_uploads_a_validated_file(node, tmp_path):
 def test_put_rejects_invalid_files_before_connecting(tmp_path):
     f = tmp_path / "bad.json"
     f.write_text('{"wifi": {"ssid": "x"}, "mqtt": {"host": "h"}, "interval_s": "often"}')
-    port = free_port()  # nothing listens: validation must fail first
-    one_line_error(cli("config", "put", f, "--host", "127.0.0.1", "--port", port),
-                   "bad.json is not valid", "interval_s")
+    host = at(free_port())  # nothing listens: validation must fail first
+    one_line_error(cli("config", "put", f, "--host", host), "bad.json is not valid", "interval_s")
     f.write_text("{not json")
-    one_line_error(cli("config", "put", f, "--host", "127.0.0.1", "--port", port), "not valid JSON")
-    one_line_error(cli("config", "put", tmp_path / "missing.json", "--host", "127.0.0.1", "--port", port),
-                   "cannot read")
+    one_line_error(cli("config", "put", f, "--host", host), "not valid JSON")
+    one_line_error(cli("config", "put", tmp_path / "missing.json", "--host", host), "cannot read")
 
 
 def editor(tmp_path, code):
@@ -172,37 +173,49 @@ def test_wrong_password(node):
 
 
 def test_connection_refused():
-    one_line_error(cli("config", "get", "--host", "127.0.0.1", "--port", free_port()),
-                   "connection refused", "127.0.0.1")
+    port = free_port()
+    one_line_error(cli("config", "get", "--host", at(port)),
+                   "connection refused", "127.0.0.1:%d" % port)
+
+
+def test_host_with_a_port_is_one_address():
+    # Was a traceback: "Port could not be cast to integer value as '9:8266'".
+    one_line_error(cli("config", "get", "--host", "127.0.0.1:9"), "connection refused", "127.0.0.1:9")
+
+
+@pytest.mark.parametrize("host, words", [
+    ("127.0.0.1:x", ["bad port number 'x'"]),
+    ("127.0.0.1:0", ["bad port number '0'", "1 to 65535"]),
+    ("127.0.0.1:65536", ["bad port number"]),
+    ("127.0.0.1:", ["bad --host", "IP[:PORT]"]),
+    (":8266", ["bad --host"]),
+    ("[::1", ["bad --host"]),
+])
+def test_bad_host(host, words):
+    one_line_error(cli("config", "get", "--host", host), *words)
+
+
+def test_port_is_a_serial_device_as_in_deploy():
+    one_line_error(cli("config", "get", "--port", "/dev/ttyUSB-upynode-none"), "no such port")
+    one_line_error(cli("config", "set", "interval_s=5", "--port", "8266"), "no such port 8266")
+
+
+def test_port_or_host_not_both():
+    r = cli("config", "get", "--port", "/dev/null", "--host", "127.0.0.1")
+    assert r.returncode == 2 and "not allowed with" in r.stderr
+    r = cli("config", "get")
+    assert r.returncode == 2 and "--port" in r.stderr and "--host" in r.stderr
 
 
 def test_timeout():
     with silent_server() as port:
         t = time.monotonic()
-        one_line_error(cli("config", "get", "--host", "127.0.0.1", "--port", port, "--timeout", "1"),
-                       "timed out")
+        one_line_error(cli("config", "get", "--host", at(port), "--timeout", "1"), "timed out")
         assert time.monotonic() - t < 15
 
 
 def test_password_never_on_the_command_line(node):
-    r = cli("config", "get", "--host", "127.0.0.1", "--port", node.port, "--password", "x")
+    r = cli("config", "get", "--host", at(node.port), "--password", "x")
     assert r.returncode == 2 and "unrecognized arguments: --password" in r.stderr
     # no env var and no terminal to ask on: a clear error, not a hang
     one_line_error(on(node, "get", password=None), "UPYNODE_WEBREPL_PASSWORD")
-
-
-# -- the client itself ---------------------------------------------------------
-def test_client_put_get_large_file_and_repl(node):
-    data = os.urandom(50_000)
-    with WebRepl("127.0.0.1", node.port, PASSWORD, timeout=5) as w:
-        assert w.version() == (1, 24, 1)
-        w.put("blob.bin", data)  # read back and compared inside
-        assert (node.board / "blob.bin").read_bytes() == data
-        assert w.get("blob.bin") == data
-        assert w.exec("print(6 * 7)") == "42\n"
-        w.exec("import os\nos.rename('blob.bin', 'b2.bin')")
-        with pytest.raises(WebReplError, match="ENOENT|No such file"):
-            w.exec("import os\nos.rename('blob.bin', 'b3.bin')")
-        with pytest.raises(WebReplError, match="cannot read"):
-            w.get("nope.txt")
-    assert (node.board / "b2.bin").exists()

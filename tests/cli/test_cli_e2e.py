@@ -118,7 +118,7 @@ def test_deploy_configure_over_webrepl_redeploy(empty_board, broker, watch, tmp_
     # 3. Change a setting over WebREPL; it takes effect after the reset.
     with WebReplServer(v.board, PASSWORD) as srv:
         r = cli("config", "set", "mqtt.base_topic=garden", "--reset",
-                "--host", "127.0.0.1", "--port", srv.port)
+                "--host", "127.0.0.1:%d" % srv.port)
         assert "config.json written" in r.stderr and "node reset" in r.stderr
         assert srv.puts == ["config.json.tmp"] and srv.resets == 1
     text = (v.board / "config.json").read_text()

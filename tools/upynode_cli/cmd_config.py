@@ -1,9 +1,11 @@
-"""`upynode config get|set|put|edit`: a node's config.json over WebREPL.
+"""`upynode config get|set|put|edit`: a node's config.json, over WebREPL
+(--host) or USB (--port).
 
 Every write is validated by the firmware's own config module first, then
-written atomically: uploaded to config.json.tmp, read back and compared,
-and only then renamed over config.json on the node. A dropped connection
-leaves at most a stray config.json.tmp, never a half-written config.json.
+written with transport.safe_write: uploaded to config.json.tmp, checked by
+its hash on the node, and only then renamed over config.json. A dropped
+connection leaves at most a stray config.json.tmp, never a half-written
+config.json.
 """
 import argparse
 import json
@@ -14,17 +16,14 @@ import sys
 import tempfile
 
 from . import CliError, firmware_config, say
-from .board import split_host, webrepl_password
-from .webrepl import DEFAULT_PORT, WebRepl
+from .transport import add_board_arguments, connect, read_file, reset, safe_write
 
-CONFIG, TMP = "config.json", "config.json.tmp"
+CONFIG = "config.json"
 
 
 def add_arguments(p):
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--host", required=True, help="the node's IP address or name")
-    common.add_argument("--port", type=int, default=DEFAULT_PORT, help="WebREPL port (8266)")
-    common.add_argument("--timeout", type=float, default=10.0, help="network timeout, seconds")
+    add_board_arguments(common)
     writes = argparse.ArgumentParser(add_help=False)
     writes.add_argument("--reset", action="store_true",
                         help="reset the node afterwards so the new config takes effect")
@@ -97,22 +96,16 @@ def dumps(cfg):
     return json.dumps(cfg, indent=2) + "\n"
 
 
-def connect(args):
-    host, port = split_host(args.host, args.port)
-    return WebRepl(host, port, webrepl_password("%s:%d" % (host, port)), timeout=args.timeout)
+def read_device(t):
+    return read_file(t, CONFIG).decode("utf-8", "replace")
 
 
-def read_device(w):
-    return w.get(CONFIG).decode("utf-8")
-
-
-def write_device(w, text, reset):
+def write_device(t, text, reset_after):
     data = text.encode("utf-8")
-    w.put(TMP, data)                      # read back and compared inside put()
-    w.exec("import os\nos.rename(%r, %r)" % (TMP, CONFIG))
-    say("upynode: config.json written on %s (%d bytes)" % (w.where, len(data)))
-    if reset:
-        w.exec_no_reply("import machine\nmachine.reset()")
+    safe_write(t, CONFIG, data)
+    say("upynode: config.json written on %s (%d bytes)" % (t.device_name, len(data)))
+    if reset_after:
+        reset(t)
         say("upynode: node reset")
     else:
         say("upynode: the node stopped at its REPL; reset it (or pass --reset) to use the new config")
@@ -153,9 +146,9 @@ def run(args):
             raise CliError("cannot read %s: %s" % (args.file, e.strerror))
         validate(put_text, args.file)
 
-    with connect(args) as w:
+    with connect(args) as t:
         if args.action == "get":
-            text = read_device(w)
+            text = read_device(t)
             try:
                 cfg = json.loads(text)
             except ValueError as e:
@@ -172,9 +165,9 @@ def run(args):
                 say("upynode: warning: this config does not validate: %s" % e)
             return 0
         if args.action == "put":
-            write_device(w, put_text, args.reset)
+            write_device(t, put_text, args.reset)
             return 0
-        current = read_device(w)
+        current = read_device(t)
         if args.action == "set":
             try:
                 cfg = json.loads(current)
@@ -184,13 +177,13 @@ def run(args):
                 apply(cfg, path, value)
             new = dumps(cfg)
             validate(new, "the changed config")
-            write_device(w, new, args.reset)
+            write_device(t, new, args.reset)
             return 0
     # edit: no connection held open while a person edits (it would time out).
     new = edit_text(current)
     if new == current:
         say("upynode: no change; nothing was written")
         return 0
-    with connect(args) as w:
-        write_device(w, new, args.reset)
+    with connect(args) as t:
+        write_device(t, new, args.reset)
     return 0

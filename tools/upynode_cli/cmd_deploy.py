@@ -1,10 +1,10 @@
 """`upynode deploy`: build, then copy only what changed onto the board.
 
 The board hashes its own files (sha256 in 512-byte chunks, run through the
-REPL) and only files whose hash differs are sent. Each file goes to
-NAME.tmp, is hashed again on the board and then renamed over NAME, so an
-interrupted deploy never leaves a half-written module behind. config.json
-is never touched without --config.
+REPL) and only files whose hash differs are sent, each with
+transport.safe_write (NAME.tmp, hashed again on the board, renamed over
+NAME), so an interrupted deploy never leaves a half-written module behind.
+config.json is never touched without --config.
 """
 import hashlib
 import os
@@ -16,31 +16,9 @@ from pathlib import Path
 from . import CliError, firmware_config, say
 from .build import fetch_and_build
 from .project import CONFIG as CONFIG_FILE
-from .board import open_board
+from .transport import HASH_FN, add_board_arguments, connect, reset, safe_write
 
 CONFIG = "config.json"
-
-# Board-side helpers (MicroPython). _h hashes a file without loading it
-# whole: the ESP8266 has about 40 kB of heap.
-HASH_FN = """\
-import hashlib, binascii, os, gc
-gc.collect()
-def _h(p):
-    try:
-        f = open(p, 'rb')
-    except OSError:
-        return '-'
-    b = bytearray(512)
-    m = memoryview(b)
-    h = hashlib.sha256()
-    while True:
-        n = f.readinto(b)
-        if not n:
-            break
-        h.update(m[:n])
-    f.close()
-    return binascii.hexlify(h.digest()).decode()
-"""
 
 HASH_ALL = HASH_FN + """\
 for _p in {paths!r}:
@@ -56,14 +34,6 @@ for _d in {dirs!r}:
         pass
 """
 
-# Verify the uploaded temp file, then move it into place.
-INSTALL = HASH_FN + """\
-if _h({tmp!r}) != {want!r}:
-    os.remove({tmp!r})
-    raise OSError('{path} arrived corrupted')
-os.rename({tmp!r}, {path!r})
-"""
-
 REMOVE = """\
 import os
 for _p in {paths!r}:
@@ -75,9 +45,7 @@ for _p in {paths!r}:
 
 
 def add_arguments(p):
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--port", help="serial port of the board (USB)")
-    where.add_argument("--host", metavar="IP[:PORT]", help="the node's address, over WebREPL")
+    add_board_arguments(p)
     p.add_argument("--source", action="store_true",
                    help="deploy .py sources instead of precompiled .mpy")
     p.add_argument("--config", nargs="?", const=str(CONFIG_FILE), metavar="FILE",
@@ -85,7 +53,6 @@ def add_arguments(p):
     p.add_argument("--reset", action="store_true", help="reset the board afterwards")
     p.add_argument("--build-dir", metavar="DIR",
                    help="deploy this already built board folder instead of building")
-    p.add_argument("--timeout", type=float, default=10.0, help="WebREPL timeout, seconds")
 
 
 def local_files(root):
@@ -113,7 +80,7 @@ def check_mpy(board, files):
     need = mpy_header(files)
     if need is None:
         return
-    out = board.exec("import sys\nprint(getattr(sys.implementation, '_mpy', 0))").strip()
+    out = board.exec("import sys\nprint(getattr(sys.implementation, '_mpy', 0))").decode().strip()
     mpy = int(out or 0)
     ver, sub = mpy & 0xFF, (mpy >> 8) & 3
     # MicroPython loads a .mpy whose version equals its own; the sub-version
@@ -138,7 +105,7 @@ def counterpart(path):
 
 def board_hashes(board, paths):
     out = {}
-    for line in board.exec(HASH_ALL.format(paths=paths)).splitlines():
+    for line in board.exec(HASH_ALL.format(paths=paths)).decode().splitlines():
         if " " in line:
             h, p = line.split(" ", 1)
             out[p] = None if h == "-" else h
@@ -181,8 +148,7 @@ def run(args):
         files[CONFIG] = cfg_data
 
     t0 = time.monotonic()
-    board = open_board(args)
-    try:
+    with connect(args) as board:
         if any(p.endswith(".mpy") for p in files):
             check_mpy(board, files)
         stale = sorted({c for c in map(counterpart, files) if c and c not in files})
@@ -196,9 +162,7 @@ def run(args):
         sent = 0
         for i, path in enumerate(todo, 1):
             data = files[path]
-            board.write(path + ".tmp", data, progress_printer(i, len(todo), path))
-            board.exec(INSTALL.format(tmp=path + ".tmp", path=path,
-                                      want=hashlib.sha256(data).hexdigest()))
+            safe_write(board, path, data, progress_printer(i, len(todo), path))
             sent += len(data)
             say("\r  [%d/%d] %-40s %7d B sent" % (i, len(todo), path, len(data)))
         gone = [p for p in stale if remote.get(p)]
@@ -209,11 +173,9 @@ def run(args):
         say("upynode: %d sent (%d B), %d unchanged, %d removed, %.1f s"
             % (len(todo), sent, len(files) - len(todo), len(gone), time.monotonic() - t0))
         if args.reset:
-            board.reset()
+            reset(board)
             say("upynode: board reset")
         else:
             say("upynode: the board is at its REPL (its main loop was stopped); reset it, or use --reset")
-    finally:
-        board.close(reset=args.reset)
     return 0
 

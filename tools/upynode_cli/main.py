@@ -12,8 +12,8 @@ COMMANDS = {
     "flash": ("cmd_flash", "erase the chip and write a MicroPython firmware image (esptool)"),
     "build": ("build", "fetch the dependencies and lay out the board's filesystem in build/board"),
     "deploy": ("cmd_deploy", "build the firmware and copy what changed onto a board"),
-    "repl": ("cmd_repl", "open the board's REPL (mpremote)"),
-    "config": ("cmd_config", "read or change config.json on a node over WebREPL"),
+    "repl": ("cmd_repl", "open the board's REPL, over USB (mpremote) or WebREPL"),
+    "config": ("cmd_config", "read or change config.json on a node, over WebREPL or USB"),
 }
 
 

@@ -1,67 +1,97 @@
-"""WebREPL client on websocket-client: login, file get/put, REPL commands.
+"""WebREPL as an mpremote transport: the interface of mpremote's
+SerialTransport (exec, eval, enter_raw_repl/exit_raw_repl, fs_readfile,
+fs_writefile, fs_stat, fs_hashfile, close, ...) over a node's WebREPL, on
+websocket-client. mpremote has no WebREPL transport of its own
+(micropython/micropython#13540).
 
 Protocol (MicroPython's modwebrepl / webrepl_cli.py): the device sends
 "Password: "; after the password it answers "WebREPL connected" or "Access
-denied". Text frames carry the REPL; binary frames carry file transfers,
-each started by an 82-byte request:
+denied". Text frames carry the REPL, here driven in raw REPL mode as
+mpremote drives a serial port (Ctrl-A; code, Ctrl-D; "OK", output, \\x04,
+error output, \\x04, ">"). Binary frames carry file transfers, each started
+by an 82-byte request:
     struct "<2sBBQLH64s": b"WA", op (1 put, 2 get, 3 version), 0, 0, size, len(name), name
 and answered by b"WB" + u16 status (0 = OK). Get data comes in chunks, each
 prefixed by a u16 length and requested by the client sending b"\\0"; length 0
 ends it. Binary replies are read as a byte stream, as webrepl_cli does,
-since frame boundaries are not part of the protocol.
+since frame boundaries are not part of the protocol. File transfers do not
+touch the REPL, so reading a file does not stop the node's main loop; the
+first exec() does (it enters the raw REPL, which sends Ctrl-C).
 """
+import ast
+import errno
 import socket
 import struct
 import time
 
 import websocket
+from mpremote.transport import Transport, TransportError, TransportExecError
 
 from . import CliError
 
 PUT, GET, VERSION = 1, 2, 3
 REQ = "<2sBBQLH64s"
 CHUNK = 1024          # put frame size, as the browser client and webrepl_cli use
-BEGIN, END = "UPYNODE-BEGIN", "UPYNODE-END"
 DEFAULT_PORT = 8266
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 
 
-class WebReplError(CliError):
+class WebReplError(TransportError):
+    """Lost connection, timeout or protocol trouble after login; the message
+    names the node and what was going on."""
+
+
+class WebReplTimeout(WebReplError):
     pass
 
 
-class WebRepl:
-    def __init__(self, host, port=DEFAULT_PORT, password="", timeout=10.0):
-        self.where = "%s:%d" % (host, port)
-        self.timeout = timeout
-        self.bin = bytearray()
-        self.text = ""
-        try:
-            self.ws = websocket.create_connection("ws://%s/" % self.where, timeout=timeout)
-        except ConnectionRefusedError:
-            raise WebReplError("connection refused by %s: is the node on and WebREPL enabled "
-                               "(it is, once config.json has webrepl.password)?" % self.where)
-        except (socket.timeout, websocket.WebSocketTimeoutException):
-            raise WebReplError("timed out connecting to %s (wrong address, or the node is "
-                               "not on this network)" % self.where)
-        except (OSError, websocket.WebSocketException) as e:
-            raise WebReplError("cannot connect to %s: %s" % (self.where, e))
-        self._login(password)
+class WebReplConnectError(CliError):
+    """Could not connect or log in: refused, timed out, wrong password."""
 
-    # -- transport ---------------------------------------------------------
+
+class WebReplTransport(Transport):
+    def __init__(self, host, port=DEFAULT_PORT, password="", timeout=10.0):
+        self.device_name = "%s:%d" % (host, port)
+        self.timeout = timeout
+        self.in_raw_repl = False
+        self.bin = bytearray()     # binary frames: file transfer replies
+        self.text = bytearray()    # text frames: the REPL
+        url = "ws://%s:%d/" % ("[%s]" % host if ":" in host else host, port)
+        try:
+            self.ws = websocket.create_connection(url, timeout=timeout)
+        except ConnectionRefusedError:
+            raise WebReplConnectError(
+                "connection refused by %s: is the node on and WebREPL enabled "
+                "(it is, once config.json has webrepl.password)?" % self.device_name)
+        except (socket.timeout, websocket.WebSocketTimeoutException):
+            raise WebReplConnectError("timed out connecting to %s (wrong address, or the node "
+                                      "is not on this network)" % self.device_name)
+        except socket.gaierror as e:
+            raise WebReplConnectError("cannot resolve %s: %s" % (host, e.strerror))
+        except (OSError, websocket.WebSocketException) as e:
+            raise WebReplConnectError("cannot connect to %s: %s" % (self.device_name, e))
+        try:
+            self._login(password)
+        except WebReplError as e:
+            self.close()
+            raise WebReplConnectError(str(e))
+
+    # -- websocket ---------------------------------------------------------
     def _recv(self, what):
         """Receive one frame into the text or binary buffer."""
         try:
             op, data = self.ws.recv_data()
         except (socket.timeout, websocket.WebSocketTimeoutException):
-            raise WebReplError("timed out waiting for %s from %s" % (what, self.where))
+            raise WebReplTimeout("timed out waiting for %s from %s" % (what, self.device_name))
         except (OSError, websocket.WebSocketException) as e:
-            raise WebReplError("connection to %s lost during %s (%s)" % (self.where, what, e or type(e).__name__))
+            raise WebReplError("connection to %s lost during %s (%s)"
+                               % (self.device_name, what, e or type(e).__name__))
         if op == websocket.ABNF.OPCODE_TEXT:
-            self.text += data.decode("utf-8", "replace")
+            self.text += data
         elif op == websocket.ABNF.OPCODE_BINARY:
             self.bin += data
         elif op == websocket.ABNF.OPCODE_CLOSE:
-            raise WebReplError("%s closed the connection during %s" % (self.where, what))
+            raise WebReplError("%s closed the connection during %s" % (self.device_name, what))
 
     def _send(self, data, what):
         try:
@@ -70,9 +100,10 @@ class WebRepl:
             else:
                 self.ws.send_binary(bytes(data))
         except (socket.timeout, websocket.WebSocketTimeoutException):
-            raise WebReplError("timed out sending %s to %s" % (what, self.where))
+            raise WebReplError("timed out sending %s to %s" % (what, self.device_name))
         except (OSError, websocket.WebSocketException) as e:
-            raise WebReplError("connection to %s lost during %s (%s)" % (self.where, what, e or type(e).__name__))
+            raise WebReplError("connection to %s lost during %s (%s)"
+                               % (self.device_name, what, e or type(e).__name__))
 
     def _read_bin(self, n, what):
         while len(self.bin) < n:
@@ -81,12 +112,32 @@ class WebRepl:
         del self.bin[:n]
         return out
 
-    def _read_text_until(self, *endings, what):
-        deadline = time.monotonic() + self.timeout
-        while not any(e in self.text for e in endings):
+    def read_until(self, ending, what, timeout=None):
+        """REPL bytes up to and including ending (the rest stays buffered)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while ending not in self.text:
             if time.monotonic() > deadline:
-                raise WebReplError("timed out waiting for %s from %s" % (what, self.where))
+                raise WebReplTimeout("timed out waiting for %s from %s" % (what, self.device_name))
             self._recv(what)
+        i = self.text.index(ending) + len(ending)
+        out = bytes(self.text[:i])
+        del self.text[:i]
+        return out
+
+    def recv_text(self):
+        """The next REPL output, for a terminal: b'' when nothing came in time."""
+        if not self.text:
+            try:
+                self._recv("REPL output")
+            except WebReplTimeout:
+                return b""
+        out = bytes(self.text)
+        self.text.clear()
+        return out
+
+    def send_text(self, data):
+        """Keys for the REPL, as a terminal sends them."""
+        self._send(data.decode("utf-8", "replace") if isinstance(data, bytes) else data, "input")
 
     def close(self):
         try:
@@ -94,32 +145,85 @@ class WebRepl:
         except Exception:
             pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     # -- login -------------------------------------------------------------
     def _login(self, password):
-        self._read_text_until("Password:", what="the password prompt")
-        self.text = ""
+        self.read_until(b"Password:", "the password prompt")
         self._send(password + "\r", "login")
         try:
-            self._read_text_until("WebREPL connected", "Access denied", what="the login answer")
+            self.read_until(b"WebREPL connected", "the login answer")
         except WebReplError:
-            if "Access denied" not in self.text:  # it may close before we read it all
-                raise
-        if "Access denied" in self.text:
-            self.close()
-            raise WebReplError("wrong WebREPL password for %s" % self.where)
-        self.text = ""
+            # It says "Access denied" and may close before we read more.
+            if b"Access denied" in self.text:
+                raise WebReplError("wrong WebREPL password for %s" % self.device_name)
+            raise
+        self.read_until(b"\n", "the login answer")
 
-    # -- file transfer -----------------------------------------------------
+    # -- raw REPL (as mpremote's SerialTransport) -------------------------
+    def enter_raw_repl(self, soft_reset=False, timeout_overall=None):
+        if soft_reset:
+            # On a node a soft reset restarts the network stack: the session ends.
+            raise TransportError("no soft reset over WebREPL: it would end the session")
+        self._send("\r\x03\x03", "Ctrl-C")   # stop the node's main loop, if it runs
+        self._send("\r\x01", "Ctrl-A")       # raw REPL
+        self.read_until(RAW_BANNER, "the raw REPL", timeout_overall)
+        self.in_raw_repl = True
+
+    def exit_raw_repl(self):
+        self._send("\r\x02", "Ctrl-B")
+        self.in_raw_repl = False
+
+    def exec_raw_no_follow(self, command):
+        if isinstance(command, bytes):
+            command = command.decode("utf-8")
+        if not self.in_raw_repl:
+            self.enter_raw_repl()
+        self.read_until(b">", "the raw REPL prompt")
+        # Text frames must be whole UTF-8: split by characters, not bytes.
+        for i in range(0, len(command), 256):
+            self._send(command[i:i + 256], "a command")
+        self._send("\x04", "a command")
+        ok = self.read_until(b"OK", "the raw REPL's OK")
+        if ok != b"OK":
+            raise TransportError("could not exec command on %s (response: %r)"
+                                 % (self.device_name, ok[-40:]))
+
+    def follow(self, timeout, data_consumer=None):
+        out = self.read_until(b"\x04", "command output", timeout)[:-1]
+        if data_consumer:
+            data_consumer(out)
+        err = self.read_until(b"\x04", "command output", timeout)[:-1]
+        return out, err
+
+    def exec_raw(self, command, timeout=None, data_consumer=None):
+        self.exec_raw_no_follow(command)
+        return self.follow(timeout, data_consumer)
+
+    def exec(self, command, data_consumer=None):
+        out, err = self.exec_raw(command, data_consumer=data_consumer)
+        if err:
+            raise TransportExecError(out, err.decode("utf-8", "replace"))
+        return out
+
+    def eval(self, expression, parse=True):
+        if parse:
+            return ast.literal_eval(self.exec("print(repr({}))".format(expression)).strip().decode())
+        return self.exec("print({})".format(expression)).strip()
+
+    def wait_closed(self, wait=3.0):
+        """After machine.reset(): wait (a little) for the node to drop the
+        connection, so the command is not lost by closing first."""
+        self.ws.settimeout(wait)
+        try:
+            while True:
+                self._recv("the reset")
+        except WebReplError:
+            pass
+
+    # -- files over binary frames -----------------------------------------
     def _request(self, op, name, size=0):
         raw = name.encode("utf-8")
         if len(raw) > 64:
-            raise WebReplError("device path too long for WebREPL (64 bytes max): %s" % name)
+            raise OSError(errno.ENAMETOOLONG, "device path too long for WebREPL (64 bytes max)", name)
         rec = struct.pack(REQ, b"WA", op, 0, 0, size, len(raw), raw)
         # webrepl_cli sends the first 10 bytes apart: some ports drop a
         # request arriving in one piece.
@@ -129,87 +233,43 @@ class WebRepl:
     def _status(self, what):
         sig, code = struct.unpack("<2sH", self._read_bin(4, what))
         if sig != b"WB":
-            raise WebReplError("unexpected reply to %s from %s: %r" % (what, self.where, sig))
+            raise WebReplError("unexpected reply to %s from %s: %r" % (what, self.device_name, sig))
         return code
 
-    def get(self, name):
-        """The device file's bytes; WebReplError if it cannot be read."""
-        self._request(GET, name)
-        code = self._status("get " + name)
-        if code:
-            raise WebReplError("cannot read %s on %s (status %d; missing file?)" % (name, self.where, code))
+    def fs_readfile(self, src, chunk_size=None, progress_callback=None):
+        """The file's bytes; OSError(ENOENT) if the node cannot open it."""
+        what = "get " + src
+        self._request(GET, src)
+        if self._status(what):
+            raise OSError(errno.ENOENT, "cannot read %s on %s" % (src, self.device_name), src)
         data = bytearray()
         while True:
-            self._send(b"\0", "get " + name)
-            (n,) = struct.unpack("<H", self._read_bin(2, "get " + name))
+            self._send(b"\0", what)
+            (n,) = struct.unpack("<H", self._read_bin(2, what))
             if n == 0:
                 break
-            data += self._read_bin(n, "get " + name)
-        if self._status("get " + name):
-            raise WebReplError("reading %s on %s failed at the end" % (name, self.where))
-        return bytes(data)
+            data += self._read_bin(n, what)
+            if progress_callback:
+                progress_callback(len(data), None)
+        if self._status(what):
+            raise WebReplError("reading %s on %s failed at the end" % (src, self.device_name))
+        return data
 
-    def put(self, name, data, progress=None, verify=True):
-        """Write a device file, then read it back: long puts are known to fail silently."""
-        self._request(PUT, name, len(data))
-        if self._status("put " + name):
-            raise WebReplError("the node refused to write %s" % name)
-        for i in range(0, len(data), CHUNK):
-            self._send(data[i:i + CHUNK], "put " + name)
-            if progress:
-                progress(min(i + CHUNK, len(data)), len(data))
-        if self._status("put " + name):
-            raise WebReplError("writing %s on %s failed" % (name, self.where))
-        if verify and self.get(name) != bytes(data):
-            raise WebReplError("%s on %s does not match what was sent (transfer corrupted)" % (name, self.where))
+    def fs_writefile(self, dest, data, chunk_size=CHUNK, progress_callback=None):
+        """Write the file as the data arrives on the node (not atomic: see
+        transport.safe_write)."""
+        what = "put " + dest
+        self._request(PUT, dest, len(data))
+        if self._status(what):
+            raise OSError(errno.EIO, "the node cannot open %s for writing" % dest, dest)
+        for i in range(0, len(data), chunk_size):
+            self._send(data[i:i + chunk_size], what)
+            if progress_callback:
+                progress_callback(min(i + chunk_size, len(data)), len(data))
+        if self._status(what):
+            raise WebReplError("writing %s on %s failed" % (dest, self.device_name))
 
     def version(self):
+        """The node's MicroPython version, (major, minor, micro)."""
         self._send(struct.pack(REQ, b"WA", VERSION, 0, 0, 0, 0, b""), "version")
         return struct.unpack("<BBB", self._read_bin(3, "version"))
-
-    # -- REPL --------------------------------------------------------------
-    def interrupt(self):
-        """Stop whatever runs (the node's main loop) and wait for a prompt."""
-        self.text = ""
-        self._send("\r\x03\x03", "ctrl-C")
-        self._read_text_until(">>> ", what="the REPL prompt")
-
-    def exec(self, code):
-        """Run code in paste mode and return its printed output.
-
-        The output is framed by markers the echo cannot contain ('UPY' +
-        'NODE-BEGIN' is echoed as written, printed joined), so echoed lines
-        never mix into the result. A traceback becomes a WebReplError.
-        """
-        self.interrupt()
-        src = "print('%s'+'%s')\n%s\nprint('%s'+'%s')\n" % (
-            BEGIN[:3], BEGIN[3:], code, END[:3], END[3:])
-        self.text = ""
-        self._send("\x05", "paste mode")
-        self._read_text_until("=== ", what="paste mode")
-        self._send(src.replace("\n", "\r"), "a command")
-        self._send("\x04", "a command")
-        self._read_text_until(BEGIN + "\r\n", what="command output")
-        out = self.text.split(BEGIN + "\r\n", 1)[1]
-        self.text = out
-        self._read_text_until(END + "\r\n", "Traceback (most recent call last)", what="command output")
-        if END + "\r\n" not in self.text:
-            self._read_text_until("\r\n>>> ", what="command output")
-            lines = [ln for ln in self.text.split("\r\n") if ln.strip() and ln != ">>> "]
-            raise WebReplError("command failed on %s: %s" % (self.where, lines[-1] if lines else "error"))
-        out = self.text.split(END + "\r\n", 1)[0]
-        self.text = ""
-        return out.replace("\r\n", "\n")
-
-    def exec_no_reply(self, code, wait=3.0):
-        """Send a command that ends the session (machine.reset()) and wait
-        (a little) for the node to drop the connection, so the command is
-        not lost by closing first."""
-        self.interrupt()
-        self._send(code.replace("\n", "\r") + "\r", "a command")
-        self.ws.settimeout(wait)
-        try:
-            while True:
-                self._recv("the reset")
-        except WebReplError:
-            pass

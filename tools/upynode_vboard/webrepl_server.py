@@ -4,7 +4,9 @@ Speaks what a node speaks (see tools/upynode_cli/webrepl.py for the wire
 format) on the `websockets` library's sync server: the "Password: " prompt,
 file put/get/version on binary frames, and a small REPL on text frames
 (friendly lines, Ctrl-C, Ctrl-E paste mode) that executes Python against the
-board folder with fake `os`, `machine` and `sys` modules: paths never leave
+board folder with fake `os`, `machine` and `sys` modules; and the raw REPL
+(Ctrl-A ... Ctrl-D -> "OK", output, \x04, error, \x04, ">"; Ctrl-B leaves) as
+mpremote-style clients drive it. Paths never leave
 the folder, `machine.reset()` is counted and drops the connection as a
 rebooting node does.
 
@@ -114,6 +116,7 @@ class _Session:
         self.state = None           # None, ("put", file, left) or ("get", file)
         self.line = ""
         self.paste = None           # text collected in paste mode
+        self.raw = None             # text collected in the raw REPL
 
     # -- file transfer -----------------------------------------------------
     def binary(self, data):
@@ -187,7 +190,11 @@ class _Session:
 
     def repl(self, text):
         for ch in text:
-            if ch == "\x03":
+            if self.raw is not None:
+                self.raw_repl(ch)
+            elif ch == "\x01":
+                self.raw_repl(ch)
+            elif ch == "\x03":
                 self.paste, self.line = None, ""
                 if self.srv.main_running:
                     self.srv.main_running = False
@@ -220,20 +227,42 @@ class _Session:
                 self.line += ch
                 self.out(ch)
 
+    def raw_repl(self, ch):
+        if ch == "\x01":    # enter, or start over
+            self.raw = ""
+            self.out("raw REPL; CTRL-B to exit\n>")
+        elif ch == "\x02":  # back to the friendly REPL
+            self.raw = None
+            self.out("\n" + BANNER + ">>> ")
+        elif ch == "\x03":
+            self.raw = ""
+        elif ch == "\x04":
+            code, self.raw = self.raw, ""
+            self.ws.send("OK")
+            out, err = self.execute(code)
+            self.ws.send(out.replace("\n", "\r\n") + "\x04" + err.replace("\n", "\r\n") + "\x04>")
+        else:
+            self.raw += ch
+
     def run(self, code):
-        buf = io.StringIO()
+        out, err = self.execute(code)
+        if out + err:
+            self.out(out + err)
+
+    def execute(self, code):
+        """(output, traceback) of running code in the session's namespace."""
+        buf, err = io.StringIO(), ""
         if not hasattr(self, "globals"):  # one namespace per session, as a REPL has
             self.globals = {"__name__": "__main__"}
         self.globals["__builtins__"] = self._builtins(buf)
         try:
-            exec(compile(code, "<stdin>", "exec"), self.globals)
+            exec(compile(code.replace("\r", "\n"), "<stdin>", "exec"), self.globals)
         except _Reset:
             raise
         except Exception as e:
-            buf.write('Traceback (most recent call last):\n  File "<stdin>", line 1, in <module>\n'
-                      "%s: %s\n" % (type(e).__name__, e))
-        if buf.getvalue():
-            self.out(buf.getvalue())
+            err = ('Traceback (most recent call last):\n  File "<stdin>", line 1, in <module>\n'
+                   "%s: %s\n" % (type(e).__name__, e))
+        return buf.getvalue(), err
 
     def _builtins(self, buf):
         srv = self.srv

@@ -1,0 +1,119 @@
+"""The WebREPL transport (upynode_cli.webrepl: mpremote's transport interface
+over WebREPL), transport.safe_write and `repl --host`, against
+upynode_vboard.webrepl_server on 127.0.0.1."""
+import errno
+import hashlib
+import os
+import pty
+import select
+import time
+
+import pytest
+from mpremote.transport import TransportExecError
+
+from helpers import cli, one_line_error, upynode_exe
+from upynode_cli.transport import parse_host, safe_write
+from upynode_cli.webrepl import WebReplTransport
+from upynode_vboard.webrepl_server import WebReplServer
+
+PASSWORD = "s3cret"
+
+
+@pytest.fixture
+def node(tmp_path):
+    board = tmp_path / "board"
+    board.mkdir()
+    with WebReplServer(board, PASSWORD) as srv:
+        srv.main_running = True
+        yield srv
+
+
+@pytest.fixture
+def t(node):
+    t = WebReplTransport("127.0.0.1", node.port, PASSWORD, timeout=5)
+    yield t
+    t.close()
+
+
+def test_parse_host():
+    assert parse_host("192.168.1.42") == ("192.168.1.42", 8266)
+    assert parse_host("192.168.1.42:8267") == ("192.168.1.42", 8267)
+    assert parse_host("[fe80::1]:1234") == ("fe80::1", 1234)
+    assert parse_host("fe80::1") == ("fe80::1", 8266)
+
+
+def test_files_over_binary_frames(node, t):
+    data = os.urandom(50_000)
+    assert t.version() == (1, 24, 1)
+    t.fs_writefile("blob.bin", data)
+    assert (node.board / "blob.bin").read_bytes() == data
+    assert t.fs_readfile("blob.bin") == data
+    with pytest.raises(OSError) as e:
+        t.fs_readfile("nope.txt")
+    assert e.value.errno == errno.ENOENT
+    assert node.main_running  # file transfers leave the node's loop alone
+
+
+def test_raw_repl(node, t):
+    assert t.exec("print(6 * 7)") == b"42\r\n"
+    assert not node.main_running  # the first exec stopped it (Ctrl-C)
+    assert t.eval("1 + 2") == 3
+    (node.board / "a.txt").write_bytes(b"hello")
+    assert t.fs_stat("a.txt").st_size == 5
+    assert t.fs_hashfile("a.txt", "sha256") == hashlib.sha256(b"hello").digest()
+    with pytest.raises(TransportExecError, match="ENOENT|No such file"):
+        t.exec("import os\nos.rename('nope', 'b.txt')")
+    assert t.exec("x = 'caf\u00e9' * 100\nprint(len(x))") == b"400\r\n"  # split UTF-8 safely
+    t.exit_raw_repl()
+    assert t.exec("print(x[:4])") == "caf\u00e9\r\n".encode()  # enters the raw REPL again
+
+
+def test_safe_write(node, t):
+    (node.board / "c.txt").write_bytes(b"old")
+    safe_write(t, "c.txt", b"new contents")
+    assert (node.board / "c.txt").read_bytes() == b"new contents"
+    assert node.puts == ["c.txt.tmp"] and not (node.board / "c.txt.tmp").exists()
+
+    send = t.fs_writefile
+    t.fs_writefile = lambda name, data, **kw: send(name, data[:-1] + b"X", **kw)  # corrupted on the way
+    with pytest.raises(TransportExecError, match="c.txt arrived corrupted"):
+        safe_write(t, "c.txt", b"newer contents")
+    assert (node.board / "c.txt").read_bytes() == b"new contents"
+    assert not (node.board / "c.txt.tmp").exists()
+
+
+def test_repl_over_webrepl(node):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ["UPYNODE_WEBREPL_PASSWORD"] = PASSWORD
+        os.execv(upynode_exe(), [upynode_exe(), "repl", "--host", "127.0.0.1:%d" % node.port])
+    out = b""
+
+    def read_until(marker, timeout=15):
+        nonlocal out
+        end = time.monotonic() + timeout
+        while marker not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+        return marker in out
+
+    try:
+        assert read_until(b"Ctrl-] to leave"), out
+        assert read_until(b">>> "), out
+        os.write(fd, b"print(6 * 7)\r")
+        assert read_until(b"42\r\n"), out
+        os.write(fd, b"\x1d")  # Ctrl-]: leave
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(fd)
+
+
+def test_repl_errors(node):
+    one_line_error(cli("repl", "--host", "127.0.0.1:%d" % node.port, password=PASSWORD), "needs a terminal")
+    one_line_error(cli("repl", "--port", "/dev/ttyUSB-upynode-none"), "no such port")
+    r = cli("repl")
+    assert r.returncode == 2 and "--port" in r.stderr
