@@ -146,12 +146,21 @@ def test_retries_once_at_115200(tmp_path, silent_pty, monkeypatch):
     assert bauds == [460800, 115200]
 
 
-def test_esp32_goes_to_0x1000(tmp_path, silent_pty, monkeypatch):
-    calls = []
-    monkeypatch.setattr(cmd_flash, "detect", lambda port, n: FakeESP("ESP32"))
-    monkeypatch.setattr(cmd_flash, "write_image", lambda esp, baud, chip, path: calls.append(chip))
-    cmd_flash.run(args_for("--port", silent_pty[0], "--firmware", esp32_image(tmp_path / "e.bin"), "--baud", 115200))
-    assert calls == ["esp32"] and cmd_flash.OFFSETS["esp32"] == 0x1000
+@pytest.mark.parametrize("chip, image, offset", [("ESP32", esp32_image, 0x1000),
+                                                  ("ESP8266", esp8266_image, 0x0)])
+def test_image_goes_to_the_chips_offset(tmp_path, silent_pty, monkeypatch, chip, image, offset):
+    """What esptool's write_flash is given, with the rest of esptool's steps stubbed."""
+    import esptool.cmds
+
+    steps, writes = [], []
+    for step in ("run_stub", "attach_flash", "erase_flash", "reset_chip"):
+        monkeypatch.setattr(esptool.cmds, step, lambda esp, *a, _s=step, **k: steps.append(_s) or esp)
+    monkeypatch.setattr(esptool.cmds, "write_flash", lambda esp, addr_data, **kw: writes.append(addr_data))
+    monkeypatch.setattr(cmd_flash, "detect", lambda port, n: FakeESP(chip))
+    fw = image(tmp_path / "fw.bin")
+    assert cmd_flash.run(args_for("--port", silent_pty[0], "--firmware", fw, "--baud", 115200)) == 0
+    assert writes == [[(offset, str(fw))]]
+    assert steps == ["run_stub", "attach_flash", "erase_flash", "reset_chip"]
 
 
 # -- ports -------------------------------------------------------------------
