@@ -28,9 +28,6 @@ DEFAULTS = {
     "homeassistant": {"url": "", "token": "", "api_password": ""},
 }
 
-# Sensor types and the driver module that declares each one's keys.
-DRIVERS = {"adc": "sensor_adc", "mcp9808": "sensor_mcp9808",
-           "dht11": "sensor_dht", "dht22": "sensor_dht"}
 LED_MODES = ("heartbeat", "threshold", "remote", "ha_state", "off")
 HTTP_TARGETS = ("ha", "flask")
 TRANSPORTS = ("mqtt", "http")
@@ -111,67 +108,93 @@ def _ident(v, key, what="letters, digits, _ or -"):
         _fail(key, v, "a non-empty name of " + what)
 
 
-def sensor_defaults(kind):
-    # The driver module declares its own keys; importing it costs nothing
-    # extra on the device, where the configured drivers are imported anyway.
-    mod = __import__("upynode." + DRIVERS[kind], None, None, ("DEFAULTS",))
-    return mod.DEFAULTS
-
-
-def _claim(pins, pin, where, shared):
-    # Two uses of one pin break both, except I2C sensors sharing their bus.
-    if pin in pins and not (shared and pins[pin][1]):
+def _claim(pins, pin, where, bus):
+    # Two uses of one pin break both, except sensors sharing a bus line
+    # (the same tag from their drivers' PINS: "i2c.scl", "onewire", ...).
+    if pin in pins and not (bus and pins[pin][1] == bus):
         raise ConfigError("%s = %d: GPIO%d is already used by %s" % (where, pin, pin, pins[pin][0]))
-    pins[pin] = (where, shared)
+    pins[pin] = (where, bus)
 
 
-def _sensors(entries, pins):
-    out, seen = [], {}
+class Entry:
+    # What a driver's check() is given: the merged entry (c) and ways to
+    # refuse one of its keys with an error naming key and value.
+    def __init__(self, c, path):
+        self.c, self.path = c, path
+
+    def fail(self, key, expected):
+        _fail(self.path + key, self.c[key], expected)
+
+    def whole(self, key, lo, hi):
+        return _int(self.c, key, lo, hi, self.path)
+
+    def name(self, key):
+        _ident(self.c[key], self.path + key)
+
+
+def sensor_types():
+    # Every type a driver declares, for the error message only: the
+    # sensor_<name> modules found on sys.path (.py on the host, .mpy on
+    # the device).
+    import os
+    import sys
+    from upynode.sensors import driver
+    out = []
+    for d in sys.path:
+        try:
+            names = os.listdir((d or ".") + "/upynode")
+        except (OSError, TypeError):
+            continue
+        for n in names:
+            if n[:7] == "sensor_" and n.split(".")[-1] in ("py", "mpy"):
+                mod = driver(n[7:].split(".")[0])
+                for t in mod.TYPES if mod else ():
+                    if t not in out:
+                        out.append(t)
+    return sorted(out)
+
+
+def _sensor(s, path, pins):
+    # One entry of "sensors": its driver's defaults, key types, pins and rules.
+    from upynode.sensors import driver
+    if _kind(s) != "object":
+        _fail(path, s, "an object with a \"type\"")
+    kind = s.get("type")
+    drv = driver(kind)
+    if drv is None:
+        _fail(path + ".type", kind, "one of " + ", ".join(sensor_types()))
+    d = {"type": kind}
+    d.update(drv.DEFAULTS)
+    c = merge(d, s, path + ".")
+    for k in drv.PINS:
+        if c[k] not in GPIOS:
+            _fail(path + "." + k, c[k], "an ESP8266 GPIO number, one of %s" % (GPIOS,))
+        _claim(pins, c[k], path + "." + k, drv.PINS[k])
+    if c["prefix"]:
+        _ident(c["prefix"], path + ".prefix")
+    drv.check(Entry(c, path + "."))
+    return c, [q[0] for q in drv.quantities(c)], drv.__name__.split(".")[-1]
+
+
+def _sensors(c, pins):
+    # -> the names every sensor publishes, each measured once
+    from upynode import release
+    entries, out, seen, mods = c["sensors"], [], {}, []
     if _kind(entries) != "list":
         _fail("sensors", entries, "a list of sensor objects")
     for i, s in enumerate(entries):
         path = "sensors[%d]" % i
-        if _kind(s) != "object":
-            _fail(path, s, "an object with a \"type\"")
-        kind = s.get("type")
-        if kind not in DRIVERS:
-            _fail(path + ".type", kind, "one of " + ", ".join(sorted(DRIVERS)))
-        d = {"type": kind}
-        d.update(sensor_defaults(kind))
-        c = merge(d, s, path + ".")
-        for k in c:
-            if k in ("pin", "scl", "sda"):
-                if c[k] not in GPIOS:
-                    _fail(path + "." + k, c[k], "an ESP8266 GPIO number, one of %s" % (GPIOS,))
-                _claim(pins, c[k], path + "." + k, k != "pin")
-        if kind[:3] == "dht" and c["pin"] == 15:
-            # GPIO15 must be low at boot; the DHT's pull-up holds it high
-            _fail(path + ".pin", 15, "another GPIO: a DHT on GPIO15 (D8) stops the board from booting")
-        if "retries" in c:
-            _int(c, "retries", 0, 5, path + ".")
-        if "address" in c:
-            _int(c, "address", 8, 119, path + ".")
-        if c.get("quantity") is not None:
-            _ident(c["quantity"], path + ".quantity")
-        if c["prefix"]:
-            _ident(c["prefix"], path + ".prefix")
-        for q in quantities(c):
+        s, names, mod = _sensor(s, path, pins)
+        mods.append(mod)
+        for q in names:
             if q in seen:
                 raise ConfigError("%s: quantity \"%s\" is already measured by %s; "
                                   "set a \"prefix\" on one of them" % (path, q, seen[q]))
             seen[q] = path
-        out.append(c)
-    return out
-
-
-def quantities(s):
-    # The names a configured sensor publishes, in order.
-    p, k = s["prefix"], s["type"]
-    if k == "adc":
-        return (p + s["quantity"], p + s["quantity"] + "_raw")
-    if k == "mcp9808":
-        return (p + "temperature",)
-    return (p + "temperature", p + "humidity")
+        out.append(s)
+    release(*mods)  # the drivers' declarations: sensors.load() asks again
+    c["sensors"] = out
+    return list(seen)
 
 
 def _url(u, key, what):
@@ -182,13 +205,17 @@ def _url(u, key, what):
         _fail(key, u, what)
 
 
-def validate(c):
-    w, m, led = c["wifi"], c["mqtt"], c["led"]
+# validate(): one function per section, in the order their errors are reported.
+
+def _wifi(w):
     if not w["ssid"]:
         _fail("wifi.ssid", w["ssid"], "the name of your WiFi network")
     _int(w, "timeout_s", 1, 300, "wifi.")
     _int(w, "retries", 1, 100, "wifi.")
     _int(w, "retry_s", 10, 86400, "wifi.")
+
+
+def _node(c):
     _int(c, "interval_s", 1, 86400, "")
     pw = c["webrepl"]["password"]
     if not 4 <= len(pw) <= 9:
@@ -197,6 +224,14 @@ def validate(c):
         _fail("webrepl.password", pw, "4 to 9 characters (a MicroPython limit); it guards your other secrets")
     if c["node_id"]:
         _ident(c["node_id"], "node_id")
+
+
+def _transports(ts):
+    if not ts or any(t not in TRANSPORTS for t in ts):
+        _fail("transports", ts, "a list of one or more of: " + ", ".join(TRANSPORTS))
+
+
+def _mqtt(m, c):
     if "mqtt" in c["transports"] and not m["host"]:
         _fail("mqtt.host", m["host"], "the address of your MQTT broker")
     _int(m, "port", 1, 65535, "mqtt.")
@@ -204,25 +239,9 @@ def validate(c):
     ka = _int(m, "keepalive", 0, 65535, "mqtt.")
     if ka and ka < 10:
         _fail("mqtt.keepalive", ka, "0 (never) or at least 10 seconds")
-    ts = c["transports"]
-    if not ts or any(t not in TRANSPORTS for t in ts):
-        _fail("transports", ts, "a list of one or more of: " + ", ".join(TRANSPORTS))
-    for q in c["http"]["fields"]:
-        _int(c["http"]["fields"], q, 1, 99, "http.fields.")
     bt = m["base_topic"]
     if not bt or "+" in bt or "#" in bt or bt[0] == "/" or bt[-1] == "/":
         _fail("mqtt.base_topic", bt, "a topic such as \"home\", without + # or a leading or trailing /")
-    pins = {}
-    c["sensors"] = _sensors(c["sensors"], pins)
-    if led["mode"] not in LED_MODES:
-        _fail("led.mode", led["mode"], "one of " + ", ".join(LED_MODES))
-    if led["pin"] not in GPIOS:
-        _fail("led.pin", led["pin"], "an ESP8266 GPIO number (2 = on-board LED, 16 = NodeMCU's second LED)")
-    _claim(pins, led["pin"], "led.pin", False)
-    h, ha = c["http"], c["homeassistant"]
-    if h["target"] not in HTTP_TARGETS:
-        _fail("http.target", h["target"], "one of " + ", ".join(HTTP_TARGETS))
-    _int(h, "timeout_s", 1, 120, "http.")
     ea = _int(m, "expire_after", 0, 86400, "mqtt.")
     if ea and ea <= c["interval_s"]:
         _fail("mqtt.expire_after", ea, "0, or more than interval_s (%d), or HA marks every sensor "
@@ -230,26 +249,56 @@ def validate(c):
     if m["format"] not in ("json", "raw"):
         _fail("mqtt.format", m["format"], "json or raw")
     _ident(m["discovery_prefix"], "mqtt.discovery_prefix")
-    needs_ha = led["mode"] == "ha_state" or ("http" in ts and h["target"] == "ha")
-    if needs_ha:
+
+
+def _http(h, c):
+    for q in h["fields"]:
+        _int(h["fields"], q, 1, 99, "http.fields.")
+    if h["target"] not in HTTP_TARGETS:
+        _fail("http.target", h["target"], "one of " + ", ".join(HTTP_TARGETS))
+    _int(h, "timeout_s", 1, 120, "http.")
+    if "http" in c["transports"] and h["target"] == "flask":
+        _url(h["url"], "http.url", "the Flask server's address, e.g. http://192.168.1.5:8080")
+        if not h["api_key"]:
+            _fail("http.api_key", h["api_key"], "the API key your Flask server expects")
+
+
+def _led(led, pins, names):
+    if led["mode"] not in LED_MODES:
+        _fail("led.mode", led["mode"], "one of " + ", ".join(LED_MODES))
+    if led["pin"] not in GPIOS:
+        _fail("led.pin", led["pin"], "an ESP8266 GPIO number (2 = on-board LED, 16 = NodeMCU's second LED)")
+    _claim(pins, led["pin"], "led.pin", None)
+    e = led["entity_id"]
+    if led["mode"] == "ha_state" and ("." not in e or e.split(".")[0] not in (
+            "sensor", "binary_sensor", "switch", "input_boolean", "light")):
+        _fail("led.entity_id", e, "a Home Assistant entity id such as sensor.kitchen_temperature")
+    if led["mode"] == "threshold" and led["quantity"] not in names:
+        _fail("led.quantity", led["quantity"],
+              "a quantity a configured sensor measures (%s)" % ", ".join(names or ["none configured"]))
+
+
+def _homeassistant(ha, c):
+    # The REST API: for http.target "ha" and the ha_state LED.
+    if c["led"]["mode"] == "ha_state" or ("http" in c["transports"] and c["http"]["target"] == "ha"):
         _url(ha["url"], "homeassistant.url", "Home Assistant's address, e.g. http://192.168.1.5:8123")
         if not ha["token"]:
             _fail("homeassistant.token", ha["token"], "a long-lived access token (your HA profile page, Security tab)"
                   + ("; api_password was removed from Home Assistant in 2019" if ha["api_password"] else ""))
-    if "http" in ts and h["target"] == "flask":
-        _url(h["url"], "http.url", "the Flask server's address, e.g. http://192.168.1.5:8080")
-        if not h["api_key"]:
-            _fail("http.api_key", h["api_key"], "the API key your Flask server expects")
-    if led["mode"] == "ha_state" and ("." not in led["entity_id"] or led["entity_id"].split(".")[0] not in (
-            "sensor", "binary_sensor", "switch", "input_boolean", "light")):
-        _fail("led.entity_id", led["entity_id"], "a Home Assistant entity id such as sensor.kitchen_temperature")
-    if led["mode"] == "threshold":
-        names = []
-        for s in c["sensors"]:
-            names.extend(quantities(s))
-        if led["quantity"] not in names:
-            _fail("led.quantity", led["quantity"],
-                  "a quantity a configured sensor measures (%s)" % ", ".join(names or ["none configured"]))
+
+
+def validate(c):
+    # c: merge(DEFAULTS, user). Fills in each sensor's defaults; raises
+    # ConfigError on the first thing wrong.
+    _wifi(c["wifi"])
+    _node(c)
+    _transports(c["transports"])
+    _mqtt(c["mqtt"], c)
+    _http(c["http"], c)
+    pins = {}
+    names = _sensors(c, pins)
+    _led(c["led"], pins, names)
+    _homeassistant(c["homeassistant"], c)
     return c
 
 

@@ -6,6 +6,8 @@
 VERSION = "0.3.0"  # dev.sw: the firmware version HA shows on the device page
 
 def dev_class(quantity, unit):
+    # For a quantity whose driver leaves the class to its unit (the ADC's
+    # quantity and unit are the user's), and when no driver is asked.
     # Only pairs HA accepts (sensor DEVICE_CLASS_UNITS): it rejects an entity
     # whose unit does not fit its class, and no class is always valid. "%" is
     # humidity, moisture or battery only by the quantity's name (not light).
@@ -51,15 +53,19 @@ def _head(node_id, name, c):
                name, node_id, node_id, VERSION))
 
 
-def sensor_config(node_id, quantity, unit, c):
-    # -> (topic, payload) for one quantity of the JSON state message.
+def sensor_config(node_id, quantity, unit, c, cls=None, prec=None):
+    # -> (topic, payload) for one quantity of the JSON state message. cls,
+    # prec: the device class and display precision its driver declares
+    # (sensors.about()); no class: the unit's (dev_class).
     t = topic("sensor", node_id, quantity, c)
     tail = ""
     if unit and unit != "raw":
         tail = ',"unit_of_meas":' + _str(unit)
-    cls = dev_class(quantity, unit)
+    cls = cls or dev_class(quantity, unit)
     if cls:
         tail += ',"dev_cla":"%s"' % cls
+    if prec is not None:
+        tail += ',"sug_dsp_prc":%d' % prec
     if c["expire_after"] > 0:
         tail += ',"exp_aft":%d' % c["expire_after"]
     return t, (_head(node_id, quantity, c) +
@@ -74,11 +80,13 @@ def switch_config(node_id, c):
             ',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"}')
 
 
-def configs(node_id, units, c, led=True):
+def configs(node_id, units, c, led=True, about=None):
     # Every (topic, payload) the node announces, one at a time (a generator:
-    # only one payload is in RAM). units: {quantity: unit}, e.g. sensors.units().
+    # only one payload is in RAM). units: {quantity: unit}, e.g. sensors.units();
+    # about: {quantity: (device class, display precision)}, sensors.about().
     for q in sorted(units):  # one order on every boot and platform
-        yield sensor_config(node_id, q, units[q], c)
+        a = about.get(q, ()) if about else ()
+        yield sensor_config(node_id, q, units[q], c, *a)
     if led:
         yield switch_config(node_id, c)
 

@@ -1,20 +1,26 @@
-# ADC(0): the ESP8266's one analog input, e.g. a photocell divider on A0.
-# read() gives 0-1024; most boards (NodeMCU, D1 mini) divide 3.3 V down to
-# the chip's 1.0 V full scale. The scaled value maps 0..1024 onto min..max.
+# ADC(0), the ESP8266's one analog input (A0), e.g. a photocell divider:
+# what a config entry may say and what it publishes. Imported at boot only
+# (config, sensors.load); the loop keeps read_adc.
+TYPES = ("adc",)
 DEFAULTS = {"quantity": "light", "unit": "%", "min": 0, "max": 100,
             "prefix": ""}
+PINS = {}  # A0 is not a GPIO
 
 
-class Sensor:
-    def __init__(self, c):
-        from machine import ADC
-        self.adc = ADC(0)
-        self.name = c["prefix"] + c["quantity"]
-        self.lo = c["min"]
-        self.span = c["max"] - c["min"]
-        self.units = ((self.name, c["unit"]), (self.name + "_raw", "raw"))
+def quantities(c):
+    # (name, unit, HA device class, display precision). The quantity and
+    # unit are the user's: None lets HA's unit rules pick the class
+    # (discovery.dev_class: lx -> illuminance, V -> voltage, ...).
+    n = c["prefix"] + c["quantity"]
+    return ((n, c["unit"], None, 1), (n + "_raw", "raw", None, 0))
 
-    def read(self):
-        raw = self.adc.read()
-        return ((self.name, round(self.lo + raw * self.span / 1024, 1)),
-                (self.name + "_raw", raw))
+
+def check(e):
+    e.name("quantity")
+    if e.c["min"] == e.c["max"]:
+        e.fail("max", "a value other than min (%s): the scale needs a span" % e.c["min"])
+
+
+def start(c, units):
+    from upynode.read_adc import Sensor
+    return Sensor(c, units)

@@ -1,43 +1,25 @@
-# DHT11 / DHT22 on one GPIO. The sensor answers garbage or nothing when it
-# is read too often, so reads are spaced by its minimum interval; a timeout
-# (OSError ETIMEDOUT) or a checksum error is retried, then left to the
-# caller to report.
-import time
-
+# DHT11 / DHT22 on one GPIO: what a config entry may say and what it
+# publishes. Boot only; the loop keeps read_dht.
+TYPES = ("dht11", "dht22")
 DEFAULTS = {"pin": 14, "prefix": "", "retries": 1}
+PINS = {"pin": None}  # a DHT's data line is its own
 
-MIN_GAP_MS = {"dht11": 1000, "dht22": 2000}
+
+def quantities(c):
+    # (name, unit, HA device class, display precision): the DHT11 gives
+    # whole numbers, the DHT22 tenths
+    p, d = c["prefix"], 1 if c["type"] == "dht22" else 0
+    return ((p + "temperature", "°C", "temperature", d),
+            (p + "humidity", "%", "humidity", d))
 
 
-class Sensor:
-    def __init__(self, c):
-        import dht
-        from machine import Pin
-        kind = c["type"]
-        self.dev = (dht.DHT11 if kind == "dht11" else dht.DHT22)(Pin(c["pin"]))
-        self.gap = MIN_GAP_MS[kind]
-        self.retries = c["retries"]
-        # The sensor needs about a second after power-up: count from now.
-        self.last = time.ticks_ms()
-        p = c["prefix"]
-        self.units = ((p + "temperature", "°C"), (p + "humidity", "%"))
+def check(e):
+    e.whole("retries", 0, 5)
+    if e.c["pin"] == 15:
+        # GPIO15 must be low at boot; the DHT's pull-up holds it high
+        e.fail("pin", "another GPIO: a DHT on GPIO15 (D8) stops the board from booting")
 
-    def _measure(self):
-        wait = self.gap - time.ticks_diff(time.ticks_ms(), self.last)
-        if wait > 0:
-            time.sleep_ms(wait)
-        self.last = time.ticks_ms()
-        self.dev.measure()
 
-    def read(self):
-        for attempt in range(self.retries + 1):
-            try:
-                self._measure()
-                break
-            except MemoryError:
-                raise
-            except Exception:  # OSError timeout, or "checksum error"
-                if attempt == self.retries:
-                    raise
-        return ((self.units[0][0], self.dev.temperature()),
-                (self.units[1][0], self.dev.humidity()))
+def start(c, units):
+    from upynode.read_dht import Sensor
+    return Sensor(c, units)

@@ -1,28 +1,22 @@
-# MCP9808 temperature sensor on I2C (datasheet DS25095, register 5).
+# MCP9808 temperature sensor on I2C (datasheet DS25095): what a config
+# entry may say and what it publishes. Boot only; the loop keeps read_mcp9808.
+TYPES = ("mcp9808",)
 DEFAULTS = {"scl": 5, "sda": 4, "address": 0x18, "prefix": ""}
-
-AMBIENT = 5  # ambient temperature register
-
-
-class Sensor:
-    def __init__(self, c):
-        from machine import Pin, SoftI2C
-        self.i2c = SoftI2C(scl=Pin(c["scl"]), sda=Pin(c["sda"]))
-        self.addr = c["address"]
-        self.buf = bytearray(2)
-        self.name = c["prefix"] + "temperature"
-        self.units = ((self.name, "°C"),)
-
-    def read(self):
-        # A missing device raises OSError (ENODEV): the caller reports it.
-        self.i2c.readfrom_mem_into(self.addr, AMBIENT, self.buf)
-        return ((self.name, decode(self.buf[0], self.buf[1])),)
+# GPIO keys; I2C sensors may share their bus, so the tag says which line.
+PINS = {"scl": "i2c.scl", "sda": "i2c.sda"}
 
 
-def decode(hi, lo):
-    # 13 bits in 1/16 degC; bit 12 is the sign; the top 3 bits are alert
-    # flags (Tcrit, Tupper, Tlower) and are not part of the temperature.
-    t = (hi & 0x0F) * 16 + lo / 16
-    if hi & 0x10:
-        t -= 256
-    return t
+def quantities(c):
+    # (name, unit, HA device class, display precision): 1/16 degC steps,
+    # +-0.25 degC typical accuracy
+    return ((c["prefix"] + "temperature", "°C", "temperature", 2),)
+
+
+def check(e):
+    # 0x18-0x1F by A0-A2; any 7-bit address for a look-alike part
+    e.whole("address", 8, 119)
+
+
+def start(c, units):
+    from upynode.read_mcp9808 import Sensor
+    return Sensor(c, units)

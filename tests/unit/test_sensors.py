@@ -3,7 +3,7 @@
 import pytest
 
 from upynode import sensors
-from upynode.sensor_mcp9808 import decode
+from upynode.read_mcp9808 import decode
 import machine
 
 
@@ -87,8 +87,8 @@ def test_dht_timeout_is_reported_after_retries_and_others_go_on(world):
 
 
 def test_a_sensor_that_cannot_start_is_reported_every_cycle(world, monkeypatch):
-    import upynode.sensor_adc as adc
-    monkeypatch.setattr(adc.Sensor, "__init__", lambda self, c: (_ for _ in ()).throw(OSError(5)))
+    import upynode.read_adc as adc
+    monkeypatch.setattr(adc.Sensor, "__init__", lambda self, c, units: (_ for _ in ()).throw(OSError(5)))
     sens = load({"type": "adc"}, {"type": "mcp9808"})
     values, errors = sensors.read_all(sens, log=lambda m: None)
     assert errors == {"adc": "not started"} and "temperature" in values
@@ -103,7 +103,8 @@ def test_only_configured_drivers_are_imported(world):
     code = ("import sys\n"
             "from upynode import sensors\n"
             "sensors.load([{'type': 'adc', 'quantity': 'light', 'unit': '%', 'min': 0, 'max': 100, 'prefix': ''}])\n"
-            "print(sorted(m for m in sys.modules if m.startswith('upynode.sensor_') or m == 'dht'))")
+            "print(sorted(m for m in sys.modules if m.startswith(('upynode.sensor_', 'upynode.read_')) or m == 'dht'))")
     env = dict(os.environ, UPYNODE_VBOARD="", PYTHONPATH=os.pathsep.join([str(LIB), FAKES]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert out.stdout.strip() == "['upynode.sensor_adc']", out.stderr
+    # and the loop keeps the reader only: the declarations (sensor_adc) are released
+    assert out.stdout.strip() == "['upynode.read_adc']", out.stderr

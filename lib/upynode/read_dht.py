@@ -1,0 +1,40 @@
+# DHT11 / DHT22 on one GPIO. The sensor answers garbage or nothing when it
+# is read too often, so reads are spaced by its minimum interval; a timeout
+# (OSError ETIMEDOUT) or a checksum error is retried, then left to the
+# caller to report. The config keys are declared in sensor_dht.
+import time
+
+MIN_GAP_MS = {"dht11": 1000, "dht22": 2000}
+
+
+class Sensor:
+    def __init__(self, c, units):
+        import dht
+        from machine import Pin
+        kind = c["type"]
+        self.dev = (dht.DHT11 if kind == "dht11" else dht.DHT22)(Pin(c["pin"]))
+        self.gap = MIN_GAP_MS[kind]
+        self.retries = c["retries"]
+        # The sensor needs about a second after power-up: count from now.
+        self.last = time.ticks_ms()
+        self.units = units  # sensor_dht.quantities(c)
+
+    def _measure(self):
+        wait = self.gap - time.ticks_diff(time.ticks_ms(), self.last)
+        if wait > 0:
+            time.sleep_ms(wait)
+        self.last = time.ticks_ms()
+        self.dev.measure()
+
+    def read(self):
+        for attempt in range(self.retries + 1):
+            try:
+                self._measure()
+                break
+            except MemoryError:
+                raise
+            except Exception:  # OSError timeout, or "checksum error"
+                if attempt == self.retries:
+                    raise
+        return ((self.units[0][0], self.dev.temperature()),
+                (self.units[1][0], self.dev.humidity()))
