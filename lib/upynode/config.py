@@ -138,7 +138,7 @@ def sensor_types():
     # the device).
     import os
     import sys
-    from upynode.sensors import driver
+    from upynode import release
     out = []
     for d in sys.path:
         try:
@@ -147,10 +147,11 @@ def sensor_types():
             continue
         for n in names:
             if n[:7] == "sensor_" and n.split(".")[-1] in ("py", "mpy"):
-                mod = driver(n[7:].split(".")[0])
-                for t in mod.TYPES if mod else ():
+                name = n.split(".")[0]
+                for t in __import__("upynode." + name, None, None, ("TYPES",)).TYPES:
                     if t not in out:
                         out.append(t)
+                release(name)
     return sorted(out)
 
 

@@ -81,7 +81,20 @@ def test_sensor_entries_get_their_drivers_defaults():
     (merged(led={"pin": 6}), ["led.pin", "6", "GPIO"]),
     (merged(led={"invert": "yes"}), ["led.invert", "bool"]),
     (merged(led={"mode": "threshold", "quantity": "temperature"}), ["led.quantity", "temperature"]),
-    (merged(sensors=[{"type": "bmp280"}]), ["sensors[0].type", "bmp280", "mcp9808"]),
+    (merged(sensors=[{"type": "bmp280"}]), ["sensors[0].type", "bmp280", "adc, dht11, dht22, ds18b20, mcp9808"]),
+    (merged(sensors=[{"type": "dht"}]), ["sensors[0].type", '"dht"', "dht11"]),
+    (merged(sensors=[{"type": "../x"}]), ["sensors[0].type", '"../x"']),
+    (merged(sensors=[{"type": 7}]), ["sensors[0].type", "7"]),
+    (merged(sensors=[{"prefix": "a_"}]), ["sensors[0].type", "null"]),
+    (merged(sensors=[{"type": "dht11", "retries": 9}]), ["sensors[0].retries", "9", "0 to 5"]),
+    (merged(sensors=[{"type": "mcp9808", "address": 200}]), ["sensors[0].address", "200", "8 to 119"]),
+    (merged(sensors=[{"type": "adc", "min": 50, "max": 50}]), ["sensors[0].max", "50", "span"]),
+    (merged(sensors=[{"type": "adc", "quantity": "soil moisture"}]), ["sensors[0].quantity", "soil moisture"]),
+    (merged(sensors=[{"type": "mcp9808", "sda": 9}]), ["sensors[0].sda", "9", "GPIO"]),
+    (merged(sensors=[{"type": "mcp9808"}, {"type": "dht22", "pin": 4, "prefix": "k_"}]),
+     ["sensors[1].pin", "GPIO4", "sensors[0].sda"]),
+    (merged(sensors=[{"type": "adc"}], led={"mode": "threshold", "quantity": "temperature"}),
+     ["led.quantity", "temperature", "light, light_raw"]),
     (merged(sensors=[{"type": "dht22", "pin": 17}]), ["sensors[0].pin", "17", "GPIO"]),
     (merged(sensors=[{"type": "mcp9808", "adress": 24}]), ["sensors[0].adress", "unknown key"]),
     (merged(sensors=[{"type": "mcp9808"}, {"type": "dht11"}]), ["sensors[1]", "temperature", "prefix"]),
@@ -150,3 +163,24 @@ def test_the_example_config_is_valid_and_shows_every_key():
                 out |= keys(v, prefix + k + ".")
         return out
     assert keys(config.DEFAULTS) <= keys(example)
+
+
+def test_every_driver_fills_in_its_own_defaults():
+    c = parse(merged(sensors=[{"type": "dht11"}, {"type": "ds18b20", "prefix": "t_"},
+                              {"type": "adc", "quantity": "lux", "unit": "lx"}]))
+    assert [sorted(s) for s in c["sensors"]] == [
+        ["pin", "prefix", "retries", "type"], ["pin", "prefix", "rom", "type"],
+        ["max", "min", "prefix", "quantity", "type", "unit"]]
+
+
+def test_validation_leaves_no_driver_declarations_in_ram():
+    # sensor_<name> modules are needed at boot only: config releases them.
+    import sys
+    parse(merged(sensors=[{"type": "dht22"}, {"type": "mcp9808", "prefix": "k_"}]))
+    assert not [m for m in sys.modules if m.startswith("upynode.sensor_")]
+
+
+def test_a_sensor_type_no_driver_declares_leaves_none_loaded_either():
+    import sys
+    error_of(merged(sensors=[{"type": "bmp280"}]))
+    assert not [m for m in sys.modules if m.startswith("upynode.sensor_")]

@@ -24,6 +24,7 @@ ABBREVIATIONS = {
     "exp_aft": "expire_after", "pl_on": "payload_on", "pl_off": "payload_off",
     "stat_on": "state_on", "stat_off": "state_off", "dev": "device", "obj_id": "object_id",
     "ic": "icon", "frc_upd": "force_update", "json_attr_t": "json_attributes_topic",
+    "sug_dsp_prc": "suggested_display_precision",
 }
 DEVICE_ABBREVIATIONS = {"ids": "identifiers", "name": "name", "mf": "manufacturer",
                         "mdl": "model", "sw": "sw_version", "cns": "connections",
@@ -200,3 +201,44 @@ def test_fingerprint_tracks_what_was_announced():
     assert fp not in fps and len(set(fps)) == len(fps)
     # Moving text between topic and payload changes it too.
     assert discovery.fingerprint([("ab", "c")]) != discovery.fingerprint([("a", "bc")])
+
+
+def announced(sensor_entries, **mqtt_over):
+    """What the node announces for these sensors: units and the drivers'
+    own device classes and precision (sensors.units / sensors.about)."""
+    from upynode import sensors
+    cfg = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "h"},
+                                   "webrepl": {"password": "s3cret"}, "sensors": sensor_entries}))
+    sens = sensors.load(cfg["sensors"], log=lambda m: None)
+    pairs = discovery.configs("n1", dict(sensors.units(sens)), mqtt(**mqtt_over), False, sensors.about(sens))
+    return {t.split("/")[3]: expand(p) for t, p in pairs}
+
+
+def test_each_driver_declares_unit_class_and_display_precision(world):
+    e = announced([{"type": "dht22"}, {"type": "mcp9808", "prefix": "out_"},
+                   {"type": "dht11", "prefix": "cellar_", "pin": 13}, {"type": "adc"}])
+    got = {q: (v.get("unit_of_measurement"), v.get("device_class"), v.get("suggested_display_precision"))
+           for q, v in e.items()}
+    assert got == {
+        "temperature": ("°C", "temperature", 1), "humidity": ("%", "humidity", 1),
+        "out_temperature": ("°C", "temperature", 2),
+        "cellar_temperature": ("°C", "temperature", 0), "cellar_humidity": ("%", "humidity", 0),
+        "light": ("%", None, 1), "light_raw": (None, None, 0),
+    }
+    for q, v in e.items():
+        cls = v.get("device_class")
+        assert cls is None or v["unit_of_measurement"] in DEVICE_CLASS_UNITS[cls], (q, v)
+
+
+def test_an_adc_in_lux_or_volts_gets_its_class_from_the_unit(world):
+    e = announced([{"type": "adc", "quantity": "lux", "unit": "lx", "max": 1000},
+                   {"type": "adc", "quantity": "vbat", "unit": "V", "max": 4.2, "prefix": "b_"}])
+    assert e["lux"]["device_class"] == "illuminance" and e["b_vbat"]["device_class"] == "voltage"
+    assert "device_class" not in e["lux_raw"]
+
+
+def test_without_the_drivers_word_payloads_are_as_before():
+    # configs() with units only (no about): classes from the units, no precision.
+    (_, p), = discovery.configs("n1", {"temperature": "°C"}, mqtt(), False)
+    e = expand(p)
+    assert e["device_class"] == "temperature" and "suggested_display_precision" not in e

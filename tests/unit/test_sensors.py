@@ -108,3 +108,26 @@ def test_only_configured_drivers_are_imported(world):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     # and the loop keeps the reader only: the declarations (sensor_adc) are released
     assert out.stdout.strip() == "['upynode.read_adc']", out.stderr
+
+
+def test_units_and_about_follow_config_order_and_prefixes(world):
+    sens = load({"type": "dht22", "prefix": "in_"}, {"type": "adc", "quantity": "soil", "unit": "%"},
+                {"type": "mcp9808"})
+    assert sensors.units(sens) == [("in_temperature", "°C"), ("in_humidity", "%"), ("soil", "%"),
+                                   ("soil_raw", "raw"), ("temperature", "°C")]
+    assert sensors.about(sens) == {"in_temperature": ("temperature", 1), "in_humidity": ("humidity", 1),
+                                   "soil": (None, 1), "soil_raw": (None, 0), "temperature": ("temperature", 2)}
+
+
+def test_a_sensor_not_started_has_no_units(world, monkeypatch):
+    import upynode.read_mcp9808 as m
+    monkeypatch.setattr(m.Sensor, "__init__", lambda self, c, units: (_ for _ in ()).throw(OSError(19)))
+    logs = []
+    sens = load({"type": "mcp9808"}, {"type": "adc"})
+    assert sensors.units(sens) == [("light", "%"), ("light_raw", "raw")]
+    assert sensors.read_all(sens, log=logs.append)[1] == {"mcp9808": "not started"}
+
+
+@pytest.mark.parametrize("kind", [None, "", "bmp280", "dht", "../sensor_adc", "sensors"])
+def test_driver_knows_only_declared_types(kind):
+    assert sensors.driver(kind) is None

@@ -18,7 +18,10 @@ DEFAULTS = {
     "aps": {},             # ssid -> {"password": str, "up": bool}
     "connect_ms": 300,     # how long joining an AP takes
     "chip_id": "a1b2c3d4", # hex of machine.unique_id()
-    "faults": {},          # "dht": "timeout" | "flaky", "mcp9808": "absent"
+    # DS18B20s on the 1-Wire bus: ROM code hex -> degC, null = "temperature"
+    "ds18b20": {"28ff6a2b3c4d5eb3": None},
+    "faults": {},          # "dht": "timeout" | "flaky", "mcp9808": "absent",
+                           # "ds18b20": "absent" | "crc"
 }
 
 WORLD = {}
