@@ -183,16 +183,8 @@ def test_host_with_a_port_is_one_address():
     one_line_error(cli("config", "get", "--host", "127.0.0.1:9"), "connection refused", "127.0.0.1:9")
 
 
-@pytest.mark.parametrize("host, words", [
-    ("127.0.0.1:x", ["bad port number 'x'"]),
-    ("127.0.0.1:0", ["bad port number '0'", "1 to 65535"]),
-    ("127.0.0.1:65536", ["bad port number"]),
-    ("127.0.0.1:", ["bad --host", "IP[:PORT]"]),
-    (":8266", ["bad --host"]),
-    ("[::1", ["bad --host"]),
-])
-def test_bad_host(host, words):
-    one_line_error(cli("config", "get", "--host", host), *words)
+def test_bad_host():
+    one_line_error(cli("config", "get", "--host", "127.0.0.1:x"), "bad port number 'x'", "127.0.0.1:x")
 
 
 def test_port_is_a_serial_device_as_in_deploy():

@@ -12,6 +12,7 @@ import pytest
 from mpremote.transport import TransportExecError
 
 from helpers import cli, one_line_error, upynode_exe
+from upynode_cli import CliError
 from upynode_cli.transport import parse_host, safe_write
 from upynode_cli.webrepl import WebReplTransport
 from upynode_vboard.webrepl_server import WebReplServer
@@ -40,6 +41,22 @@ def test_parse_host():
     assert parse_host("192.168.1.42:8267") == ("192.168.1.42", 8267)
     assert parse_host("[fe80::1]:1234") == ("fe80::1", 1234)
     assert parse_host("fe80::1") == ("fe80::1", 8266)
+
+
+@pytest.mark.parametrize("host, error", [
+    ("127.0.0.1:x", "bad port number 'x'"),
+    ("127.0.0.1:0", "bad port number '0' in --host 127.0.0.1:0 (1 to 65535)"),
+    ("127.0.0.1:65536", "bad port number"),
+    ("127.0.0.1:", "bad --host 127.0.0.1:: expected IP[:PORT]"),
+    (":8266", "bad --host"),
+    ("ws://127.0.0.1", "bad --host"),
+    ("[::1", "bad --host"),
+    ("[::1]x", "bad --host"),
+])
+def test_bad_host(host, error):
+    with pytest.raises(CliError) as e:
+        parse_host(host)
+    assert str(e.value).startswith(error)
 
 
 def test_files_over_binary_frames(node, t):

@@ -34,6 +34,8 @@ def parse_host(text):
     """'192.168.1.42' -> ('192.168.1.42', 8266); 'h:8267' -> ('h', 8267);
     '[fe80::1]:8266' and a bare IPv6 address work too."""
     host, port = text.strip(), None
+    if not host or any(c in host for c in "/ @"):  # not a URL: just the address
+        raise CliError("bad --host %s: expected IP[:PORT], e.g. 192.168.1.42 or 192.168.1.42:8266" % text)
     if host.startswith("["):
         inside, sep, rest = host[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
@@ -41,7 +43,7 @@ def parse_host(text):
         host, port = inside, rest[1:] if rest else None
     elif host.count(":") == 1:
         host, port = host.split(":")
-    if not host or any(c in host for c in "/ ") or port == "":
+    if not host or port == "":
         raise CliError("bad --host %s: expected IP[:PORT], e.g. 192.168.1.42 or 192.168.1.42:8266" % text)
     if port is None:
         return host, DEFAULT_PORT

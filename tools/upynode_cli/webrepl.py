@@ -112,13 +112,18 @@ class WebReplTransport(Transport):
         del self.bin[:n]
         return out
 
-    def read_until(self, ending, what, timeout=None):
-        """REPL bytes up to and including ending (the rest stays buffered)."""
-        deadline = time.monotonic() + (timeout or self.timeout)
+    def read_until(self, ending, what, timeout=None, idle=False):
+        """REPL bytes up to and including ending (the rest stays buffered),
+        within timeout seconds; with idle, of silence (command output, which
+        may take long but keeps coming)."""
+        timeout = timeout or self.timeout
+        deadline = time.monotonic() + timeout
         while ending not in self.text:
             if time.monotonic() > deadline:
                 raise WebReplTimeout("timed out waiting for %s from %s" % (what, self.device_name))
             self._recv(what)
+            if idle:
+                deadline = time.monotonic() + timeout
         i = self.text.index(ending) + len(ending)
         out = bytes(self.text[:i])
         del self.text[:i]
@@ -178,8 +183,11 @@ class WebReplTransport(Transport):
         if not self.in_raw_repl:
             self.enter_raw_repl()
         self.read_until(b">", "the raw REPL prompt")
-        # Text frames must be whole UTF-8: split by characters, not bytes.
+        # Text frames must be whole UTF-8: split by characters, not bytes;
+        # paced as mpremote paces the plain raw REPL (256 bytes / 10 ms).
         for i in range(0, len(command), 256):
+            if i:
+                time.sleep(0.01)
             self._send(command[i:i + 256], "a command")
         self._send("\x04", "a command")
         ok = self.read_until(b"OK", "the raw REPL's OK")
@@ -188,10 +196,10 @@ class WebReplTransport(Transport):
                                  % (self.device_name, ok[-40:]))
 
     def follow(self, timeout, data_consumer=None):
-        out = self.read_until(b"\x04", "command output", timeout)[:-1]
+        out = self.read_until(b"\x04", "command output", timeout, idle=True)[:-1]
         if data_consumer:
             data_consumer(out)
-        err = self.read_until(b"\x04", "command output", timeout)[:-1]
+        err = self.read_until(b"\x04", "command output", timeout, idle=True)[:-1]
         return out, err
 
     def exec_raw(self, command, timeout=None, data_consumer=None):
@@ -237,7 +245,9 @@ class WebReplTransport(Transport):
         return code
 
     def fs_readfile(self, src, chunk_size=None, progress_callback=None):
-        """The file's bytes; OSError(ENOENT) if the node cannot open it."""
+        """The file's bytes; OSError(ENOENT) if the node cannot open it.
+        progress_callback is not called: the protocol does not tell the
+        size first, and asking (fs_stat) would stop the node's loop."""
         what = "get " + src
         self._request(GET, src)
         if self._status(what):
@@ -249,8 +259,6 @@ class WebReplTransport(Transport):
             if n == 0:
                 break
             data += self._read_bin(n, what)
-            if progress_callback:
-                progress_callback(len(data), None)
         if self._status(what):
             raise WebReplError("reading %s on %s failed at the end" % (src, self.device_name))
         return data
