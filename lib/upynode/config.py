@@ -155,8 +155,9 @@ def sensor_types():
     return sorted(out)
 
 
-def _sensor(s, path, pins):
-    # One entry of "sensors": its driver's defaults, key types, pins and rules.
+def _sensor(s, path, pins, mods):
+    # One entry of "sensors": its driver's defaults, key types, pins and
+    # rules. mods: the driver modules imported, to release.
     from upynode.sensors import driver
     if _kind(s) != "object":
         _fail(path, s, "an object with a \"type\"")
@@ -164,6 +165,7 @@ def _sensor(s, path, pins):
     drv = driver(kind)
     if drv is None:
         _fail(path + ".type", kind, "one of " + ", ".join(sensor_types()))
+    mods.append(drv.__name__.split(".")[-1])
     d = {"type": kind}
     d.update(drv.DEFAULTS)
     c = merge(d, s, path + ".")
@@ -174,28 +176,30 @@ def _sensor(s, path, pins):
     if c["prefix"]:
         _ident(c["prefix"], path + ".prefix")
     drv.check(Entry(c, path + "."))
-    return c, [q[0] for q in drv.quantities(c)], drv.__name__.split(".")[-1]
+    return c, [q[0] for q in drv.quantities(c)]
 
 
 def _sensors(c, pins):
-    # -> the names every sensor publishes, each measured once
+    # -> the names the sensors publish, in config order, each measured once
     from upynode import release
-    entries, out, seen, mods = c["sensors"], [], {}, []
+    entries, out, names, seen, mods = c["sensors"], [], [], {}, []
     if _kind(entries) != "list":
         _fail("sensors", entries, "a list of sensor objects")
-    for i, s in enumerate(entries):
-        path = "sensors[%d]" % i
-        s, names, mod = _sensor(s, path, pins)
-        mods.append(mod)
-        for q in names:
-            if q in seen:
-                raise ConfigError("%s: quantity \"%s\" is already measured by %s; "
-                                  "set a \"prefix\" on one of them" % (path, q, seen[q]))
-            seen[q] = path
-        out.append(s)
-    release(*mods)  # the drivers' declarations: sensors.load() asks again
+    try:
+        for i, s in enumerate(entries):
+            path = "sensors[%d]" % i
+            s, qs = _sensor(s, path, pins, mods)
+            for q in qs:
+                if q in seen:
+                    raise ConfigError("%s: quantity \"%s\" is already measured by %s; "
+                                      "set a \"prefix\" on one of them" % (path, q, seen[q]))
+                seen[q] = path
+                names.append(q)
+            out.append(s)
+    finally:
+        release(*mods)  # the drivers' declarations: sensors.load() asks again
     c["sensors"] = out
-    return list(seen)
+    return names
 
 
 def _url(u, key, what):

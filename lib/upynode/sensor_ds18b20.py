@@ -20,7 +20,8 @@ def check(e):
     r = e.c["rom"]
     if r and (len(r) != 16 or r[:2] != "28" or any(ch not in "0123456789abcdef" for ch in r)):
         e.fail("rom", "\"\" (the only sensor on the pin) or a DS18B20's ROM code: "
-               "16 lowercase hex digits starting with 28, as the node logs at start")
+               "16 lowercase hex digits starting with 28 (with several on one pin and no rom, the "
+               "node names them in its err field)")
 
 
 def start(c, units):

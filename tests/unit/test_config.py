@@ -184,3 +184,9 @@ def test_a_sensor_type_no_driver_declares_leaves_none_loaded_either():
     import sys
     error_of(merged(sensors=[{"type": "bmp280"}]))
     assert not [m for m in sys.modules if m.startswith("upynode.sensor_")]
+
+
+def test_a_refused_sensor_leaves_no_driver_declarations_either():
+    import sys
+    error_of(merged(sensors=[{"type": "dht22", "pin": 15}]))
+    assert not [m for m in sys.modules if m.startswith("upynode.sensor_")]
