@@ -3,7 +3,6 @@ and over WebREPL (upynode_vboard.webrepl_server)."""
 import json
 import os
 import pty
-import select
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import cli as run_cli, deploy_summary, one_line_error, upynode_exe  # noqa: F401
+from helpers import cli as run_cli, deploy_summary, one_line_error  # noqa: F401
 from upynode_cli.project import DEPS
 from upynode_vboard.vserial import VirtualSerial
 from upynode_vboard.webrepl_server import WebReplServer
@@ -191,34 +190,15 @@ def test_deploy_refuses_mpy_the_board_cannot_load(tmp_path):
 
 
 # -- repl --------------------------------------------------------------------------
-def test_repl_hands_over_to_mpremote(vboard):
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(upynode_exe(), [upynode_exe(), "repl", "--port", vboard.device])
-    out = b""
-
-    def read_until(marker, timeout=20):
-        nonlocal out
-        end = time.monotonic() + timeout
-        while marker not in out and time.monotonic() < end:
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    out += os.read(fd, 4096)
-                except OSError:
-                    break
-        return marker in out
-
-    try:
-        assert read_until(b"Connected to MicroPython"), out
-        os.write(fd, b"\r")
-        assert read_until(b">>> "), out
-        os.write(fd, b"print(6 * 7)\r")
-        assert read_until(b"42\r\n"), out
-        os.write(fd, b"\x1d")  # Ctrl-]: leave mpremote
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-    finally:
-        os.close(fd)
+def test_repl_hands_over_to_mpremote(vboard, terminal):
+    t = terminal("repl", "--port", vboard.device)
+    assert t.read_until(b"Connected to MicroPython"), t.out
+    t.type(b"\r")
+    assert t.read_until(b">>> "), t.out
+    t.type(b"print(6 * 7)\r")
+    assert t.read_until(b"42\r\n"), t.out
+    t.type(b"\x1d")  # Ctrl-]: leave mpremote
+    assert t.exit_code() == 0
 
 
 def test_repl_no_such_port():

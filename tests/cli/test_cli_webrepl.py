@@ -4,14 +4,11 @@ upynode_vboard.webrepl_server on 127.0.0.1."""
 import errno
 import hashlib
 import os
-import pty
-import select
-import time
 
 import pytest
 from mpremote.transport import TransportExecError
 
-from helpers import cli, one_line_error, upynode_exe
+from helpers import cli, one_line_error
 from upynode_cli import CliError
 from upynode_cli.transport import parse_host, safe_write
 from upynode_cli.webrepl import WebReplTransport
@@ -99,34 +96,15 @@ def test_safe_write(node, t):
     assert not (node.board / "c.txt.tmp").exists()
 
 
-def test_repl_over_webrepl(node):
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.environ["UPYNODE_WEBREPL_PASSWORD"] = PASSWORD
-        os.execv(upynode_exe(), [upynode_exe(), "repl", "--host", "127.0.0.1:%d" % node.port])
-    out = b""
-
-    def read_until(marker, timeout=15):
-        nonlocal out
-        end = time.monotonic() + timeout
-        while marker not in out and time.monotonic() < end:
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    out += os.read(fd, 4096)
-                except OSError:
-                    break
-        return marker in out
-
-    try:
-        assert read_until(b"Ctrl-] to leave"), out
-        assert read_until(b">>> "), out
-        os.write(fd, b"print(6 * 7)\r")
-        assert read_until(b"42\r\n"), out
-        os.write(fd, b"\x1d")  # Ctrl-]: leave
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-    finally:
-        os.close(fd)
+def test_repl_over_webrepl(node, terminal):
+    t = terminal("repl", "--host", "127.0.0.1:%d" % node.port,
+                 env={"UPYNODE_WEBREPL_PASSWORD": PASSWORD})
+    assert t.read_until(b"Ctrl-] to leave"), t.out
+    assert t.read_until(b">>> "), t.out
+    t.type(b"print(6 * 7)\r")
+    assert t.read_until(b"42\r\n"), t.out
+    t.type(b"\x1d")  # Ctrl-]: leave
+    assert t.exit_code() == 0
 
 
 def test_repl_errors(node):
