@@ -158,7 +158,7 @@ def sensor_types():
 def _sensor(s, path, pins, mods):
     # One entry of "sensors": its driver's defaults, key types, pins and
     # rules. mods: the driver modules imported, to release.
-    from upynode.sensors import driver
+    from upynode.drivers import driver
     if _kind(s) != "object":
         _fail(path, s, "an object with a \"type\"")
     kind = s.get("type")
@@ -197,7 +197,7 @@ def _sensors(c, pins):
                 names.append(q)
             out.append(s)
     finally:
-        release(*mods)  # the drivers' declarations: sensors.load() asks again
+        release("drivers", *mods)  # boot only: sensors.load() asks again
     c["sensors"] = out
     return names
 

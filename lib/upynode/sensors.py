@@ -4,37 +4,15 @@
 # A driver is two modules: sensor_<name> declares (TYPES, DEFAULTS, PINS,
 # quantities(), check(), start()) and is needed at boot only; read_<name>
 # holds the Sensor class the loop keeps. Splitting them keeps the
-# declarations out of the loop's heap.
-from upynode import release
-
-
-def driver(kind):
-    # The one type -> module map: sensor_<type>, or for a family of parts
-    # (dht11, dht22) sensor_<type without its model number>, if the module
-    # lists the type in TYPES. None: no driver declares it.
-    if not isinstance(kind, str) or not kind or not all(ch.isalpha() or ch.isdigit() for ch in kind):
-        return None  # a name, not a path
-    for name in (kind, kind.rstrip("0123456789")):
-        try:
-            mod = __import__("upynode.sensor_" + name, None, None, ("TYPES",))
-        except ImportError:
-            continue
-        if kind in mod.TYPES:
-            return mod
-    return None
+# declarations out of the loop's heap; finding and starting the drivers
+# (upynode.drivers) is boot-only too.
 
 
 def load(entries, log=print):
-    out, used = [], []
-    for c in entries:
-        try:
-            d = driver(c["type"])
-            used.append(d.__name__.split(".")[-1])
-            out.append((c["type"], d.start(c, d.quantities(c))))
-        except Exception as e:  # a broken sensor must not stop the node
-            log("sensor %s: not started: %s" % (c["type"], err_text(e)))
-            out.append((c["type"], None))
-    release(*used)  # the declarations: the loop keeps read_<name> only
+    # -> [(type, Sensor or None)], in config order
+    from upynode import drivers, release
+    out = drivers.start(entries, log)
+    release("drivers")
     return out
 
 
