@@ -12,7 +12,7 @@ try:
         node.run(cfg)
     else:
         from upynode import setupmode
-        setupmode.run(startup.reason or "boot.py failed")
+        setupmode.run()
 except Exception as e:
     # A bug must not leave the node dead in the wall: report, give a person
     # at the REPL or WebREPL time to press Ctrl-C, then start over.

@@ -11,6 +11,11 @@ from upynode.neterr import describe
 
 FP_FILE = "discovery.fp"  # what was announced: fingerprint, then quantities
 
+# Announce requests (Mqtt.announce): what the next chance to announce the
+# entities to Home Assistant does. None: nothing to do.
+CHANGED = 1  # announce if they differ from what was announced (FP_FILE)
+AGAIN = 2    # announce them all: Home Assistant restarted and forgot them
+
 
 class _Sock:
     # umqtt.simple's socket, with a timeout from before connect() on. umqtt
@@ -58,6 +63,8 @@ class _Net:
 
 
 class Mqtt:
+    name = "mqtt"
+
     def __init__(self, c, node_id, units=None, led=None, log=print):
         self.c = c
         self.node_id = node_id
@@ -71,7 +78,7 @@ class Mqtt:
         self.status_topic = self.base + "/status"
         self.discovery = c["discovery"] and c["format"] == "json"
         self.ha_status = c["discovery_prefix"] + "/status"
-        self.announce = self.discovery  # check what HA has on the next connect
+        self.announce = CHANGED if self.discovery else None  # at the first connect
         self.where = "mqtt %s:%d" % (c["host"], c["port"])
 
     def connect(self):
@@ -108,7 +115,7 @@ class Mqtt:
     def _message(self, topic, msg):
         topic = topic.decode()
         if topic == self.ha_status and msg == b"online":
-            self.announce = 2  # Home Assistant restarted: announce whatever we had
+            self.announce = AGAIN
         elif self.led and topic.endswith("/led/set"):
             if msg in (b"ON", b"OFF"):
                 self.led.set(msg == b"ON")
@@ -123,7 +130,7 @@ class Mqtt:
         import gc
         gc.collect()  # the import and the payloads want the heap in one piece
         from upynode import discovery as D
-        force, self.announce = self.announce == 2, False
+        again, self.announce = self.announce == AGAIN, None
         led = self.led is not None
         fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led))
         try:
@@ -131,7 +138,7 @@ class Mqtt:
                 old = f.read().split("\n")
         except OSError:
             old = ["", ""]
-        if fp == old[0] and not force:
+        if fp == old[0] and not again:
             release("discovery")
             return
         for topic, payload in D.configs(self.node_id, self.units, self.c, led):

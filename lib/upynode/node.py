@@ -12,14 +12,20 @@ POLL_MS = 200  # how often commands are looked for between readings
 
 
 def transports(cfg, units, led, log=print):
+    # Each has a name (for the cycle's line), `where` (name and address, for
+    # the log), send(msg) -> True if it got through, poll() and close().
+    # Only the configured ones are imported: every module costs heap.
     out = []
     for t in cfg["transports"]:
         if t == "mqtt":
             from upynode.mqtt import Mqtt
             out.append(Mqtt(cfg["mqtt"], cfg["node_id"], units, led, log))
+        elif cfg["http"]["target"] == "ha":
+            from upynode.ha import Ha
+            out.append(Ha(cfg, cfg["node_id"], units, log))
         else:
-            from upynode.http import Http
-            out.append(Http(cfg, cfg["node_id"], units, log))
+            from upynode.flask import Flask
+            out.append(Flask(cfg, cfg["node_id"], units, log))
     return out
 
 
@@ -39,8 +45,8 @@ def run(cfg, log=print, cycles=0):
         try:
             cycle(seq, sens, led, txs, log)
             if led.mode == "ha_state":
-                from upynode.http import ha_state
-                led.follow(ha_state(cfg, led.entity, log), log)
+                from upynode import ha
+                led.follow(ha.state(cfg, led.entity, log), log)
             oom = 0
         except MemoryError:
             oom = out_of_memory(seq, oom, txs, log)
@@ -90,6 +96,6 @@ def cycle(seq, sens, led, txs, log=print):
     led.show(values)
     sent = [t.send(msg) for t in txs]
     led.update(values, True in sent)
-    log("%d: %s -> %s" % (seq, json.dumps(msg), ", ".join("%s %s" % (t.where.split()[0], "sent" if ok else "NOT SENT")
-                                              for t, ok in zip(txs, sent))))
+    log("%d: %s -> %s" % (seq, json.dumps(msg), ", ".join("%s %s" % (t.name, "sent" if ok else "NOT SENT")
+                                                          for t, ok in zip(txs, sent))))
     return True in sent

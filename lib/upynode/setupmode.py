@@ -5,6 +5,8 @@
 import time
 
 from upynode import config
+from upynode import startup
+from upynode.startup import CONFIG, WIFI
 
 POLL_S = 5
 REMIND_S = 60
@@ -19,13 +21,17 @@ def _read():
         return None
 
 
-def run(reason, log=print):
+def run(log=print):
+    # What put the node here (startup.CONFIG, startup.WIFI, or None when
+    # boot.py failed) decides what to wait for; the words for it are
+    # repeated on the console every REMIND_S.
+    failed, reason = startup.failed, startup.reason or "boot.py failed"
     # A bad config: check the file at the first poll even if it looks like
     # the one boot.py saw, since it may have been fixed in between.
     seen = None
     waited = 0
     retry_s = 0
-    if reason.startswith("wifi"):  # the config was fine: wait for a change
+    if failed == WIFI:  # the config was fine: wait for a change
         seen = _read()
         retry_s = config.load()["wifi"]["retry_s"]
     while True:
@@ -37,8 +43,9 @@ def run(reason, log=print):
             try:
                 config.parse(text or "")
             except Exception as e:  # ConfigError, or anything a bad file provokes
-                if reason != "config: %s" % e:
-                    reason = "config: %s" % e
+                r = "%s: %s" % (CONFIG, e)
+                if r != reason:
+                    failed, reason = CONFIG, r
                     log("setup mode: " + reason)
                 retry_s = 0
                 continue
@@ -55,7 +62,7 @@ def run(reason, log=print):
                 if wifi.join(w, log):
                     log("setup: WiFi is back: restarting")
                     restart()
-        if not (reason.startswith("wifi") or reason.startswith("config")) and waited >= GIVE_UP_S:
+        if failed is None and waited >= GIVE_UP_S:
             restart()
         if waited % REMIND_S < POLL_S:
             log("setup mode: " + reason)

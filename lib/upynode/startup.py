@@ -3,22 +3,34 @@
 # in a wall has nobody to press reset.
 from upynode import config
 
+# What failed, when the node is in setup mode: it decides what setup mode
+# waits for (upynode.setupmode). The value starts the reason's words.
+CONFIG = "config"  # config.json missing or invalid: a valid one
+WIFI = "wifi"      # the config is good, WiFi is not: WiFi too, every wifi.retry_s
+# None: neither (boot.py failed): a fresh boot after a while, too
+
 cfg = None      # the validated config once WiFi is up, else None
-reason = None   # why the node is in setup mode
+failed = None   # CONFIG or WIFI: what put the node in setup mode
+reason = None   # why, for the console: "<failed>: <words>"
 
 DEFAULT_WEBREPL_PASSWORD = "upynode"
 WEBREPL_CFG = "webrepl_cfg.py"
 
 
+def fail(what, words):
+    global failed, reason
+    failed, reason = what, "%s: %s" % (what, words)
+
+
 def run(log=print):
-    global cfg, reason
+    global cfg
     c = None
     try:
         c = config.load()
     except config.ConfigError as e:
-        reason = "config: %s" % e
+        fail(CONFIG, e)
     except Exception as e:  # e.g. MemoryError on a huge file
-        reason = "config: %s: %s" % (type(e).__name__, e)
+        fail(CONFIG, "%s: %s" % (type(e).__name__, e))
     if c is not None:
         c["node_id"] = config.node_id(c)
         from upynode import wifi
@@ -26,9 +38,9 @@ def run(log=print):
             if wifi.join(c["wifi"], log):
                 cfg = c
             else:
-                reason = "wifi: could not join \"%s\"" % c["wifi"]["ssid"]
+                fail(WIFI, "could not join \"%s\"" % c["wifi"]["ssid"])
         except Exception as e:
-            reason = "wifi: %s: %s" % (type(e).__name__, e)
+            fail(WIFI, "%s: %s" % (type(e).__name__, e))
     if reason:
         log("setup mode: " + reason)
         try:

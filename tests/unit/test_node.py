@@ -1,6 +1,7 @@
 """The loop's contract (CPython, fakes): one failure costs at most its
 cycle, and the loop goes on."""
 import json
+import sys
 
 import pytest
 
@@ -13,7 +14,7 @@ class FakeTx:
         self.sent, self.fail, self.calls = [], set(fail), 0
         self.state_topic = "home/test/state"
 
-    where = "mqtt test"
+    name, where = "mqtt", "mqtt test"
 
     def send(self, msg):
         self.calls += 1
@@ -55,6 +56,30 @@ def test_cycle_reports_sensor_errors_in_the_message(world):
     node.cycle(1, sensors.load(c["sensors"]), Led(c["led"]), [tx], log=lambda m: None)
     assert tx.sent[0]["err"] == {"mcp9808": "no device"}
     assert "temperature" not in tx.sent[0] and "light" in tx.sent[0]
+
+
+@pytest.mark.parametrize("target, cls, mod, other", [
+    ("ha", "Ha", "upynode.ha", "upynode.flask"), ("flask", "Flask", "upynode.flask", "upynode.ha")])
+def test_transports_are_named_and_only_the_configured_http_target_is_imported(world, monkeypatch, target, cls, mod,
+                                                                               other):
+    for m in ("upynode.http", "upynode.ha", "upynode.flask", "upynode.mqtt"):
+        monkeypatch.delitem(sys.modules, m, raising=False)
+    c = cfg(transports=["mqtt", "http"], http={"target": target, "url": "http://127.0.0.1:9/", "api_key": "k"},
+            homeassistant={"url": "http://127.0.0.1:8123/", "token": "t"})
+    c["node_id"] = "n1"
+    txs = node.transports(c, [("temperature", "°C")], Led(c["led"]))
+    assert [(type(t).__name__, t.name) for t in txs] == [("Mqtt", "mqtt"), (cls, target)]
+    assert txs[1].where == {"ha": "ha http://127.0.0.1:8123", "flask": "flask http://127.0.0.1:9"}[target]
+    assert mod in sys.modules and other not in sys.modules
+
+
+def test_cycle_line_names_each_transport(world):
+    class Http(FakeTx):
+        name, where = "ha", "ha http://127.0.0.1:8123"
+    c = cfg()
+    lines = []
+    node.cycle(3, sensors.load(c["sensors"]), Led(c["led"]), [FakeTx(fail={1}), Http()], lines.append)
+    assert lines[-1].startswith('3: {"seq": 3, ') and lines[-1].endswith("} -> mqtt NOT SENT, ha sent")
 
 
 def _run(monkeypatch, c, tx, cycles, log):
