@@ -11,7 +11,6 @@ import time
 import pytest
 
 from helpers import cli as run_cli, deploy_summary, one_line_error  # noqa: F401
-from upynode_cli.project import DEPS
 from upynode_vboard.vserial import VirtualSerial
 from upynode_vboard.webrepl_server import WebReplServer
 
@@ -129,8 +128,6 @@ def test_reset_after_deploy(vboard, tmp_path):
 
 
 def test_deploy_with_the_real_build(vboard):
-    if not (DEPS / "lib").is_dir():
-        pytest.skip("needs `make deps` (umqtt.simple and urequests)")
     r = cli("deploy", "--port", vboard.device)
     sent, unchanged = summary(r)
     assert sent > 5 and unchanged == 0

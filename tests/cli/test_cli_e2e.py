@@ -17,7 +17,6 @@ import pytest
 
 from helpers import HOME_AP, cli as run_cli, deploy_summary, node_config
 from upynode_cli import firmware_config
-from upynode_cli.project import DEPS
 from upynode_vboard import brokers, runner
 from upynode_vboard.vserial import VirtualSerial
 from upynode_vboard.webrepl_server import WebReplServer
@@ -88,8 +87,6 @@ def broker():
 def empty_board(tmp_path):
     """An empty board (no boot.py, no main.py: a freshly flashed chip) on a
     pty, in a world with the home access point."""
-    if not (DEPS / "lib").is_dir():
-        pytest.skip("needs `make deps` (umqtt.simple and urequests)")
     device = tmp_path / "device"
     device.mkdir()
     state = tmp_path / "state"  # $UPYNODE_VBOARD of the VM: the fakes read world.json here
