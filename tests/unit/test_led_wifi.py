@@ -1,5 +1,7 @@
 """LED modes and WiFi joining against the fakes (CPython)."""
 
+import json
+
 import pytest
 
 import _world
@@ -157,3 +159,53 @@ def test_ha_state_led_follows_the_entity_and_keeps_its_state_when_it_cannot(worl
     assert led.value() == (1 if lit else 0)
     if states[-1] in ("unknown", "unavailable", None):
         assert "sensor.kitchen_temperature is %s: keeping the LED" % (states[-1] or "unreachable") in lines[-1]
+
+
+# --- setup mode: what it waits for follows what failed (startup.failed) ---------------
+
+GOOD = {"wifi": {"ssid": "home", "password": "secret123", "timeout_s": 1, "retry_s": 60},
+        "mqtt": {"host": "127.0.0.1"}, "webrepl": {"password": "s3cret"}}
+
+
+def _setup_mode(monkeypatch, tmp_path, clock, failed, reason, config_text):
+    from upynode import setupmode, startup
+    monkeypatch.chdir(tmp_path)
+    if config_text is not None:
+        (tmp_path / "config.json").write_text(config_text if isinstance(config_text, str) else json.dumps(config_text))
+    monkeypatch.setattr(startup, "failed", failed)
+    monkeypatch.setattr(startup, "reason", reason)
+    lines = []
+    t0 = clock.ms
+    with pytest.raises(SystemExit):  # machine.reset()
+        setupmode.run(lines.append)
+    return lines, (clock.ms - t0) // 1000
+
+
+def test_setup_mode_after_wifi_failed_retries_wifi_and_restarts_when_it_is_back(world, monkeypatch, tmp_path, clock):
+    from upynode import startup
+    world["aps"] = {"home": {"password": "secret123"}}
+    world["connect_ms"] = 50
+    lines, s = _setup_mode(monkeypatch, tmp_path, clock, startup.WIFI, 'wifi: could not join "home"', GOOD)
+    assert lines[-1] == "setup: WiFi is back: restarting" and 55 <= s <= 70  # wifi.retry_s
+
+
+def test_setup_mode_after_a_boot_failure_tries_a_fresh_boot(world, monkeypatch, tmp_path, clock):
+    from upynode import setupmode
+    lines, s = _setup_mode(monkeypatch, tmp_path, clock, None, None, None)  # no config.json to wait for
+    assert s >= setupmode.GIVE_UP_S and lines[0] == "setup mode: boot.py failed"
+
+
+def test_setup_mode_for_a_bad_config_waits_for_a_valid_one_however_long(world, monkeypatch, tmp_path, clock):
+    from upynode import setupmode, startup
+    import time
+    sleep = time.sleep
+
+    def fix_after_a_while(s):  # written over WebREPL after 20 minutes
+        sleep(s)
+        if clock.ms > 1000 + 1200 * 1000:
+            (tmp_path / "config.json").write_text(json.dumps(GOOD))
+    monkeypatch.setattr(time, "sleep", fix_after_a_while)
+    lines, s = _setup_mode(monkeypatch, tmp_path, clock, startup.CONFIG, "config: not valid JSON", "{")
+    assert s > setupmode.GIVE_UP_S  # no fresh boot: only a valid config ends it
+    assert lines[0].startswith("setup mode: config: config.json is not valid JSON")  # the file's own words
+    assert lines[-1] == "setup: config.json is valid now: restarting"

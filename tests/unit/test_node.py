@@ -127,3 +127,15 @@ def test_gc_collect_runs_between_cycles(world, monkeypatch):
     monkeypatch.setattr(node.gc, "collect", lambda: collected.append(1))
     _run(monkeypatch, cfg(interval_s=1), FakeTx(), 2, lambda m: None)
     assert len(collected) >= 2
+
+
+def test_mqtt_announce_requests_are_named(world):
+    from upynode import mqtt
+    c = cfg()
+    m = mqtt.Mqtt(c["mqtt"], "n1", [("temperature", "°C")], None, lambda s: None)
+    assert m.name == "mqtt" and m.where == "mqtt h:1883"
+    assert m.announce == mqtt.CHANGED  # the first connect checks what HA was told
+    m._message(b"homeassistant/status", b"online")
+    assert m.announce == mqtt.AGAIN  # HA restarted: everything again
+    raw = mqtt.Mqtt(dict(c["mqtt"], format="raw"), "n1", [("temperature", "°C")], None, lambda s: None)
+    assert raw.announce is None  # no discovery in raw format
