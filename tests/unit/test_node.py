@@ -129,13 +129,13 @@ def test_gc_collect_runs_between_cycles(world, monkeypatch):
     assert len(collected) >= 2
 
 
-def test_mqtt_announce_requests_are_named(world):
+def test_mqtt_announce_requests(world):
     from upynode import mqtt
     c = cfg()
     m = mqtt.Mqtt(c["mqtt"], "n1", [("temperature", "°C")], None, lambda s: None)
     assert m.name == "mqtt" and m.where == "mqtt h:1883"
-    assert m.announce == mqtt.CHANGED  # the first connect checks what HA was told
+    assert m.announce is False  # the first connect announces only what changed since the last one
     m._message(b"homeassistant/status", b"online")
-    assert m.announce == mqtt.AGAIN  # HA restarted: everything again
+    assert m.announce is True  # HA restarted: everything again
     raw = mqtt.Mqtt(dict(c["mqtt"], format="raw"), "n1", [("temperature", "°C")], None, lambda s: None)
-    assert raw.announce is None  # no discovery in raw format
+    assert raw.announce is None  # no discovery in raw format: nothing to announce
