@@ -66,11 +66,12 @@ class _Net:
 class Mqtt:
     name = "mqtt"
 
-    def __init__(self, c, node_id, units=None, led=None, log=print):
+    def __init__(self, c, node_id, units=None, led=None, log=print, about=None):
         self.c = c
         self.node_id = node_id
         self.order = [q for q, u in units or ()]
         self.units = dict(units or ())
+        self.about = about  # the drivers' HA device classes and display precision
         self.led = led if led is not None and led.mode == "remote" else None
         self.log = log
         self.client = None
@@ -133,7 +134,7 @@ class Mqtt:
         from upynode import discovery as D
         again, self.announce = self.announce, None
         led = self.led is not None
-        fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led))
+        fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led, self.about))
         try:
             with open(FP_FILE) as f:
                 old = f.read().split("\n")
@@ -142,7 +143,7 @@ class Mqtt:
         if fp == old[0] and not again:
             release("discovery")
             return
-        for topic, payload in D.configs(self.node_id, self.units, self.c, led):
+        for topic, payload in D.configs(self.node_id, self.units, self.c, led, self.about):
             # bytes: umqtt counts len() of a str, and "°C" is 2 bytes but 1
             # character, which would corrupt the stream.
             self.client.publish(topic.encode(), payload.encode(), True)

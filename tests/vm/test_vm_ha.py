@@ -41,6 +41,9 @@ def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_
         temp = json.loads([p for t, p, _ in first if t.endswith("/temperature/config")][0])
         assert temp["uniq_id"] == NODE + "_temperature" and temp["dev_cla"] == "temperature"
         assert temp["unit_of_meas"] == "°C" and temp["val_tpl"] == "{{value_json['temperature']}}"
+        assert temp["sug_dsp_prc"] == 2  # the MCP9808 driver's precision (1/16 degC steps)
+        light = json.loads([p for t, p, _ in first if t.endswith("/light/config")][0])
+        assert light["sug_dsp_prc"] == 1 and "dev_cla" not in light  # light in %: no HA class fits
         assert temp["~"] == BASE and temp["stat_t"] == "~/state" and temp["avty_t"] == "~/status"
         n = len(w.on(BASE + "/state"))
 
