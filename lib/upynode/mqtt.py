@@ -6,16 +6,20 @@
 import json
 import time
 
+from micropython import const
+
 from upynode import release
 from upynode.neterr import describe
 
 FP_FILE = "discovery.fp"  # what was announced: fingerprint, then quantities
 
 # Mqtt.announce, what the next chance to announce the entities to Home
-# Assistant does: None, nothing; otherwise whether to announce them all
-# again (True: HA restarted and forgot them) or only if they differ from
-# what FP_FILE says was announced (False). Not named constants: two module
-# globals cost the loop 96 bytes of heap (measured in the VM).
+# Assistant does. const() with a leading underscore: the compiler puts the
+# number in the code, so the names cost no heap (module globals cost the
+# loop 96 bytes, measured in the VM).
+_NOTHING = const(0)  # no discovery (raw format, or discovery off)
+_CHANGED = const(1)  # only if they differ from what FP_FILE says was announced
+_AGAIN = const(2)    # all of them: Home Assistant restarted and forgot them
 
 
 class _Sock:
@@ -80,7 +84,7 @@ class Mqtt:
         self.status_topic = self.base + "/status"
         self.discovery = c["discovery"] and c["format"] == "json"
         self.ha_status = c["discovery_prefix"] + "/status"
-        self.announce = False if self.discovery else None  # at the first connect: if changed
+        self.announce = _CHANGED if self.discovery else _NOTHING
         self.where = "mqtt %s:%d" % (c["host"], c["port"])
 
     def connect(self):
@@ -117,7 +121,7 @@ class Mqtt:
     def _message(self, topic, msg):
         topic = topic.decode()
         if topic == self.ha_status and msg == b"online":
-            self.announce = True  # Home Assistant restarted: all of them again
+            self.announce = _AGAIN
         elif self.led and topic.endswith("/led/set"):
             if msg in (b"ON", b"OFF"):
                 self.led.set(msg == b"ON")
@@ -132,7 +136,7 @@ class Mqtt:
         import gc
         gc.collect()  # the import and the payloads want the heap in one piece
         from upynode import discovery as D
-        again, self.announce = self.announce, None
+        again, self.announce = self.announce == _AGAIN, _NOTHING
         led = self.led is not None
         fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led, self.about))
         try:
@@ -164,7 +168,7 @@ class Mqtt:
         try:
             while self.client.check_msg() is not None:
                 pass
-            if self.announce is not None:
+            if self.announce:
                 self._announce()
             ka = self.c["keepalive"] * 1000
             quiet = time.ticks_diff(time.ticks_ms(), self.client.sock.rx)
@@ -187,7 +191,7 @@ class Mqtt:
         try:
             if self.client is None:
                 self.connect()
-            if self.announce is not None:
+            if self.announce:
                 self._announce()
             if self.c["format"] == "json":
                 self.client.publish(self.state_topic.encode(), json.dumps(msg).encode())

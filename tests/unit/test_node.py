@@ -134,8 +134,8 @@ def test_mqtt_announce_requests(world):
     c = cfg()
     m = mqtt.Mqtt(c["mqtt"], "n1", [("temperature", "°C")], None, lambda s: None)
     assert m.name == "mqtt" and m.where == "mqtt h:1883"
-    assert m.announce is False  # the first connect announces only what changed since the last one
+    assert m.announce == mqtt._CHANGED  # the first connect announces only what changed since the last one
     m._message(b"homeassistant/status", b"online")
-    assert m.announce is True  # HA restarted: everything again
+    assert m.announce == mqtt._AGAIN  # HA restarted: everything again
     raw = mqtt.Mqtt(dict(c["mqtt"], format="raw"), "n1", [("temperature", "°C")], None, lambda s: None)
-    assert raw.announce is None  # no discovery in raw format: nothing to announce
+    assert raw.announce == mqtt._NOTHING  # no discovery in raw format: nothing to announce

@@ -12,7 +12,7 @@ import types
 import pytest
 
 from upynode_cli.project import LIB, REPO
-FAKES = ("machine", "network", "dht", "esp", "webrepl", "ntptime", "onewire", "ds18x20")
+FAKES = ("machine", "network", "dht", "esp", "webrepl", "ntptime", "onewire", "ds18x20", "micropython")
 
 
 def stub_path(module):
