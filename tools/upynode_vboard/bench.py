@@ -22,15 +22,14 @@ from upynode_cli.project import BOARD, LIB, micropython
 from . import brokers, runner
 from .mqttwatch import Watch
 
-MODULES = ["upynode.config", "upynode.startup", "upynode.wifi", "upynode.sensors", "upynode.node",
-           "upynode.led", "upynode.mqtt", "upynode.setupmode", "upynode.sensor_adc",
-           "upynode.sensor_mcp9808", "upynode.sensor_dht", "umqtt.simple", "urequests"]
-MODULES += [m for m in ("upynode.discovery", "upynode.http")
-            if os.path.exists(os.path.join(LIB, *m.split(".")) + ".py")]
+# Every firmware module (read from lib/, so a new one is measured without
+# editing this list) and the two fetched dependencies.
+MODULES = sorted("upynode." + f[:-3] for f in os.listdir(LIB / "upynode")
+                 if f.endswith(".py") and f != "__init__.py") + ["umqtt.simple", "urequests"]
 
 PROBE = """
 import gc, sys
-import machine, network, dht, _world, webrepl, esp
+import machine, network, dht, _world, webrepl, esp, onewire, ds18x20
 for name in %r:
     gc.collect()
     before = gc.mem_alloc()
