@@ -134,16 +134,17 @@ class Entry:
 
 def sensor_types():
     # Every type a driver declares, for the error message only: the
-    # sensor_<name> modules found on sys.path (.py on the host, .mpy on
-    # the device).
+    # sensor_<name> modules in the package's folder (.py on the host, .mpy
+    # on the device). __path__ is a str on MicroPython, a list on CPython.
     import os
-    import sys
+    import upynode
     from upynode import release
     out = []
-    for d in sys.path:
+    p = upynode.__path__
+    for d in [p] if isinstance(p, str) else p:
         try:
-            names = os.listdir((d or ".") + "/upynode")
-        except (OSError, TypeError):
+            names = os.listdir(d)
+        except OSError:
             continue
         for n in names:
             if n[:7] == "sensor_" and n.split(".")[-1] in ("py", "mpy"):

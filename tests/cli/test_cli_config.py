@@ -143,6 +143,15 @@ def test_put_rejects_invalid_files_before_connecting(tmp_path):
     one_line_error(cli("config", "put", tmp_path / "missing.json", "--host", host), "cannot read")
 
 
+def test_an_unknown_sensor_type_names_every_driver_the_firmware_has(tmp_path):
+    # The host loads the firmware's config module from lib/, not from its
+    # sys.path: the list of types must come from the package's own folder.
+    f = tmp_path / "cfg.json"
+    f.write_text(json.dumps(dict(CONFIG, sensors=[{"type": "bme280"}])))
+    one_line_error(cli("config", "put", f, "--host", at(free_port())),
+                   'sensors[0].type = "bme280"', "adc, dht11, dht22, ds18b20, mcp9808")
+
+
 def editor(tmp_path, code):
     script = tmp_path / "editor.py"
     script.write_text("import json, sys\np = sys.argv[1]\nc = json.load(open(p))\n%s\n"
