@@ -29,7 +29,7 @@ MODULES = sorted("upynode." + f[:-3] for f in os.listdir(LIB / "upynode")
 
 PROBE = """
 import gc, sys
-import machine, network, dht, _world, webrepl, esp, onewire, ds18x20
+import machine, network, dht, _world, webrepl, esp
 for name in %r:
     gc.collect()
     before = gc.mem_alloc()
