@@ -6,6 +6,9 @@ import subprocess
 import sys
 
 HOME_AP = {"home": {"password": "secret123"}}
+# The node id of a virtual board with the fake world's default chip: tests
+# name the node through this, not by its digits.
+NODE_ID = "esp8266_a1b2c3d4"
 
 
 def node_config(port, **over):
