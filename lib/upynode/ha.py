@@ -23,9 +23,9 @@ class Ha:
     send = http.send
     poll = close = http.idle
 
-    def __init__(self, cfg, node_id, units, log=print, about=None):
+    def __init__(self, cfg, node_id, units, log=print, sens=None):
         self.ha = cfg["homeassistant"]
-        self.about = about or {}  # the drivers' HA device classes
+        self.sens = sens or ()  # their drivers tell the HA device classes
         http.setup(self, cfg, node_id, units, log, self.ha["url"])
         if self.ha["api_password"]:
             log("http: api_password ignored: HA removed x-ha-access in 2019; "
@@ -37,7 +37,8 @@ class Ha:
         if u and u != "raw":
             a["unit_of_measurement"] = u
         from upynode.discovery import dev_class
-        c = self.about.get(q, (None,))[0] or dev_class(q, u)  # the driver's, else by unit
+        from upynode.sensors import about
+        c = about(self.sens).get(q, (None,))[0] or dev_class(q, u)  # the driver's, else by unit
         if c:
             a["device_class"] = c
         hd = {"Authorization": "Bearer " + self.ha["token"],

@@ -70,12 +70,14 @@ class _Net:
 class Mqtt:
     name = "mqtt"
 
-    def __init__(self, c, node_id, units=None, led=None, log=print, about=None):
+    def __init__(self, c, node_id, units=None, led=None, log=print, sens=None):
         self.c = c
         self.node_id = node_id
         self.order = [q for q, u in units or ()]
         self.units = dict(units or ())
-        self.about = about  # the drivers' HA device classes and display precision
+        # The sensors: their drivers' HA device classes and display precision,
+        # asked for when announcing (a dict of them kept here costs the loop heap).
+        self.sens = sens or ()
         self.led = led if led is not None and led.mode == "remote" else None
         self.log = log
         self.client = None
@@ -138,7 +140,9 @@ class Mqtt:
         from upynode import discovery as D
         again, self.announce = self.announce == _AGAIN, _NOTHING
         led = self.led is not None
-        fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led, self.about))
+        from upynode.sensors import about
+        a = about(self.sens)
+        fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led, a))
         try:
             with open(FP_FILE) as f:
                 old = f.read().split("\n")
@@ -147,7 +151,7 @@ class Mqtt:
         if fp == old[0] and not again:
             release("discovery")
             return
-        for topic, payload in D.configs(self.node_id, self.units, self.c, led, self.about):
+        for topic, payload in D.configs(self.node_id, self.units, self.c, led, a):
             # bytes: umqtt counts len() of a str, and "°C" is 2 bytes but 1
             # character, which would corrupt the stream.
             self.client.publish(topic.encode(), payload.encode(), True)

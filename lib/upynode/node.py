@@ -11,19 +11,19 @@ OOM_RESET = 3  # MemoryErrors in a row before a reset (the heap is fragmented)
 POLL_MS = 200  # how often commands are looked for between readings
 
 
-def transports(cfg, units, led, log=print, about=None):
+def transports(cfg, units, led, log=print, sens=None):
     # Each has a name (for the cycle's line), `where` (name and address, for
     # the log), send(msg) -> True if it got through, poll() and close().
     # Only the configured ones are imported: every module costs heap.
-    # about: {quantity: (HA device class, display precision)} from the drivers.
+    # sens: the sensors, whose drivers tell HA device classes and precision.
     out = []
     for t in cfg["transports"]:
         if t == "mqtt":
             from upynode.mqtt import Mqtt
-            out.append(Mqtt(cfg["mqtt"], cfg["node_id"], units, led, log, about))
+            out.append(Mqtt(cfg["mqtt"], cfg["node_id"], units, led, log, sens))
         elif cfg["http"]["target"] == "ha":
             from upynode.ha import Ha
-            out.append(Ha(cfg, cfg["node_id"], units, log, about))
+            out.append(Ha(cfg, cfg["node_id"], units, log, sens))
         else:
             from upynode.flask import Flask
             out.append(Flask(cfg, cfg["node_id"], units, log))
@@ -34,7 +34,7 @@ def run(cfg, log=print, cycles=0):
     sens = S.load(cfg["sensors"], log)
     from upynode.led import Led
     led = Led(cfg["led"])
-    txs = transports(cfg, S.units(sens), led, log, S.about(sens))
+    txs = transports(cfg, S.units(sens), led, log, sens)
     gc.collect()
     log("node %s: %d sensor(s), every %d s, to %s" % (cfg["node_id"], len(sens), cfg["interval_s"],
                                                       ", ".join(t.where for t in txs)))
