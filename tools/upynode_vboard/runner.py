@@ -70,7 +70,8 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True):
     env["MICROPYPATH"] = os.pathsep.join(["", ".frozen", compiled_fakes(), os.path.join(board_dir, "lib")])
     env["UPYNODE_VBOARD"] = os.path.abspath(state_dir or os.path.join(board_dir, ".vboard"))
     argv = [micropython(), "-X", "heapsize=" + heapsize]
-    return argv + (["-c", "import _vboot\n_vboot.run()"] if boot else []), env
+    # _webrepl_vm.boot: _vboot.run(), plus what WebREPL needs (fakehw/webrepl.py).
+    return argv + (["-c", "import _webrepl_vm\n_webrepl_vm.boot()"] if boot else []), env
 
 
 def check_loopback(cfg):

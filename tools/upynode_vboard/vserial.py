@@ -124,7 +124,7 @@ class VirtualSerial:
         self.vm = m
         self.boots += 1
         self.phase = "banner"       # swallow the unix port's banner, then type the boot line
-        self.boot_line = "import _vboot; _vboot.run(%r)\r" % (tuple(files),)
+        self.boot_line = "import _webrepl_vm; _webrepl_vm.boot(%r, True)\r" % (tuple(files),)
         self.then_raw = then_raw
         self.pending = b""          # client input held while the boot line is typed
         self.flush_at = None        # when to hand the held input over

@@ -1,13 +1,53 @@
-# Fake `webrepl`: records that it was started, and with which password, so
-# tests can check setup mode. The WebREPL protocol itself is served by the
-# test fixture in tests/, not from inside the VM.
+# Fake `webrepl` (micropython-lib's webrepl.py on the chip). In the VM it
+# serves WebREPL on 127.0.0.1 from inside the VM (_webrepl_srv.py), on the
+# port asked for, or on the world's "webrepl_port" if set (so tests can pick
+# a free one). It records what it was started with, for tests to check
+# setup mode: state "webrepl" = {"port", "password", "host_port"}.
+# Under CPython (unit tests) it only records.
+import sys
+
 import _world
+
+listen_s = None
+client_s = None
+
+
+def _host_port(port):
+    try:
+        return _world.get("webrepl_port") or port
+    except KeyError:
+        return port
 
 
 def start(port=8266, password=None, accept_handler=None):
-    _world.put_state("webrepl", {"port": port, "password": password})
-    print("WebREPL server started on http://127.0.0.1:%d/" % port)
+    stop()
+    pw = password
+    if pw is None:
+        try:
+            import webrepl_cfg
+            pw = webrepl_cfg.PASS
+        except Exception:
+            print("WebREPL is not configured, run 'import webrepl_setup'")
+    # _webrepl.password(pw) on the chip: a str of at most 9 characters.
+    if not isinstance(pw, str):
+        raise TypeError("can't convert %s to str" % type(pw).__name__)
+    if len(pw) > 9:
+        raise ValueError
+    host_port = _host_port(port)
+    if sys.implementation.name == "micropython":
+        global listen_s
+        import _webrepl_srv
+        import _webrepl_vm
+        _webrepl_vm.server = listen_s = _webrepl_srv.Server(host_port, pw)
+    _world.put_state("webrepl", {"port": port, "password": pw, "host_port": host_port})
+    print("WebREPL server started on http://127.0.0.1:%d/" % host_port)
+    print("Started webrepl in %s mode" % ("normal" if password is None else "manual override"))
 
 
 def stop():
+    global listen_s
+    if listen_s is not None:
+        import _webrepl_vm
+        listen_s.stop()
+        _webrepl_vm.server = listen_s = None
     _world.put_state("webrepl", None)
