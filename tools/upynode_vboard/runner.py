@@ -70,8 +70,26 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True):
     env["MICROPYPATH"] = os.pathsep.join(["", ".frozen", compiled_fakes(), os.path.join(board_dir, "lib")])
     env["UPYNODE_VBOARD"] = os.path.abspath(state_dir or os.path.join(board_dir, ".vboard"))
     argv = [micropython(), "-X", "heapsize=" + heapsize]
-    # _webrepl_vm.boot: _vboot.run(), plus what WebREPL needs (fakehw/webrepl.py).
-    return argv + (["-c", "import _webrepl_vm\n_webrepl_vm.boot()"] if boot else []), env
+    return argv + (["-c", boot_line(env["UPYNODE_VBOARD"])] if boot else []), env
+
+
+def serves_webrepl(state_dir):
+    """Whether the world asks the board to serve WebREPL (a "webrepl_port")."""
+    try:
+        with open(os.path.join(state_dir, "world.json")) as f:
+            return bool(json.load(f).get("webrepl_port"))
+    except (OSError, ValueError):
+        return False
+
+
+def boot_line(state_dir, files=("boot.py", "main.py"), at_repl=False):
+    """MicroPython code that boots the board: _vboot.run(), or, when the
+    board serves WebREPL, _webrepl_vm.boot(), which also lets WebREPL stop
+    main.py and wait at the REPL. Only then: it costs the VM's heap about
+    2 KB that the chip does not pay (make bench)."""
+    if serves_webrepl(state_dir):
+        return "import _webrepl_vm; _webrepl_vm.boot(%r, %r)" % (tuple(files), at_repl)
+    return "import _vboot; _vboot.run(%r)" % (tuple(files),)
 
 
 def check_loopback(cfg):

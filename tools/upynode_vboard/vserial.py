@@ -40,7 +40,7 @@ import time
 import tty
 from pathlib import Path
 
-from .runner import HEAPSIZE, vm_argv
+from .runner import HEAPSIZE, boot_line, vm_argv
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit"
 FRIENDLY_BANNER = b'Type "help()" for more information.'
@@ -124,7 +124,7 @@ class VirtualSerial:
         self.vm = m
         self.boots += 1
         self.phase = "banner"       # swallow the unix port's banner, then type the boot line
-        self.boot_line = "import _webrepl_vm; _webrepl_vm.boot(%r, True)\r" % (tuple(files),)
+        self.boot_line = boot_line(self.state_dir, files, at_repl=True) + "\r"
         self.then_raw = then_raw
         self.pending = b""          # client input held while the boot line is typed
         self.flush_at = None        # when to hand the held input over
