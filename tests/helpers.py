@@ -6,9 +6,13 @@ import subprocess
 import sys
 
 HOME_AP = {"home": {"password": "secret123"}}
-# The node id of a virtual board with the fake world's default chip: tests
-# name the node through this, not by its digits.
-NODE_ID = "esp8266_a1b2c3d4"
+# The fake world's default station MAC (fakehw/_world.py) and what the chip
+# makes of it: machine.unique_id() is the MAC's last three bytes reversed
+# plus a zero byte (ports/esp8266/modmachine.c, system_get_chip_id()).
+# Tests name the node through NODE_ID, not by its digits.
+MAC = "5c:cf:7f:8b:3a:1e"
+CHIP_HEX = "1e3a8b00"
+NODE_ID = "esp8266_" + CHIP_HEX
 
 
 def node_config(port, **over):
@@ -61,3 +65,17 @@ def deploy_summary(r):
     m = re.search(r"upynode: (\d+) sent \(\d+ B\), (\d+) unchanged, (\d+) removed", r.stderr)
     assert m, r.stderr
     return tuple(map(int, m.groups()))
+
+
+def run_in_vm(src, state_dir, path=(), cwd=None, timeout=60, heapsize=None):
+    """Run the program src in the MicroPython VM on the fakes (precompiled,
+    as the virtual board loads them), with world.json and the fakes' state in
+    state_dir and the folders of `path` after the fakes on MICROPYPATH.
+    Returns the CompletedProcess (bytes)."""
+    from upynode_cli.project import micropython
+    from upynode_vboard import runner
+    env = dict(os.environ)
+    env["MICROPYPATH"] = os.pathsep.join([runner.compiled_fakes(), *map(str, path)])
+    env["UPYNODE_VBOARD"] = str(state_dir)
+    return subprocess.run([micropython(), "-X", "heapsize=" + (heapsize or runner.HEAPSIZE), "-c", src],
+                          env=env, cwd=str(cwd or state_dir), capture_output=True, timeout=timeout)

@@ -36,5 +36,7 @@ class Sensor:
             except Exception:  # OSError timeout, or "checksum error"
                 if attempt == self.retries:
                     raise
-        return ((self.units[0][0], self.dev.temperature()),
-                (self.units[1][0], self.dev.humidity()))
+        # The driver's DHT22 values are tenths times 0.1 (51.300000000000004
+        # where floats are doubles): round them to the part's tenths.
+        return ((self.units[0][0], round(self.dev.temperature(), 1)),
+                (self.units[1][0], round(self.dev.humidity(), 1)))

@@ -4,6 +4,7 @@ import gc
 import pytest
 
 import _world  # the fakes (tools/upynode_vboard/fakehw), on pytest's pythonpath
+import machine
 import network
 
 
@@ -13,6 +14,7 @@ def world():
     _world.WORLD.clear()
     _world.STATE.clear()
     network._IFACES.clear()
+    machine._PINS.clear()  # GPIO levels and modes: a fresh chip
     yield _world.WORLD
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 import _world
+from helpers import CHIP_HEX
 import network
 from upynode import led as ledmod
 from upynode import wifi
@@ -140,9 +141,40 @@ def test_join_has_a_deadline_when_the_ap_never_answers(world, clock):
     assert "no answer within 1 s" in lines[0]
 
 
+def reset_chip():
+    # A reset: the VM's Python state goes, the SDK's flash stays.
+    network._IFACES.clear()
+
+
+def test_join_uses_its_config_not_the_credentials_the_chip_kept(world):
+    # The SDK keeps the last station credentials in flash and rejoins that
+    # network by itself after a reset (ports/esp8266/network_wlan.c). The
+    # node must not rely on that, nor fight it: it joins what config.json
+    # says, and the chip keeps that from then on.
+    world["aps"] = {"old": {"password": "oldpass1"}, "home": {"password": "secret123"}}
+    world["connect_ms"] = 50
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    sta.connect("old", "oldpass1")
+    reset_chip()
+    sta = network.WLAN(network.STA_IF)
+    assert sta.active() and sta.config("ssid") == "old"  # rejoining "old" on its own
+    assert wifi.join(W, lambda m: None)
+    assert sta.config("ssid") == "home" and sta.isconnected()
+    reset_chip()
+    assert network.WLAN(network.STA_IF).config("ssid") == "home"
+
+
+def test_join_works_on_a_chip_that_kept_nothing(world):
+    world["aps"] = {"home": {"password": "secret123"}}
+    world["connect_ms"] = 50
+    assert not network.WLAN(network.STA_IF).active()  # a fresh chip: station off
+    assert wifi.join(W, lambda m: None)
+
+
 def test_setup_ap_is_open_and_named_after_the_chip(world):
-    wifi.start_ap("upynode-a1b2c3d4", lambda m: None)
-    assert _world.STATE["ap"] == {"active": True, "ssid": "upynode-a1b2c3d4", "security": network.AUTH_OPEN}
+    wifi.start_ap("upynode-" + CHIP_HEX, lambda m: None)
+    assert _world.STATE["ap"] == {"active": True, "ssid": "upynode-" + CHIP_HEX, "security": network.AUTH_OPEN}
 
 
 @pytest.mark.parametrize("states, lit", [

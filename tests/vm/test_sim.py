@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+from helpers import NODE_ID
 from upynode_cli.project import REPO
 
 
@@ -17,4 +18,4 @@ def test_sim_delivers_every_reading_to_both_sinks(board_build):
     assert out.rstrip().endswith("sim: 4/4 readings delivered")
     assert "receiver at http://127.0.0.1:" in out
     assert "out of memory" not in out
-    assert out.count("broker| home/esp8266_a1b2c3d4/state #") == 4
+    assert out.count("broker| home/%s/state #" % NODE_ID) == 4

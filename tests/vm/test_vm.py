@@ -6,12 +6,13 @@ import time
 
 import pytest
 
-from helpers import HOME_AP, node_config
+from helpers import CHIP_HEX, HOME_AP, NODE_ID, node_config
 from upynode_vboard import brokers
 from upynode_vboard.mqttwatch import Watch
 from upynode_vboard.services import free_port
 
-STATE = "home/esp8266_a1b2c3d4/state"
+STATE = "home/%s/state" % NODE_ID
+AP_LINE = r'access point "upynode-%s"' % CHIP_HEX
 
 
 def readings(watch):
@@ -76,12 +77,12 @@ def test_bad_config_ends_in_setup_mode_with_the_reason(make_vboard, text, why):
         line = vb.wait_for(r"^setup mode: ")
         assert "config" in line
         vb.wait_for(why, start=0)
-        vb.wait_for(r'access point "upynode-a1b2c3d4"')
+        vb.wait_for(AP_LINE)
         vb.wait_for(r"WebREPL server started")
         time.sleep(2)
         assert vb.running() and vb.boots == 1  # waiting for a fix, not a boot loop
     ap = vb.state("ap")
-    assert ap["active"] and ap["ssid"] == "upynode-a1b2c3d4" and ap["security"] == 0
+    assert ap["active"] and ap["ssid"] == "upynode-" + CHIP_HEX and ap["security"] == 0
     assert "secret123" not in vb.output()
 
 
@@ -104,7 +105,7 @@ def test_wifi_that_comes_back_after_a_power_cut_brings_the_node_back(broker, wat
     with vb:
         vb.wait_for(r'wifi: "home" attempt 1/1: network not found')
         vb.wait_for(r'setup mode: wifi: could not join "home"')
-        vb.wait_for(r'access point "upynode-a1b2c3d4"')
+        vb.wait_for(AP_LINE)
         assert vb.state("ap")["active"]
         vb.world(aps=HOME_AP)
         vb.wait_for(r"WiFi is back: restarting", timeout=30)

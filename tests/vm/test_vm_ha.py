@@ -5,12 +5,12 @@ import time
 
 import pytest
 
-from helpers import HOME_AP, node_config
+from helpers import HOME_AP, NODE_ID, node_config
 from upynode_vboard import brokers
 from upynode_vboard.mqttwatch import Watch
 from upynode_vboard.services import free_port
 
-NODE = "esp8266_a1b2c3d4"
+NODE = NODE_ID
 BASE = "home/" + NODE
 DISCOVERY = "homeassistant/sensor/%s/" % NODE
 

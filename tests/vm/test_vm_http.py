@@ -11,16 +11,14 @@ import json
 import os
 import re
 import socket
-import subprocess
 import threading
 import time
 import urllib.request
 
 import pytest
 
+from helpers import run_in_vm
 from upynode_cli.build import fetch_and_build
-from upynode_cli.project import micropython
-from upynode_vboard import runner
 from upynode_vboard.receiver_process import ReceiverProcess
 from upynode_vboard.services import free_port
 from upynode_vboard.ha_standin import HaStandin
@@ -29,8 +27,7 @@ from upynode import config, discovery
 KEY = "rcv-key-7f3a"
 TOKEN = "llat-token-9c2e5d"
 API_PASSWORD = "legacy-pw-4b1d"
-CHIP = "00c0ffee"            # the fake network's STA mac is 5c:cf:7f + the chip id's last 3 bytes
-MAC = "5c:cf:7f:c0:ff:ee"
+MAC = "5c:cf:7f:c0:ff:ee"    # a board other than the default one: the world's station MAC
 UNITS = {"temperature": "°C", "humidity": "%", "light": "%", "light_raw": "raw"}
 
 PRELUDE = """
@@ -60,16 +57,12 @@ def vm(vm_lib, tmp_path):
     """vm(cfg, code) -> (results, log lines, wall seconds) of code run in the VM."""
     state = tmp_path / "vboard"
     state.mkdir()
-    (state / "world.json").write_text(json.dumps({"chip_id": CHIP}))
+    (state / "world.json").write_text(json.dumps({"mac": MAC}))
 
     def run(cfg, code, timeout=60, raw=False):
-        env = dict(os.environ)
-        env["MICROPYPATH"] = os.pathsep.join([runner.compiled_fakes(), vm_lib])
-        env["UPYNODE_VBOARD"] = str(state)
         src = PRELUDE % (json.dumps(cfg), json.dumps(UNITS)) + code
         t0 = time.monotonic()
-        p = subprocess.run([micropython(), "-X", "heapsize=" + runner.HEAPSIZE, "-c", src],
-                           env=env, cwd=str(tmp_path), capture_output=True, timeout=timeout)
+        p = run_in_vm(src, state, path=[vm_lib], cwd=tmp_path, timeout=timeout)
         wall = time.monotonic() - t0
         text = p.stdout.decode("utf-8", "replace")
         assert p.returncode == 0, text + p.stderr.decode("utf-8", "replace")

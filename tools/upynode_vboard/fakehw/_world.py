@@ -17,7 +17,12 @@ DEFAULTS = {
     "light": 512,          # ADC counts 0..1024
     "aps": {},             # ssid -> {"password": str, "up": bool}
     "connect_ms": 300,     # how long joining an AP takes
-    "chip_id": "a1b2c3d4", # hex of machine.unique_id()
+    # The station MAC (Espressif's 5c:cf:7f): machine.unique_id() is its
+    # last three bytes reversed plus 0 (1e3a8b00), the AP's MAC the same
+    # with 0x02 set in the first byte.
+    "mac": "5c:cf:7f:8b:3a:1e",
+    "i2c": {"scl": 5, "sda": 4},  # the GPIOs the MCP9808 is wired to
+    "inputs": {},          # GPIO (str) -> level driven from outside
     # DS18B20s on the 1-Wire bus: ROM code hex -> degC, null = "temperature"
     "ds18b20": {"28ff6a2b3c4d5eb3": None},
     "faults": {},          # "dht": "timeout" | "flaky", "mcp9808": "absent",

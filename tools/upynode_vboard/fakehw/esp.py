@@ -1,4 +1,6 @@
 # Fake `esp`: the few calls a node might make.
+import _world
+
 SLEEP_NONE = 0
 SLEEP_LIGHT = 1
 SLEEP_MODEM = 2
@@ -10,3 +12,12 @@ def osdebug(uart_no, level=None):
 
 def flash_size():
     return 4 * 1024 * 1024
+
+
+def deepsleep(time_us=0, option=0):
+    # ports/esp8266/modesp.c: the older spelling of machine.deepsleep(), in
+    # microseconds; the chip wakes through a reset (GPIO16 wired to RST).
+    import machine
+    _world.put_state("reset_cause", machine.DEEPSLEEP_RESET)
+    _world.put_state("sleep_ms", time_us // 1000)
+    raise SystemExit(machine._RESET_EXIT)

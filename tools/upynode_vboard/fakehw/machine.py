@@ -14,11 +14,26 @@ DEEPSLEEP = 4
 
 _RESET_EXIT = 42  # exit status that tells the VM runner to boot again
 
-_GPIOS = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16)
+# ports/esp8266/machine_pin.c: GPIO 0-5, 9, 10, 12-16 exist (6-8 and 11
+# drive the flash); anything else is "invalid pin".
+_GPIOS = (0, 1, 2, 3, 4, 5, 9, 10, 12, 13, 14, 15, 16)
+# A GPIO is one piece of hardware however many Pin objects name it: its
+# mode, pull-up and output latch live here, per id (one process, one chip).
+_PINS = {}
+
+
+def _mac():
+    # The station MAC in flash, as 6 bytes: the one fact both
+    # machine.unique_id() and network's MACs come from.
+    return binascii.unhexlify(_world.get("mac").replace(":", ""))
 
 
 def unique_id():
-    return binascii.unhexlify(_world.get("chip_id"))
+    # ports/esp8266/modmachine.c returns system_get_chip_id() as 4 bytes,
+    # little-endian; the SDK's chip id is the MAC's last three bytes, so
+    # this is those bytes reversed and a zero byte.
+    m = _mac()
+    return bytes((m[5], m[4], m[3], 0))
 
 
 def reset_cause():
@@ -36,32 +51,60 @@ def deepsleep(time_ms=0):
     raise SystemExit(_RESET_EXIT)
 
 
+# What tutorials touch and the node does not (freq, lightsleep, PWM, Timer,
+# UART, SPI) lives in _machine_more, loaded at first use: the fakes take the
+# VM's heap, while the chip keeps its modules in flash.
+_LAZY = ("freq", "lightsleep", "PWM", "Timer", "UART", "SPI")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import _machine_more
+        return getattr(_machine_more, name)
+    raise AttributeError(name)
+
+
 class Pin:
     IN = 0
     OUT = 1
     OPEN_DRAIN = 2
     PULL_UP = 1
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
 
     def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
         if id not in _GPIOS:
             raise ValueError("invalid pin")
         self.id = id
-        self._mode = self.IN
-        self._level = 0
-        self.init(mode, pull, value=value)
+        if id not in _PINS:
+            _PINS[id] = {"mode": self.IN, "pull": 0, "out": 0}
+        self._hw = _PINS[id]
+        if mode != -1 or pull != -1 or value is not None:
+            self.init(mode, pull, value=value)
 
     def init(self, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
-        if mode != -1:
-            self._mode = mode
+        if mode == -1:  # MP_ARG_REQUIRED in the port
+            raise TypeError("'mode' argument required")
+        pull = 0 if pull in (-1, None) else pull
+        if self.id == 16 and pull:
+            raise ValueError("Pin(16) doesn't support pull")
+        self._hw["mode"], self._hw["pull"] = mode, pull & self.PULL_UP
         if value is not None:
             self.value(value)
 
     def value(self, x=None):
+        hw = self._hw
         if x is None:
-            return self._level
-        self._level = 1 if x else 0
-        if self._mode != self.IN:
-            _world.put_state("gpio%d" % self.id, self._level)
+            if hw["mode"] == self.OUT or (hw["mode"] == self.OPEN_DRAIN and not hw["out"]):
+                return hw["out"]
+            driven = _world.get("inputs").get(str(self.id))
+            if driven is not None:
+                return 1 if driven else 0
+            return hw["pull"]  # pulled up: 1; floating: 0 here
+        if hw["mode"] == self.IN:
+            return  # an input has no output driver: the write goes nowhere
+        hw["out"] = 1 if x else 0
+        _world.put_state("gpio%d" % self.id, hw["out"])
 
     def __call__(self, x=None):
         return self.value(x)
@@ -71,6 +114,15 @@ class Pin:
 
     def off(self):
         self.value(0)
+
+    def toggle(self):
+        self.value(1 - self._hw["out"])
+
+    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING, *, priority=1, wake=None, hard=False):
+        if self.id == 16:
+            raise OSError("pin does not have IRQ capabilities")
+        if handler is not None:
+            raise NotImplementedError("virtual board: pin interrupts are not simulated")
 
 
 class Signal:
@@ -95,7 +147,7 @@ class Signal:
 class ADC:
     def __init__(self, id):
         if id not in (0, 1):
-            raise ValueError("invalid ADC")
+            raise ValueError("ADC(%d) doesn't exist" % id)
         self._id = id
 
     def read(self):
@@ -104,7 +156,8 @@ class ADC:
         return max(0, min(1024, int(_world.get("light"))))
 
     def read_u16(self):
-        return min(65535, self.read() * 64)
+        # ports/esp8266/machine_adc.c: value * 65535 / 1024, integer division
+        return self.read() * 65535 // 1024
 
 
 def _mcp9808(reg):
@@ -120,12 +173,24 @@ def _mcp9808(reg):
     return {6: b"\x00\x54", 7: b"\x04\x00", 8: b"\x03"}.get(reg, b"\x00\x00")
 
 
-class I2C:
-    def __init__(self, id=-1, *, scl=None, sda=None, freq=400000, timeout=50000):
-        self._scl, self._sda = scl, sda
+def _pin(p):
+    # mp_obj_get_pin_obj() in ports/esp8266/machine_pin.c: a Pin, not a number
+    if not isinstance(p, Pin):
+        raise ValueError("expecting a pin")
+    return p.id
+
+
+class SoftI2C:
+    # extmod/machine_i2c.c: scl and sda are required. The MCP9808 answers
+    # only when scl and sda are the GPIOs the world wires it to.
+    def __init__(self, scl, sda, *, freq=400000, timeout=50000):
+        self._scl, self._sda = _pin(scl), _pin(sda)
 
     def _devices(self):
-        return [] if _world.fault("mcp9808") == "absent" else [0x18]
+        wired = _world.get("i2c")
+        if _world.fault("mcp9808") == "absent" or (self._scl, self._sda) != (wired["scl"], wired["sda"]):
+            return []
+        return [0x18]
 
     def scan(self):
         return self._devices()
@@ -146,9 +211,9 @@ class I2C:
             raise OSError(19)
 
 
-class SoftI2C(I2C):
-    def __init__(self, scl, sda, *, freq=400000, timeout=50000):
-        I2C.__init__(self, -1, scl=scl, sda=sda, freq=freq, timeout=timeout)
+# The ESP8266 has no I2C hardware: machine.I2C is machine.SoftI2C
+# (docs/esp8266/quickref.rst).
+I2C = SoftI2C
 
 
 class RTC:

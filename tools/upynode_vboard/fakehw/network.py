@@ -1,6 +1,12 @@
 # Fake `network`: WLAN in STA and AP mode against the world's scripted
 # access points, which can come and go while the node runs. No traffic
 # goes anywhere: the node's sockets are the VM's real ones, on loopback.
+#
+# As on the chip (ports/esp8266/network_wlan.c, the SDK underneath), the
+# SDK keeps in flash which interfaces are active and the last station
+# credentials, and with auto-connect on (its default) the station joins
+# that network again by itself after a reset. The flash is the state file
+# "wifi_flash"; it survives resets and power cuts.
 import time
 
 import _world
@@ -21,49 +27,100 @@ AUTH_WPA_WPA2_PSK = 4
 
 _IFACES = {}
 _ALIASES = {"essid": "ssid", "authmode": "security", "password": "key"}
+_AP_ONLY = ("ssid", "security", "key", "channel", "hidden")
+
+
+def _flash():
+    # A fresh chip: AP up as MicroPython-xxxxxx, station off, nothing saved.
+    f = _world.get_state("wifi_flash")
+    if f is None:
+        import machine
+        f = {"sta": False, "ap": True, "ssid": "", "key": "", "auto": True,
+             "ap_ssid": "MicroPython-" + _hex(machine._mac()[3:]), "ap_security": AUTH_WPA_WPA2_PSK,
+             "ap_key": "micropythoN"}
+    return f
+
+
+def _save(**changes):
+    f = _flash()
+    f.update(changes)
+    _world.put_state("wifi_flash", f)
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b)
 
 
 class WLAN:
+    IF_STA = 0
+    IF_AP = 1
+    SEC_OPEN = 0
+    SEC_WEP = 1
+    SEC_WPA = 2
+    SEC_WPA2 = 3
+    SEC_WPA_WPA2 = 4
+    PM_NONE = 0
+    PM_POWERSAVE = 1
+    PM_PERFORMANCE = 2
+
     def __init__(self, interface_id=STA_IF):
+        if interface_id not in (STA_IF, AP_IF):
+            raise ValueError
         # One state per interface, as on the chip, however often it is made.
         if interface_id not in _IFACES:
-            # The ESP8266 starts with its AP up (MicroPython-xxxxxx).
-            _IFACES[interface_id] = {
-                "active": interface_id == AP_IF, "target": None, "t0": 0,
-                "ssid": "MicroPython-" + _world.get("chip_id")[-6:] if interface_id == AP_IF else "",
-                "security": AUTH_WPA_WPA2_PSK, "key": "", "hostname": "upynode"}
+            f = _flash()
+            s = {"target": None, "t0": 0, "hostname": "upynode", "pm": 2}
+            if interface_id == STA_IF and f["sta"] and f["auto"] and f["ssid"]:
+                s["target"], s["t0"] = (f["ssid"], f["key"]), time.ticks_ms()
+            _IFACES[interface_id] = s
         self._s = _IFACES[interface_id]
         self._if = interface_id
         if interface_id == AP_IF:
             self._publish()
 
     def _publish(self):
-        s = self._s
-        _world.put_state("ap", {"active": s["active"], "ssid": s["ssid"], "security": s["security"]})
+        f = _flash()
+        _world.put_state("ap", {"active": f["ap"], "ssid": f["ap_ssid"], "security": f["ap_security"]})
 
     def active(self, is_active=None):
+        key = "sta" if self._if == STA_IF else "ap"
         if is_active is None:
-            return self._s["active"]
-        self._s["active"] = bool(is_active)
+            return _flash()[key]
+        _save(**{key: bool(is_active)})
         if not is_active:
             self._s["target"] = None
         if self._if == AP_IF:
             self._publish()
 
+    def _require(self, iface):
+        if self._if != iface:
+            raise OSError("STA required" if iface == STA_IF else "AP required")
+
     def connect(self, ssid=None, password=None, *, bssid=None):
-        if self._if != STA_IF or not self._s["active"]:
-            raise OSError("STA must be active")
-        self._s["target"] = (ssid, password or "")
+        self._require(STA_IF)
+        if not self.active():
+            raise OSError("Cannot connect to AP")
+        f = _flash()
+        if ssid is not None or password is not None:
+            # wifi_station_set_config(): written to flash at once
+            f["ssid"], f["key"] = ssid or "", password or ""
+            _save(ssid=f["ssid"], key=f["key"])
+        self._s["target"] = (f["ssid"], f["key"])
         self._s["t0"] = time.ticks_ms()
 
     def disconnect(self):
+        self._require(STA_IF)
         self._s["target"] = None
 
     def status(self, param=None):
         s = self._s
         if param is not None:
-            return -60  # rssi in dBm
-        if self._if != STA_IF or not s["active"] or s["target"] is None:
+            if param == "rssi" and self._if == STA_IF:
+                return -60 if self.isconnected() else 31  # 31: the SDK's "no value"
+            raise ValueError("unknown status param")
+        if self._if != STA_IF:
+            return -1
+        if not self.active() or s["target"] is None:
             return STAT_IDLE
         if time.ticks_diff(time.ticks_ms(), s["t0"]) < _world.get("connect_ms"):
             return STAT_CONNECTING
@@ -76,43 +133,69 @@ class WLAN:
         return STAT_GOT_IP
 
     def isconnected(self):
-        return self.status() == STAT_GOT_IP
+        # The AP "is connected" when a station has joined it: none here.
+        return self._if == STA_IF and self.status() == STAT_GOT_IP
 
     def ifconfig(self, ip_mask_gateway_dns=None):
         if ip_mask_gateway_dns is not None:
             return
-        up = self.isconnected() if self._if == STA_IF else self._s["active"]
+        up = self.isconnected() if self._if == STA_IF else self.active()
         if not up:
             return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
         return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
 
     def config(self, *args, **kwargs):
-        s = self._s
+        if args and kwargs:
+            raise TypeError("either pos or kw args are allowed")
+        f = _flash()
+        ap = self._if == AP_IF
         if args:
+            if len(args) != 1:
+                raise TypeError("can query only one param")
             p = _ALIASES.get(args[0], args[0])
             if p == "mac":
-                return b"\x5c\xcf\x7f" + _mac_tail(self._if)
-            if p == "ssid" and self._if == STA_IF:
-                return s["target"][0] if s["target"] else ""
-            if p not in s:
-                raise ValueError("unknown config param")
-            return s[p]
+                return _mac(self._if)
+            if p == "ssid":
+                return f["ap_ssid"] if ap else f["ssid"]
+            if p in ("security", "channel", "hidden"):
+                self._require(AP_IF)
+                return {"security": f["ap_security"], "channel": 1, "hidden": False}[p]
+            if p == "hostname":
+                self._require(STA_IF)
+                return self._s["hostname"]
+            if p == "pm":
+                return self._s["pm"]
+            raise ValueError("unknown config param")
+        saved = {}
         for k in kwargs:
             p = _ALIASES.get(k, k)
-            if p not in ("ssid", "security", "key", "hostname", "channel", "hidden"):
+            if p in _AP_ONLY:
+                self._require(AP_IF)
+                if p in ("ssid", "security", "key"):
+                    saved["ap_" + p] = kwargs[k]
+            elif p in ("hostname", "pm"):
+                self._s[p] = kwargs[k]
+            else:
                 raise ValueError("unknown config param")
-            s[p] = kwargs[k]
-        if self._if == AP_IF:
+        if saved:
+            _save(**saved)
+        if ap:
             self._publish()
 
     def scan(self):
+        self._require(STA_IF)
+        if not self.active():
+            raise OSError("STA must be active")
         aps = _world.get("aps")
         return [(ssid.encode(), b"\x00" * 6, 6, -60, AUTH_WPA2_PSK, 0)
                 for ssid in aps if aps[ssid].get("up", True)]
 
 
-def _mac_tail(iface):
-    import binascii
-    tail = bytearray(binascii.unhexlify(_world.get("chip_id"))[-3:])
-    tail[2] = (tail[2] + iface) & 0xFF
-    return bytes(tail)
+def _mac(iface):
+    # The SDK's soft-AP MAC is the station's with the locally administered
+    # bit (0x02) set in the first byte.
+    import machine
+    m = bytearray(machine._mac())
+    if iface == AP_IF:
+        m[0] |= 0x02
+    return bytes(m)

@@ -1,0 +1,351 @@
+"""The fakes behave as the ESP8266 does, not only look like it.
+
+Beside the stub-conformance test (tests/unit/test_stubs.py: names,
+signatures, constants), this runs a table of small programs in the
+MicroPython VM on the virtual board's fakes (precompiled, as the board loads
+them) and compares each result with what the ESP8266 port does. Each row
+names where the chip's behaviour comes from: a file of micropython/micropython
+(ports/esp8266/..., extmod/..., drivers/...) or its documentation
+(docs/esp8266/quickref.rst). A program sets `result`; an exception becomes
+["raises", type, text].
+
+The fakes can only approximate what they do not simulate (PWM, timers,
+UARTs, SPI, pin interrupts): those exist as on the chip and raise
+NotImplementedError naming the virtual board, never silently do nothing.
+"""
+import json
+import textwrap
+
+import pytest
+
+from helpers import CHIP_HEX, MAC, NODE_ID, run_in_vm
+
+RESET_EXIT = 42  # fakehw/machine.py _RESET_EXIT: the VM asks the runner to boot again
+
+
+def raises(kind, text=""):
+    return ("raises", kind, text)
+
+
+# (id, program, expected, world, source of the chip's behaviour)
+TABLE = [
+    # 1. chip id and MAC: one MAC, everything else derived from it
+    ("unique_id_from_mac", """
+import machine, network, binascii
+sta, ap = network.WLAN(network.STA_IF), network.WLAN(network.AP_IF)
+result = [binascii.hexlify(sta.config('mac')).decode(), binascii.hexlify(machine.unique_id()).decode(),
+          binascii.hexlify(ap.config('mac')).decode(), ap.config('ssid')]
+""", [MAC.replace(":", ""), CHIP_HEX, "5e" + MAC.replace(":", "")[2:], "MicroPython-" + MAC.replace(":", "")[6:]],
+     None, "ports/esp8266/modmachine.c machine_unique_id(): system_get_chip_id() as 4 little-endian "
+           "bytes, the MAC's last 3 bytes; ports/esp8266/modules/inisetup.py: AP ssid from the AP MAC"),
+    ("unique_id_of_another_board", """
+import machine, binascii
+result = binascii.hexlify(machine.unique_id()).decode()
+""", "eeffc000", {"mac": "5c:cf:7f:c0:ff:ee"}, "ports/esp8266/modmachine.c machine_unique_id()"),
+    ("node_id", """
+import machine, binascii
+result = 'esp8266_' + binascii.hexlify(machine.unique_id()).decode()
+""", NODE_ID, None, "lib/upynode/config.py node_id() on ports/esp8266/modmachine.c"),
+
+    # 2. Pin
+    ("pin_level_is_shared_by_every_pin_object", """
+from machine import Pin
+led = Pin(2, Pin.OUT)
+led.on()
+a = Pin(2).value()
+led.off()
+result = [a, Pin(2).value(), Pin(2)()]
+""", [1, 0, 0], None, "ports/esp8266/machine_pin.c: one pyb_pin_obj per GPIO, pin_get() reads the hardware"),
+    ("pull_up_input_reads_1", """
+from machine import Pin
+result = Pin(0, Pin.IN, Pin.PULL_UP).value()
+""", 1, None, "ports/esp8266/machine_pin.c init: PIN_PULLUP_EN"),
+    ("input_driven_low_reads_0", """
+from machine import Pin
+result = Pin(0, Pin.IN, Pin.PULL_UP).value()
+""", 0, {"inputs": {"0": 0}}, "ports/esp8266/machine_pin.c pin_get(): GPIO_INPUT_GET"),
+    ("write_to_an_input_drives_nothing", """
+from machine import Pin
+p = Pin(4, Pin.IN)
+p.value(1)
+result = p.value()
+""", 0, None, "ports/esp8266/machine_pin.c pin_set(): GPIO_MODE_INPUT disables the output"),
+    ("open_drain_releases_to_the_pull_up", """
+from machine import Pin
+p = Pin(4, Pin.OPEN_DRAIN, Pin.PULL_UP)
+p(0)
+a = p()
+p(1)
+result = [a, p()]
+""", [0, 1], None, "ports/esp8266/machine_pin.c pin_set(): GPIO_MODE_OPEN_DRAIN"),
+    ("toggle", """
+from machine import Pin
+p = Pin(2, Pin.OUT, value=0)
+p.toggle()
+a = p.value()
+p.toggle()
+result = [a, p.value()]
+""", [1, 0], None, "ports/esp8266/machine_pin.c Pin.toggle()"),
+    ("irq_constants", """
+from machine import Pin
+result = [Pin.IRQ_RISING, Pin.IRQ_FALLING]
+""", [1, 2], None, "ports/esp8266/machine_pin.c: GPIO_PIN_INTR_POSEDGE, GPIO_PIN_INTR_NEGEDGE"),
+    ("irq_query_without_handler", """
+from machine import Pin
+Pin(0, Pin.IN).irq()
+result = 'ok'
+""", "ok", None, "ports/esp8266/machine_pin.c pyb_pin_irq()"),
+    ("irq_on_gpio16", """
+from machine import Pin
+Pin(16, Pin.IN).irq(lambda p: None)
+""", raises("OSError", "pin does not have IRQ capabilities"), None, "ports/esp8266/machine_pin.c pyb_pin_irq()"),
+    ("irq_with_handler_is_not_simulated", """
+from machine import Pin
+Pin(0, Pin.IN).irq(lambda p: None, Pin.IRQ_FALLING)
+""", raises("NotImplementedError", "virtual board"), None, "(the fake: no edges happen)"),
+    ("gpio9_and_10_exist", """
+from machine import Pin
+result = [Pin(9).id, Pin(10, Pin.IN).id]
+""", [9, 10], None, "ports/esp8266/machine_pin.c pyb_pin_obj[]: 9 and 10 are there"),
+    ("gpio6_to_8_and_11_do_not", """
+from machine import Pin
+r = []
+for n in (6, 7, 8, 11, 17, -1):
+    try:
+        Pin(n)
+        r.append('ok')
+    except ValueError as e:
+        r.append(str(e))
+result = r
+""", ["invalid pin"] * 6, None, "ports/esp8266/machine_pin.c mp_pin_make_new(): \"invalid pin\""),
+    ("gpio16_has_no_pull_up", """
+from machine import Pin
+Pin(16, Pin.IN, Pin.PULL_UP)
+""", raises("ValueError", "Pin(16) doesn't support pull"), None, "ports/esp8266/machine_pin.c init helper"),
+    ("init_needs_a_mode", """
+from machine import Pin
+Pin(2).init()
+""", raises("TypeError", "mode"), None, "ports/esp8266/machine_pin.c: ARG_mode is MP_ARG_REQUIRED"),
+    ("pin_without_mode_keeps_its_configuration", """
+from machine import Pin
+Pin(2, Pin.OUT, value=1)
+p = Pin(2)
+p.off()
+result = Pin(2).value()
+""", 0, None, "ports/esp8266/machine_pin.c mp_pin_make_new(): no args, no init"),
+
+    # 3. ADC
+    ("adc_read_u16", """
+from machine import ADC
+result = [ADC(0).read(), ADC(0).read_u16()]
+""", [700, 44799], {"light": 700}, "ports/esp8266/machine_adc.c: value * 65535 / 1024"),
+    ("adc_read_u16_full_scale", """
+from machine import ADC
+result = ADC(0).read_u16()
+""", 65535, {"light": 1024}, "ports/esp8266/machine_adc.c"),
+    ("adc2_does_not_exist", """
+from machine import ADC
+ADC(2)
+""", raises("ValueError", "ADC(2) doesn't exist"), None, "ports/esp8266/machine_adc.c"),
+
+    # 4. I2C
+    ("i2c_is_softi2c", """
+import machine
+result = machine.I2C is machine.SoftI2C
+""", True, None, "docs/esp8266/quickref.rst: machine.I2C is an alias of machine.SoftI2C"),
+    ("i2c_needs_both_pins", """
+from machine import I2C, Pin
+I2C(scl=Pin(5))
+""", raises("TypeError"), None, "extmod/machine_i2c.c: scl and sda are MP_ARG_REQUIRED"),
+    ("i2c_pins_are_pins", """
+from machine import SoftI2C
+SoftI2C(scl=5, sda=4)
+""", raises("ValueError", "expecting a pin"), None, "ports/esp8266/machine_pin.c mp_obj_get_pin_obj()"),
+    ("mcp9808_on_the_wired_pins", """
+from machine import I2C, Pin
+i2c = I2C(scl=Pin(5), sda=Pin(4))
+result = [i2c.scan(), list(i2c.readfrom_mem(0x18, 5, 2))]
+""", [[0x18], [0xC1, 0x58]], None, "extmod/machine_i2c.c; MCP9808 DS25095: 21.5 degC = 0x158, flags 0xC0"),
+    ("mcp9808_scl_and_sda_swapped", """
+from machine import I2C, Pin
+i2c = I2C(scl=Pin(4), sda=Pin(5))
+s = i2c.scan()
+try:
+    i2c.readfrom_mem(0x18, 5, 2)
+    r = 'read'
+except OSError as e:
+    r = e.args[0]
+result = [s, r]
+""", [[], 19], None, "extmod/machine_i2c.c: no ACK -> OSError(ENODEV)"),
+    ("mcp9808_wired_elsewhere", """
+from machine import I2C, Pin
+result = [I2C(scl=Pin(5), sda=Pin(4)).scan(), I2C(scl=Pin(14), sda=Pin(12)).scan()]
+""", [[], [0x18]], {"i2c": {"scl": 14, "sda": 12}}, "extmod/machine_i2c.c"),
+
+    # 5. DHT
+    ("dht11_truncates", """
+import dht
+from machine import Pin
+d = dht.DHT11(Pin(4))
+d.measure()
+result = [d.temperature(), d.humidity()]
+""", [21, 45], {"temperature": 21.5, "humidity": 45.7}, "drivers/dht/dht.py DHT11.temperature(): buf[2]"),
+    ("dht11_has_no_negatives", """
+import dht
+from machine import Pin
+d = dht.DHT11(Pin(4))
+d.measure()
+result = d.temperature()
+""", 0, {"temperature": -4.5}, "drivers/dht/dht.py: buf[2] is unsigned; the DHT11 measures 0-50 degC"),
+    ("dht_before_measure", """
+import dht
+from machine import Pin
+a, b = dht.DHT11(Pin(4)), dht.DHT22(Pin(5))
+result = [a.temperature(), a.humidity(), b.temperature(), b.humidity()]
+""", [0, 0, 0.0, 0.0], None, "drivers/dht/dht.py: buf = bytearray(5) until measure()"),
+    ("dht22_tenths_and_sign", """
+import dht
+from machine import Pin
+d = dht.DHT22(Pin(4))
+d.measure()
+result = [round(d.temperature(), 1), round(d.humidity(), 1), d.buf[2] & 0x80]
+""", [-3.2, 45.7, 0x80], {"temperature": -3.2, "humidity": 45.7}, "drivers/dht/dht.py DHT22"),
+
+    # 6. network
+    ("ap_status", """
+import network
+ap = network.WLAN(network.AP_IF)
+try:
+    ap.status('rssi')
+    r = 'rssi'
+except ValueError as e:
+    r = str(e)
+result = [ap.status(), r, ap.isconnected()]
+""", [-1, "unknown status param", False], None, "ports/esp8266/network_wlan.c esp_status(), esp_isconnected()"),
+    ("wlan_constants", """
+from network import WLAN
+result = [WLAN.IF_STA, WLAN.IF_AP, WLAN.SEC_OPEN, WLAN.SEC_WEP, WLAN.SEC_WPA, WLAN.SEC_WPA2,
+          WLAN.SEC_WPA_WPA2, WLAN.PM_NONE, WLAN.PM_PERFORMANCE, WLAN.PM_POWERSAVE]
+""", [0, 1, 0, 1, 2, 3, 4, 0, 2, 1], None, "ports/esp8266/network_wlan.c: PM_* = NONE/MODEM/LIGHT_SLEEP_T"),
+    ("fresh_chip_ap_up_sta_down", """
+import network
+result = [network.WLAN(network.STA_IF).active(), network.WLAN(network.AP_IF).active()]
+""", [False, True], None, "ports/esp8266/modules/inisetup.py: the first boot sets up the AP"),
+    ("ap_settings_need_the_ap", """
+import network
+network.WLAN(network.STA_IF).config(ssid='x')
+""", raises("OSError", "AP required"), None, "ports/esp8266/network_wlan.c esp_config(): require_if"),
+
+    # 7. names tutorials touch
+    ("machine_freq", """
+import machine
+a = machine.freq()
+machine.freq(160000000)
+b = machine.freq()
+try:
+    machine.freq(100000000)
+    c = 'set'
+except ValueError as e:
+    c = str(e)
+result = [a, b, c]
+""", [80000000, 160000000, "frequency can only be either 80Mhz or 160MHz"], None,
+     "ports/esp8266/modmachine.c machine_freq()"),
+    ("lightsleep_with_a_time_returns", """
+import machine
+result = machine.lightsleep(10)
+""", None, None, "ports/esp8266/modmachine.c machine_lightsleep()"),
+    ("timer_without_callback", """
+from machine import Timer
+t = Timer(-1)
+t.deinit()
+result = [Timer.ONE_SHOT, Timer.PERIODIC]
+""", [0, 1], None, "ports/esp8266/modmachine.c esp_timer_type"),
+    ("timer_callback_is_not_simulated", """
+from machine import Timer
+Timer(-1).init(period=1000, mode=Timer.PERIODIC, callback=lambda t: None)
+""", raises("NotImplementedError", "virtual board"), None, "(the fake)"),
+    ("pwm_is_not_simulated", """
+from machine import PWM, Pin
+PWM(Pin(2), freq=500)
+""", raises("NotImplementedError", "virtual board"), None, "ports/esp8266/machine_pwm.c exists; the fake raises"),
+    ("uart_is_not_simulated", """
+from machine import UART
+UART(1, 115200)
+""", raises("NotImplementedError", "virtual board"), None, "ports/esp8266/machine_uart.c exists; the fake raises"),
+    ("spi_is_not_simulated", """
+from machine import SPI
+SPI(1)
+""", raises("NotImplementedError", "virtual board"), None, "ports/esp8266/machine_hspi.c exists; the fake raises"),
+]
+
+WRAP = """import json
+try:
+%s
+except Exception as e:
+    result = ['raises', type(e).__name__, str(e)]
+print('@' + json.dumps(result))
+"""
+
+
+def run(program, state, world=None):
+    state.mkdir(exist_ok=True)
+    (state / "world.json").write_text(json.dumps(world or {}))
+    p = run_in_vm(WRAP % textwrap.indent(program.strip() + "\nresult = result", "    "), state)
+    return p
+
+
+def result_of(p):
+    out = p.stdout.decode()
+    assert p.returncode == 0, out + p.stderr.decode()
+    lines = [ln[1:] for ln in out.splitlines() if ln.startswith("@")]
+    assert len(lines) == 1, out
+    return json.loads(lines[0])
+
+
+@pytest.mark.parametrize("program, expected, world, source", [row[1:] for row in TABLE],
+                         ids=[row[0] for row in TABLE])
+def test_the_fakes_do_what_the_chip_does(tmp_path, program, expected, world, source):
+    if "result = " not in program:
+        program += "\nresult = None"
+    got = result_of(run(program, tmp_path / "vboard", world))
+    if isinstance(expected, tuple):
+        assert got[:2] == ["raises", expected[1]] and expected[2] in got[2], (source, got)
+    else:
+        assert got == expected, source
+
+
+def test_wifi_credentials_survive_a_reset_and_the_station_rejoins_by_itself(tmp_path):
+    # ports/esp8266/network_wlan.c esp_connect(): wifi_station_set_config()
+    # writes the SDK's flash, and with auto-connect (the SDK's default) the
+    # station joins that network again after a reset, before any code runs.
+    state = tmp_path / "vboard"
+    world = {"aps": {"home": {"password": "secret123"}}, "connect_ms": 100}
+    first = result_of(run("""
+import network, time
+sta = network.WLAN(network.STA_IF)
+sta.active(True)
+sta.connect('home', 'secret123')
+while not sta.isconnected():
+    time.sleep_ms(20)
+network.WLAN(network.AP_IF).active(False)
+result = sta.isconnected()
+""", state, world))
+    after_reset = result_of(run("""
+import network, time
+sta = network.WLAN(network.STA_IF)
+a = [sta.active(), sta.status(), sta.config('ssid'), network.WLAN(network.AP_IF).active()]
+time.sleep_ms(200)
+result = a + [sta.isconnected()]
+""", state, world))
+    assert first is True
+    assert after_reset == [True, 1, "home", False, True]  # STAT_CONNECTING, then joined
+
+
+def test_esp_deepsleep_resets_as_machine_deepsleep_does(tmp_path):
+    # ports/esp8266/modesp.c esp.deepsleep(time_us): the chip wakes by a reset
+    # (GPIO16 wired to RST) with machine.DEEPSLEEP_RESET as the cause.
+    state = tmp_path / "vboard"
+    p = run("import esp\nesp.deepsleep(2000000)\nresult = 'still awake'", state)
+    assert p.returncode == RESET_EXIT, p.stdout.decode() + p.stderr.decode()
+    assert json.loads((state / "reset_cause.json").read_text()) == 5
+    assert json.loads((state / "sleep_ms.json").read_text()) == 2000
