@@ -8,19 +8,12 @@ import time
 
 import pytest
 
-from upynode_vboard.runner import VBoard
+from upynode_vboard.runner import WEBREPL_HEAPSIZE, VBoard
+from upynode_vboard.services import free_port
 
 pytestmark = pytest.mark.vm
 PASSWORD = "s3cret"
 REQ = "<2sBBQLH64s"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +23,7 @@ def board(tmp_path_factory):
     (root / "board").mkdir()
     (root / "board" / "boot.py").write_text("import webrepl\nwebrepl.start(password=%r)\n" % PASSWORD)
     (root / "board" / "main.py").write_text("import time\nn = 0\nwhile True:\n    n += 1\n    time.sleep_ms(50)\n")
-    v = VBoard(root / "board", root / "state")
+    v = VBoard(root / "board", root / "state", heapsize=WEBREPL_HEAPSIZE)
     port = free_port()
     v.world(webrepl_port=port)
     v.start()

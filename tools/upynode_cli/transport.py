@@ -149,6 +149,9 @@ def read_file(t, path):
     try:
         return bytes(t.fs_readfile(path))
     except OSError as e:
+        if isinstance(t, WebReplTransport) and e.strerror:
+            # the node dropped the connection: say so, not more
+            raise BoardError("cannot read %s: %s" % (path, e.strerror))
         raise BoardError("cannot read %s on %s (%s)" % (path, t.device_name,
                          "no such file" if e.errno == 2 else e.strerror or e))
 

@@ -244,14 +244,31 @@ class WebReplTransport(Transport):
             raise WebReplError("unexpected reply to %s from %s: %r" % (what, self.device_name, sig))
         return code
 
+    def _opened(self, what, name, doing):
+        """The node's answer to a put/get request. A node that cannot open
+        the file (missing file, missing folder) answers nothing: the
+        exception ends its WebREPL session and it drops the connection
+        (extmod/modwebrepl.c under dupterm). That becomes OSError(ENOENT)
+        saying so; the session is over."""
+        try:
+            code = self._status(what)
+        except WebReplTimeout:
+            raise
+        except WebReplError:
+            raise OSError(errno.ENOENT, "%s dropped the connection when asked to %s %s, as a node "
+                          "does when it cannot open the file (no such %s?)"
+                          % (self.device_name, doing, name, "file" if doing == "read" else "folder"), name)
+        if code:  # not what a MicroPython node sends: it has no error statuses
+            raise OSError(errno.EIO, "%s answered status %d to %s" % (self.device_name, code, what), name)
+
     def fs_readfile(self, src, chunk_size=None, progress_callback=None):
-        """The file's bytes; OSError(ENOENT) if the node cannot open it.
-        progress_callback is not called: the protocol does not tell the
-        size first, and asking (fs_stat) would stop the node's loop."""
+        """The file's bytes; OSError(ENOENT) if the node cannot open it (it
+        drops the connection). progress_callback is not called: the protocol
+        does not tell the size first, and asking (fs_stat) would stop the
+        node's loop."""
         what = "get " + src
         self._request(GET, src)
-        if self._status(what):
-            raise OSError(errno.ENOENT, "cannot read %s on %s" % (src, self.device_name), src)
+        self._opened(what, src, "read")
         data = bytearray()
         while True:
             self._send(b"\0", what)
@@ -268,8 +285,7 @@ class WebReplTransport(Transport):
         transport.safe_write)."""
         what = "put " + dest
         self._request(PUT, dest, len(data))
-        if self._status(what):
-            raise OSError(errno.EIO, "the node cannot open %s for writing" % dest, dest)
+        self._opened(what, dest, "write")
         for i in range(0, len(data), chunk_size):
             self._send(data[i:i + chunk_size], what)
             if progress_callback:
