@@ -26,6 +26,10 @@
 # machine.reset() in a command ends the VM with its exit status (the runner
 # and vserial boot it again). Not modelled: Ctrl-C during a command typed
 # over WebREPL, soft reset (Ctrl-D), paste mode (Ctrl-E).
+#
+# A fault for tests, in world.json: "faults": {"webrepl_put_drop_after": N}
+# (bytes): the WiFi link dies N bytes into every put's data, which leaves
+# the file half-written as on the chip (it writes as the data arrives).
 import builtins
 import io
 import os
@@ -37,6 +41,7 @@ import _thread
 
 import __main__
 import _webrepl_vm as vm
+import _world
 
 REQ = "<2sBBQLH64s"
 PUT, GET, VERSION = 1, 2, 3
@@ -271,6 +276,10 @@ class Server:
             i += len(chunk)
             self.todo -= len(chunk)
             if self.op == PUT:
+                if 0 <= self.cut <= len(chunk):
+                    self.file.write(chunk[:self.cut])
+                    return self._drop()  # the link died
+                self.cut -= len(chunk)
                 self.file.write(chunk)
             else:
                 buf = self.file.read(256)
@@ -296,6 +305,9 @@ class Server:
         self._reply(0)
         if op == PUT:
             self.todo = size
+            self.cut = _world.fault("webrepl_put_drop_after")
+            if self.cut is None:
+                self.cut = -1
             if not size:
                 self._done()
         else:
