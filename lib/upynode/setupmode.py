@@ -31,8 +31,9 @@ def run(log=print):
     seen = None
     waited = 0
     retry_s = 0
-    if failed == WIFI:  # the config was fine: wait for a change
+    if failed != CONFIG:  # the config was fine (WiFi failed, or boot.py did): wait for a change
         seen = _read()
+    if failed == WIFI:
         retry_s = config.load()["wifi"]["retry_s"]
     while True:
         time.sleep(POLL_S)

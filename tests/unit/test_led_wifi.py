@@ -227,6 +227,15 @@ def test_setup_mode_after_a_boot_failure_tries_a_fresh_boot(world, monkeypatch, 
     assert s >= setupmode.GIVE_UP_S and lines[0] == "setup mode: boot.py failed"
 
 
+def test_setup_mode_after_a_boot_failure_does_not_restart_at_once_on_a_valid_config(world, monkeypatch, tmp_path, clock):
+    # boot.py failed with a good config.json: restarting on it at the first
+    # poll would put a node with a persistent bug into a reset loop every
+    # few seconds; it waits GIVE_UP_S, unless the file changes.
+    from upynode import setupmode
+    lines, s = _setup_mode(monkeypatch, tmp_path, clock, None, None, GOOD)
+    assert s >= setupmode.GIVE_UP_S and "setup: config.json is valid now: restarting" not in lines
+
+
 def test_setup_mode_for_a_bad_config_waits_for_a_valid_one_however_long(world, monkeypatch, tmp_path, clock):
     from upynode import setupmode, startup
     import time
