@@ -1,5 +1,6 @@
 """upynode deploy and repl: onto a virtual board behind a pty (upynode_vboard.vserial)
-and over WebREPL (upynode_vboard.webrepl_server)."""
+and over WebREPL served from inside the virtual board's VM (the webrepl_node
+fixture, conftest.py)."""
 import json
 import os
 import pty
@@ -11,8 +12,8 @@ import time
 import pytest
 
 from helpers import cli as run_cli, deploy_summary, one_line_error  # noqa: F401
+from upynode_cli.project import micropython
 from upynode_vboard.vserial import VirtualSerial
-from upynode_vboard.webrepl_server import WebReplServer
 
 pytestmark = pytest.mark.vm
 
@@ -163,27 +164,44 @@ def test_deploy_to_a_port_without_micropython(tmp_path):
 
 
 # -- over WebREPL ----------------------------------------------------------------
-def test_deploy_over_webrepl(tmp_path):
+def test_deploy_over_webrepl(webrepl_node, tmp_path):
     build = make_build(tmp_path / "build")
-    device = tmp_path / "device"
-    device.mkdir()
-    (device / "config.json").write_text("keep me")
-    with WebReplServer(device, "s3cret") as srv:
-        host = "127.0.0.1:%d" % srv.port
-        assert summary(cli("deploy", "--host", host, "--build-dir", build)) == (5, 0)
-        assert summary(cli("deploy", "--host", host, "--build-dir", build, "--reset")) == (0, 5)
-        assert srv.resets == 1
-    assert device_files(device) == dict(device_files(build), **{"config.json": b"keep me"})
+    node = webrepl_node({"config.json": "keep me"})  # its boot.py starts WebREPL
+    assert summary(cli("deploy", "--host", node.host, "--build-dir", build)) == (5, 0)
+    assert summary(cli("deploy", "--host", node.host, "--build-dir", build, "--reset")) == (0, 5)
+    assert device_files(node.dir) == dict(device_files(build), **{"config.json": b"keep me"})
+    # The reset rebooted the VM, which ran what was deployed.
+    node.vb.wait_for(r"\[vboard: reset\]", 20)
+    assert node.resets == 1
+    node.vb.wait_for("main v1", 20, node.vb.lines.index("[vboard: reset]"))
 
 
-def test_deploy_refuses_mpy_the_board_cannot_load(tmp_path):
-    build = make_build(tmp_path / "build")
-    device = tmp_path / "device"
-    device.mkdir()
-    with WebReplServer(device, "s3cret", mpy=5) as srv:  # MicroPython 1.12..1.18
-        one_line_error(cli("deploy", "--host", "127.0.0.1:%d" % srv.port, "--build-dir", build),
-                       ".mpy v5", "--source")
-    assert list(device.iterdir()) == []
+def with_mpy_version(build, version):
+    """The build's .mpy files, their header claiming .mpy `version`."""
+    for p in build.rglob("*.mpy"):
+        data = bytearray(p.read_bytes())
+        data[1] = version
+        p.write_bytes(bytes(data))
+    return build
+
+
+def vm_mpy():
+    out = subprocess.run([micropython(), "-c",
+                          "import sys; print(sys.implementation._mpy)"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out) & 0xFF, (int(out) >> 8) & 3
+
+
+@pytest.mark.parametrize("version, advice", [(5, "rebuild them"), (7, "flash a current firmware")])
+def test_deploy_refuses_mpy_the_board_cannot_load(webrepl_node, tmp_path, version, advice):
+    # The node's .mpy version is its VM's own (v6.3); the files are made to
+    # claim an older (MicroPython 1.12..1.18) or a newer one.
+    build = with_mpy_version(make_build(tmp_path / "build"), version)
+    node = webrepl_node()
+    before = device_files(node.dir)
+    one_line_error(cli("deploy", "--host", node.host, "--build-dir", build),
+                   "has .mpy v%d.%d" % vm_mpy(), "these .mpy v%d.0 files" % version, advice, "--source")
+    assert device_files(node.dir) == before
 
 
 # -- repl --------------------------------------------------------------------------

@@ -87,9 +87,12 @@ def check_mpy(board, files):
     # must match too, but only for files holding native code.
     if ver != need[0] or (need[2] and sub != need[1]):
         have = "no .mpy support" if not mpy else ".mpy v%d.%d" % (ver, sub)
+        if mpy and need[0] < ver:
+            fix = "rebuild them with a current mpy-cross (upynode build)"
+        else:
+            fix = "flash a current firmware (upynode flash)"
         raise CliError("the board's MicroPython has %s and cannot load these .mpy v%d.%d files: "
-                       "flash a current firmware (upynode flash) or deploy sources with --source"
-                       % (have, need[0], need[1]))
+                       "%s or deploy sources with --source" % (have, need[0], need[1], fix))
 
 
 def counterpart(path):
