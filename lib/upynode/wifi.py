@@ -43,4 +43,10 @@ def start_ap(name, log=print):
     ap = network.WLAN(network.AP_IF)
     ap.active(True)
     ap.config(ssid=name, security=network.AUTH_OPEN)
+    # The chip rejoins the network it last knew by itself; joining moves the
+    # AP's channel and would drop a user's WebREPL session. Only setup mode's
+    # own retries (join()) may join.
+    sta = network.WLAN(network.STA_IF)
+    if sta.active():
+        sta.disconnect()
     log("setup: access point \"%s\" at %s" % (name, ap.ifconfig()[0]))

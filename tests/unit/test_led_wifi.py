@@ -146,6 +146,22 @@ def reset_chip():
     network._IFACES.clear()
 
 
+def test_the_setup_ap_stops_the_chip_rejoining_its_old_network(world, clock):
+    # After a reset with a bad config the chip would rejoin the network it
+    # kept in flash by itself, moving the AP's channel under a user who is
+    # fixing the config over WebREPL.
+    world["aps"] = {"old": {"password": "oldpass1"}}
+    world["connect_ms"] = 50
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    sta.connect("old", "oldpass1")
+    reset_chip()
+    sta = network.WLAN(network.STA_IF)  # at power-up it starts rejoining "old"
+    wifi.start_ap("upynode-test", lambda m: None)
+    clock.sleep_ms(1000)
+    assert not sta.isconnected()
+
+
 def test_join_uses_its_config_not_the_credentials_the_chip_kept(world):
     # The SDK keeps the last station credentials in flash and rejoins that
     # network by itself after a reset (ports/esp8266/network_wlan.c). The
