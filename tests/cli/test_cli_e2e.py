@@ -1,28 +1,28 @@
 """The daily loop, end to end, as a user lives it: an empty virtual board on a
 serial port (upynode_vboard.vserial: the real MicroPython VM behind a pty), the
 real `upynode` command as a subprocess, the real MQTT broker on 127.0.0.1,
-and WebREPL (upynode_vboard.webrepl_server) serving the same board folder.
+and WebREPL served by that VM as the firmware starts it (fakehw/webrepl.py,
+on a free port the world names).
 
-    deploy --config --reset  ->  the node boots and publishes
-    config set ... --reset   ->  after the reboot it publishes where it was told
-    deploy again             ->  nothing to send
+    deploy --port --config --reset   ->  the node boots and publishes
+    config set ... --reset --host    ->  over its WebREPL; the reset reboots
+                                         the VM, which publishes where it was told
+    deploy --host                    ->  over WebREPL: nothing to send
 """
 import json
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 
-from helpers import HOME_AP, cli as run_cli, deploy_summary, node_config
+from helpers import HOME_AP, NODE_ID as NODE, cli as run_cli, deploy_summary, node_config
 from upynode_cli import firmware_config
 from upynode_vboard import brokers, runner
+from upynode_vboard.services import free_port
 from upynode_vboard.vserial import VirtualSerial
-from upynode_vboard.webrepl_server import WebReplServer
 
+pytestmark = pytest.mark.vm
 PASSWORD = "s3cret"          # the node's webrepl.password, typed by the user
-NODE = "esp8266_a1b2c3d4"    # from the fake world's chip_id
 TEMPERATURE = 19.25          # what the fake MCP9808 measures (a multiple of 1/16 degC)
 
 
@@ -50,24 +50,6 @@ def wait_until(cond, timeout, what):
         time.sleep(0.05)
 
 
-def reset_virtual_board(v):
-    """What `machine.reset()` over WebREPL does to a real node, done to the VM.
-
-    The WebREPL test server runs the client's code against the board folder
-    in its own process; it counts machine.reset() and drops the connection
-    as a rebooting node does, but cannot reach the VM. So the test runs the
-    same machine.reset() on the VM through its serial port (mpremote stops
-    main.py with Ctrl-C, as the WebREPL client does): the fake machine module
-    ends the VM and vserial boots a fresh one, boot.py and main.py included.
-    """
-    before = v.resets
-    r = subprocess.run([sys.executable, "-m", "mpremote", "connect", v.device, "resume",
-                        "exec", "import machine\nmachine.reset()"],
-                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stdout + r.stderr
-    wait_until(lambda: v.resets > before, 15, "the virtual board to reboot")
-
-
 def build_count(r):
     """How many files deploy's own build produced (config.json not among them)."""
     m = re.search(r"build: (\d+) files", r.stderr)
@@ -86,13 +68,18 @@ def broker():
 @pytest.fixture
 def empty_board(tmp_path):
     """An empty board (no boot.py, no main.py: a freshly flashed chip) on a
-    pty, in a world with the home access point."""
+    pty, in a world with the home access point, where the node's WebREPL
+    (once its firmware starts it) listens on 127.0.0.1:v.webrepl_port, with
+    the heap that costs the VM (runner.WEBREPL_HEAPSIZE)."""
     device = tmp_path / "device"
     device.mkdir()
     state = tmp_path / "state"  # $UPYNODE_VBOARD of the VM: the fakes read world.json here
     state.mkdir()
-    (state / "world.json").write_text(json.dumps({"aps": HOME_AP, "temperature": TEMPERATURE}))
-    with VirtualSerial(device, heapsize=runner.HEAPSIZE, state_dir=state) as v:
+    port = free_port()
+    (state / "world.json").write_text(json.dumps({"aps": HOME_AP, "temperature": TEMPERATURE,
+                                                  "webrepl_port": port}))
+    with VirtualSerial(device, heapsize=runner.WEBREPL_HEAPSIZE, state_dir=state) as v:
+        v.webrepl_port = port
         yield v
 
 
@@ -112,26 +99,25 @@ def test_deploy_configure_over_webrepl_redeploy(empty_board, broker, watch, tmp_
     got = first_reading(watch, "home/%s/state" % NODE)
     assert got["temperature"] == TEMPERATURE
 
-    # 3. Change a setting over WebREPL; it takes effect after the reset.
-    with WebReplServer(v.board, PASSWORD) as srv:
-        r = cli("config", "set", "mqtt.base_topic=garden", "--reset",
-                "--host", "127.0.0.1:%d" % srv.port)
-        assert "config.json written" in r.stderr and "node reset" in r.stderr
-        assert srv.puts == ["config.json.tmp"] and srv.resets == 1
+    # 3. Change a setting over the running node's WebREPL (its firmware
+    # started it); --reset reboots the VM and the change takes effect.
+    host = "127.0.0.1:%d" % v.webrepl_port
+    resets, before = v.resets, (v.board / "config.json").stat().st_ino
+    r = cli("config", "set", "mqtt.base_topic=garden", "--reset", "--host", host)
+    assert "config.json written" in r.stderr and "node reset" in r.stderr
+    wait_until(lambda: v.resets == resets + 1, 15, "the virtual board to reboot")
     text = (v.board / "config.json").read_text()
     cfg = firmware_config().parse(text)  # valid for the firmware itself
     assert cfg["mqtt"]["base_topic"] == "garden"
     assert json.loads(text)["wifi"] == node_config(broker.port)["wifi"]  # the rest untouched
+    assert (v.board / "config.json").stat().st_ino != before  # written beside, renamed over
     assert not (v.board / "config.json.tmp").exists()
-    assert not watch.on("garden/%s/state" % NODE)  # not before the reboot
-
-    reset_virtual_board(v)  # the reboot the WebREPL server recorded
-    got = first_reading(watch, "garden/%s/state" % NODE)
+    got = first_reading(watch, "garden/%s/state" % NODE)  # seq 1: from the new boot
     assert got["temperature"] == TEMPERATURE
 
-    # 4. Deploying again with nothing changed sends nothing, and keeps the
-    # node's own config.json (no --config).
-    r = cli("deploy", "--port", v.device)
+    # 4. Deploying again over WebREPL with nothing changed sends nothing,
+    # and keeps the node's own config.json (no --config).
+    r = cli("deploy", "--host", host)
     assert summary(r) == (0, n_build, 0)
     assert "[1/" not in r.stderr
     assert (v.board / "config.json").read_text() == text
