@@ -100,6 +100,15 @@ def test_a_put_into_a_missing_folder_drops_the_connection(node, t):
 
 
 @vm
+def test_a_second_client_is_refused(node, t):
+    with pytest.raises(CliError, match="127.0.0.1:%d closed the connection before asking for the "
+                                       "password: a node serves one WebREPL client at a time" % node.port):
+        WebReplTransport("127.0.0.1", node.port, PASSWORD, timeout=5)
+    assert t.version() == vm_version()  # the first one goes on
+    one_line_error(cli("config", "get", "--host", node.host, password=PASSWORD), "one WebREPL client at a time")
+
+
+@vm
 def test_raw_repl(node, t):
     assert t.exec("print(6 * 7)") == b"42\r\n"
     assert "KeyboardInterrupt" in node.output()  # the first exec stopped main.py (Ctrl-C)

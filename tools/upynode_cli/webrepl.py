@@ -11,7 +11,9 @@ mpremote drives a serial port (Ctrl-A; code, Ctrl-D; "OK", output, \\x04,
 error output, \\x04, ">"). Binary frames carry file transfers, each started
 by an 82-byte request:
     struct "<2sBBQLH64s": b"WA", op (1 put, 2 get, 3 version), 0, 0, size, len(name), name
-and answered by b"WB" + u16 status (0 = OK). Get data comes in chunks, each
+and answered by b"WB" + u16 status (0 = OK); a node that cannot open the
+file (missing file or folder) answers nothing and drops the connection. Get
+data comes in chunks, each
 prefixed by a u16 length and requested by the client sending b"\\0"; length 0
 ends it. Binary replies are read as a byte stream, as webrepl_cli does,
 since frame boundaries are not part of the protocol. File transfers do not
@@ -152,7 +154,16 @@ class WebReplTransport(Transport):
 
     # -- login -------------------------------------------------------------
     def _login(self, password):
-        self.read_until(b"Password:", "the password prompt")
+        try:
+            self.read_until(b"Password:", "the password prompt")
+        except WebReplTimeout:
+            raise
+        except WebReplError:
+            # A node takes one client at a time: it closes a second one
+            # right after the handshake.
+            raise WebReplError("%s closed the connection before asking for the password: a node "
+                               "serves one WebREPL client at a time; is another one connected "
+                               "(a browser tab, another upynode)?" % self.device_name)
         self._send(password + "\r", "login")
         try:
             self.read_until(b"WebREPL connected", "the login answer")
