@@ -19,8 +19,8 @@ import textwrap
 import pytest
 
 from helpers import CHIP_HEX, MAC, NODE_ID, run_in_vm
+from upynode_vboard.runner import RESET_EXIT
 
-RESET_EXIT = 42  # fakehw/machine.py _RESET_EXIT: the VM asks the runner to boot again
 
 
 def raises(kind, text=""):
@@ -276,6 +276,27 @@ UART(1, 115200)
 from machine import SPI
 SPI(1)
 """, raises("NotImplementedError", "virtual board"), None, "ports/esp8266/machine_hspi.c exists; the fake raises"),
+    # WebREPL: micropython-lib's webrepl.py start() hands the password to
+    # _webrepl.password() (extmod/modwebrepl.c), which takes a str of at most 9
+    ("webrepl_password_over_9_characters", """
+import webrepl
+webrepl.start(password='0123456789')
+""", raises("ValueError"), None,
+     "extmod/modwebrepl.c webrepl_set_password(): len > sizeof(webrepl_passwd) - 1 -> ValueError"),
+    ("webrepl_reads_webrepl_cfg_without_a_password", """
+import sys, json, webrepl
+open('webrepl_cfg.py', 'w').write("PASS = 'saved1'\\n")
+sys.path.append('')
+webrepl.start()
+result = json.load(open('webrepl.json'))['password']
+""", "saved1", None,
+     "micropython-lib micropython/net/webrepl/webrepl.py start(): password None -> webrepl_cfg.PASS"),
+    ("webrepl_without_any_password", """
+import webrepl
+webrepl.start()
+""", raises("TypeError"), None,
+     "micropython-lib webrepl.py start(): no webrepl_cfg leaves None, which _webrepl.password() "
+     "cannot take as a str (extmod/modwebrepl.c)"),
 ]
 
 WRAP = """import json
