@@ -100,7 +100,17 @@ def _int(c, key, lo, hi, path):
     # the range first: int() of 1e999 (inf) raises OverflowError
     if _kind(v) != "number" or not lo <= v <= hi or v != int(v):
         _fail(path + key, v, "a whole number from %d to %d" % (lo, hi))
-    return int(v)
+    # JSON's 60.0 is a whole number, but ticks_add(), range() and Pin() take
+    # only an int on the chip: keep the int
+    c[key] = int(v)
+    return c[key]
+
+
+def _gpio(c, key, path, expected):
+    if c[key] not in GPIOS:  # 2.0 == 2: then kept as the int, as _int() does
+        _fail(path + key, c[key], "an ESP8266 GPIO number" + expected)
+    c[key] = int(c[key])
+    return c[key]
 
 
 def _ident(v, key, what="letters, digits, _ or -"):
@@ -171,9 +181,7 @@ def _sensor(s, path, pins, mods):
     d.update(drv.DEFAULTS)
     c = merge(d, s, path + ".")
     for k in drv.PINS:
-        if c[k] not in GPIOS:
-            _fail(path + "." + k, c[k], "an ESP8266 GPIO number, one of %s" % (GPIOS,))
-        _claim(pins, c[k], path + "." + k, drv.PINS[k])
+        _claim(pins, _gpio(c, k, path + ".", ", one of %s" % (GPIOS,)), path + "." + k, drv.PINS[k])
     if c["prefix"]:
         _ident(c["prefix"], path + ".prefix")
     drv.check(Entry(c, path + "."))
@@ -272,9 +280,7 @@ def _http(h, c):
 def _led(led, pins, names):
     if led["mode"] not in LED_MODES:
         _fail("led.mode", led["mode"], "one of " + ", ".join(LED_MODES))
-    if led["pin"] not in GPIOS:
-        _fail("led.pin", led["pin"], "an ESP8266 GPIO number (2 = on-board LED, 16 = NodeMCU's second LED)")
-    _claim(pins, led["pin"], "led.pin", None)
+    _claim(pins, _gpio(led, "pin", "led.", " (2 = on-board LED, 16 = NodeMCU's second LED)"), "led.pin", None)
     e = led["entity_id"]
     if led["mode"] == "ha_state" and ("." not in e or e.split(".")[0] not in (
             "sensor", "binary_sensor", "switch", "input_boolean", "light")):

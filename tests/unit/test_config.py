@@ -24,6 +24,19 @@ def merged(**over):
     return d
 
 
+def test_whole_numbers_written_as_floats_are_kept_as_ints():
+    # JSON has one number type; the chip's ticks_add(), range() and Pin()
+    # refuse a float: 60.0 left as it is resets the node at every boot.
+    c = parse(merged(interval_s=60.0, mqtt={"port": 1883.0, "keepalive": 60.0},
+                     led={"pin": 2.0},
+                     sensors=[{"type": "dht22", "pin": 14.0, "retries": 1.0},
+                              {"type": "mcp9808", "address": 24.0, "prefix": "out_"}]))
+    got = [c["interval_s"], c["mqtt"]["port"], c["mqtt"]["keepalive"], c["led"]["pin"],
+           c["sensors"][0]["pin"], c["sensors"][0]["retries"], c["sensors"][1]["address"]]
+    assert got == [60, 1883, 60, 2, 14, 1, 24]
+    assert all(type(v) is int for v in got)
+
+
 def error_of(d):
     with pytest.raises(config.ConfigError) as e:
         parse(d) if isinstance(d, dict) else config.parse(d)

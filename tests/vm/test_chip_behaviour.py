@@ -297,6 +297,11 @@ webrepl.start()
 """, raises("TypeError"), None,
      "micropython-lib webrepl.py start(): no webrepl_cfg leaves None, which _webrepl.password() "
      "cannot take as a str (extmod/modwebrepl.c)"),
+    ("pin_number_must_be_an_int", """
+import machine
+machine.Pin(2.0)
+""", raises("TypeError", "can't convert float to int"), None,
+     "ports/esp8266/machine_pin.c mp_obj_get_pin_obj(): mp_obj_get_int() of the id"),
 ]
 
 WRAP = """import json

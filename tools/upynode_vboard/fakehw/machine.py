@@ -73,6 +73,8 @@ class Pin:
     IRQ_FALLING = 2
 
     def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
+        if type(id) is not int:  # mp_obj_get_int(): 2.0 is not a pin number
+            raise TypeError("can't convert %s to int" % type(id).__name__)
         if id not in _GPIOS:
             raise ValueError("invalid pin")
         self.id = id
