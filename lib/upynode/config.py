@@ -159,7 +159,11 @@ def sensor_types():
         for n in names:
             if n[:7] == "sensor_" and n.split(".")[-1] in ("py", "mpy"):
                 name = n.split(".")[0]
-                for t in __import__("upynode." + name, None, None, ("TYPES",)).TYPES:
+                try:
+                    mod = __import__("upynode." + name, None, None, ("TYPES",))
+                except ImportError:  # a broken driver: its own entry says why
+                    continue
+                for t in mod.TYPES:
                     if t not in out:
                         out.append(t)
                 release(name)
@@ -173,7 +177,10 @@ def _sensor(s, path, pins, mods):
     if _kind(s) != "object":
         _fail(path, s, "an object with a \"type\"")
     kind = s.get("type")
-    drv = driver(kind)
+    try:
+        drv = driver(kind)
+    except ImportError as e:  # a driver that is installed but cannot load
+        _fail(path + ".type", kind, "a driver that loads (%s)" % e)
     if drv is None:
         _fail(path + ".type", kind, "one of " + ", ".join(sensor_types()))
     mods.append(drv.__name__.split(".")[-1])

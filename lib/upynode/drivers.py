@@ -10,10 +10,13 @@ def driver(kind):
     # lists the type in TYPES. None: no driver declares it.
     if not isinstance(kind, str) or not kind or not all(ch.isalpha() or ch.isdigit() for ch in kind):
         return None  # a name, not a path
-    for name in (kind, kind.rstrip("0123456789")):
+    family = kind.rstrip("0123456789")
+    for name in (kind, family) if family != kind else (kind,):
         try:
             mod = __import__("upynode.sensor_" + name, None, None, ("TYPES",))
-        except ImportError:
+        except ImportError as e:
+            if "sensor_" + name not in str(e):
+                raise  # the driver is there but cannot load: say why, not "unknown"
             continue
         if kind in mod.TYPES:
             return mod

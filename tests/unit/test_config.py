@@ -203,3 +203,15 @@ def test_a_refused_sensor_leaves_no_driver_declarations_either():
     import sys
     error_of(merged(sensors=[{"type": "dht22", "pin": 15}]))
     assert not [m for m in sys.modules if m.startswith("upynode.sensor_")]
+
+
+def test_a_driver_that_cannot_load_is_named_with_its_reason(tmp_path, monkeypatch):
+    # Not "unknown type": the driver is there, its own import fails (a bad
+    # deploy, a missing dependency). The other types are still listed.
+    import upynode
+    (tmp_path / "sensor_broken.py").write_text('import nonexistent_dependency\nTYPES = ("broken",)\n')
+    monkeypatch.setattr(upynode, "__path__", list(upynode.__path__) + [str(tmp_path)])
+    err = error_of(merged(sensors=[{"type": "broken"}]))
+    assert 'sensors[0].type = "broken"' in err and "nonexistent_dependency" in err
+    err = error_of(merged(sensors=[{"type": "bme280"}]))
+    assert "adc, dht11, dht22, ds18b20, mcp9808" in err
