@@ -65,10 +65,14 @@ BAD_CONFIGS = [
     (json.dumps({"wifi": {"ssid": "home"}, "interval_s": "often", "mqtt": {"host": "127.0.0.1"}}),
      r'interval_s = "often": expected a number'),
     (json.dumps({"wifi": {"password": "secret123"}, "mqtt": {"host": "127.0.0.1"}}), r"wifi\.ssid"),
+    # the drivers are listed from the package's folder on the device too
+    (json.dumps({"wifi": {"ssid": "home"}, "mqtt": {"host": "127.0.0.1"}, "webrepl": {"password": "s3cret"},
+                 "sensors": [{"type": "bme280"}]}),
+     r'sensors\[0\]\.type = "bme280": expected one of adc, dht11, dht22, ds18b20, mcp9808'),
 ]
 
 
-@pytest.mark.parametrize("text, why", BAD_CONFIGS, ids=["missing", "broken-json", "wrong-type", "no-ssid"])
+@pytest.mark.parametrize("text, why", BAD_CONFIGS, ids=["missing", "broken-json", "wrong-type", "no-ssid", "unknown-sensor"])
 def test_bad_config_ends_in_setup_mode_with_the_reason(make_vboard, text, why):
     vb = make_vboard(aps=HOME_AP)
     if text is not None:
