@@ -408,6 +408,7 @@ def test_real_waitress_process_serves_http(live_server):
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium chromium-driver)")
 def test_page_charts_one_point_per_reading_in_chromium(live_server, tmp_path):
     chartjs.ensure()   # fetches the pinned Chart.js into build/ if it is not there yet
