@@ -30,7 +30,7 @@ from upynode_cli.project import BOARD  # noqa: E402
 from upynode_vboard import brokers, runner  # noqa: E402
 from upynode_vboard.mqttwatch import Watch  # noqa: E402
 
-GROUPS = ("unit", "vm", "cli", "receiver")
+GROUPS = ("unit", "vm", "cli", "receiver", "faults", "ha")
 # Fixtures that start the VM or a broker: a test using one gets the marker.
 NEEDS = {"make_vboard": "vm", "board_build": "vm", "broker": "broker", "watch": "broker"}
 
@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config, items):
         group = os.path.basename(os.path.dirname(str(item.path)))
         if group in GROUPS:
             item.add_marker(group)
-        if group == "vm":
+        if group in ("vm", "faults", "ha"):
             item.add_marker("vm")
         for fixture, marker in NEEDS.items():
             if fixture in getattr(item, "fixturenames", ()):

@@ -10,3 +10,19 @@ def release(*names):
         sys.modules.pop("upynode." + name, None)
         if name in globals():
             del globals()[name]
+
+
+def save(path, data):
+    # Replace a file the node owns so that a power cut leaves the old one or
+    # the new one, never a torn or empty one: write beside it, then rename
+    # (atomic on LittleFS; on FAT the old file is removed first, and boot
+    # cleans a stray .tmp: see startup.clean()).
+    import os
+    tmp = path + ".tmp"
+    with open(tmp, "w" if isinstance(data, str) else "wb") as f:
+        f.write(data)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        os.remove(path)
+        os.rename(tmp, path)
