@@ -1,0 +1,478 @@
+"""The fault-injection suite's tools (make faults, issue 7: no reading lost).
+
+Every scenario checks the same thing: after dedupe on (boot, seq), what the
+receivers hold equals what the node produced, except readings a full queue
+dropped and said so. This module has what the scenarios share:
+
+- produced(lines), drops_reported(lines): the node's console, parsed
+  ("<boot>.<seq>: {json} -> ..." per reading taken; "backlog <t>: full:
+  dropped <n> oldest, <total> since boot" per drop)
+- row(...): one line of the table (produced, delivered, duplicates dropped,
+  lost, dropped by a full queue, result); Table collects them, writes
+  build/faults.json and prints them
+- Collector: a paho subscriber on the node's state and backlog topics
+  (QoS 1, a session the broker keeps, reconnecting within a second)
+- FaultBroker: mosquitto that can be killed (SIGKILL) and restarted on its
+  port, frozen (SIGSTOP) and resumed
+- SilentServer: accepts TCP connections and never answers
+- FlakyHttp: a receiver for http.target "receiver" that is down, answers
+  500, or takes the batch (and keeps it)
+
+`python -m upynode_vboard.faults [build/faults.json]` prints the table of
+the last run and exits 1 if a scenario lost a reading it should not have.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .services import free_port, terminate, wait_listening
+
+# What the live message carries besides the reading (diagnostics of the
+# moment it was sent): a backlog record has none of them.
+DIAGNOSTICS = ("heap", "rssi", "q", "drop", "reset")
+READING_LINE = re.compile(r"^(\d+)\.(\d+): (\{.*\}) -> (.*)$")
+DROP_LINE = re.compile(r"^backlog (\S+): full: dropped (\d+) oldest, (\d+) since boot$")
+REPLAY_LINE = re.compile(r"^backlog (\S+): replayed (\d+), (\d+) left$")
+
+COLUMNS = ("scenario", "produced", "delivered", "duplicates dropped", "lost",
+           "dropped by a full queue (reported)", "result")
+
+
+# -- the node's console ---------------------------------------------------
+def reading(record):
+    """A record as the receivers must hold it: without the live message's diagnostics."""
+    return {k: v for k, v in record.items() if k not in DIAGNOSTICS}
+
+
+def key(record):
+    return (record["boot"], record["seq"])
+
+
+def produced(lines):
+    """{(boot, seq): reading} of every reading the node took, from its console.
+    A reading logged twice (it never should be) keeps the first."""
+    out = {}
+    for line in lines:
+        m = READING_LINE.match(line)
+        if m:
+            rec = json.loads(m.group(3))
+            k = (int(m.group(1)), int(m.group(2)))
+            if (rec.get("boot"), rec.get("seq")) != k:
+                raise AssertionError("console line's %d.%d disagrees with its record: %s" % (k + (line,)))
+            out.setdefault(k, reading(rec))
+    return out
+
+
+def outcomes(lines, transport):
+    """{(boot, seq): "sent" | "queued" | "skipped" | ...} per reading for one transport."""
+    out = {}
+    for line in lines:
+        m = READING_LINE.match(line)
+        if m:
+            for part in m.group(4).split(","):
+                words = part.split()
+                if len(words) >= 2 and words[0] == transport:
+                    out[(int(m.group(1)), int(m.group(2)))] = " ".join(words[1:])
+    return out
+
+
+def drops_reported(lines, transport=None):
+    """Records the node said a full queue dropped (all transports, or one)."""
+    n = 0
+    for line in lines:
+        m = DROP_LINE.match(line)
+        if m and transport in (None, m.group(1)):
+            n += int(m.group(2))
+    return n
+
+
+# -- the table -------------------------------------------------------------
+def row(scenario, produced, delivered, dropped=0, may_lose=0):
+    """One row of the table.
+
+    produced: {(boot, seq): reading}; delivered: every record the receivers
+    got, duplicates included; dropped: records the node reported dropping
+    from a full queue; may_lose: losses the scenario allows (a reading being
+    written when the power went). A row is "ok" when, after dedupe, every
+    produced reading arrived unchanged except exactly the reported drops
+    (plus at most may_lose), and nothing arrived that was never produced.
+    """
+    got = {}
+    dup = 0
+    bad = []
+    for rec in delivered:
+        k = key(rec)
+        if k in got:
+            dup += 1
+            if reading(rec) != got[k]:
+                bad.append("(boot %d, seq %d) delivered twice with different contents" % k)
+            continue
+        got[k] = reading(rec)
+    missing = sorted(set(produced) - set(got))
+    extra = sorted(set(got) - set(produced))
+    changed = [k for k in sorted(set(got) & set(produced)) if got[k] != produced[k]]
+    lost = len(missing)
+    unexplained = lost - dropped
+    problems = list(bad)
+    if extra:
+        problems.append("delivered but never produced: %s" % _keys(extra))
+    if changed:
+        problems.append("delivered with other contents than produced: %s" % _keys(changed))
+    if unexplained < 0:
+        problems.append("reported %d dropped but only %d lost" % (dropped, lost))
+    elif unexplained > may_lose:
+        problems.append("lost %d beyond the %d reported dropped%s: %s"
+                        % (unexplained, dropped, " and %d allowed" % may_lose if may_lose else "", _keys(missing)))
+    if unexplained > may_lose:
+        result = "LOST %d" % (unexplained - may_lose)
+    elif problems:
+        result = "FAIL"
+    else:
+        result = "ok"
+    return {"scenario": scenario, "produced": len(produced), "delivered": len(got),
+            "duplicates dropped": dup, "lost": lost, "dropped by a full queue (reported)": dropped,
+            "result": result, "problems": problems, "missing": [list(k) for k in missing[:50]]}
+
+
+def _keys(keys, at_most=12):
+    s = ", ".join("%d.%d" % k for k in keys[:at_most])
+    return s + (" ... (%d in all)" % len(keys) if len(keys) > at_most else "")
+
+
+def lost_beyond_allowed(r):
+    return r["result"].startswith("LOST")
+
+
+class Table:
+    """The suite's rows, in the order the scenarios ran."""
+
+    def __init__(self):
+        self.rows = []
+        self.current = None  # the test running: its rows carry its name
+
+    def add(self, r):
+        r.setdefault("test", self.current)
+        self.rows = [x for x in self.rows if x["scenario"] != r["scenario"]] + [r]
+        return r
+
+    def write(self, path):
+        os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+        with open(str(path) + ".tmp", "w") as f:
+            json.dump({"columns": COLUMNS, "rows": self.rows}, f, indent=1)
+        os.replace(str(path) + ".tmp", str(path))
+
+    def format(self):
+        return format_table(self.rows)
+
+
+def format_table(rows):
+    heads = ("scenario", "produced", "delivered", "dups", "lost", "full-queue drops", "result")
+    cells = [[str(r[c]) for c in COLUMNS] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(heads)]
+
+    def line(vals):
+        return "  ".join(v.ljust(w) if i == 0 or i == len(vals) - 1 else v.rjust(w)
+                         for i, (v, w) in enumerate(zip(vals, widths))).rstrip()
+    out = [line(heads), line(["-" * w for w in widths])] + [line(c) for c in cells]
+    for r in rows:
+        for p in r.get("problems", ()):
+            out.append("  %s: %s" % (r["scenario"], p))
+    return "\n".join(out)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: python -m upynode_vboard.faults [build/faults.json]\n"
+              "Prints the fault suite's table; exits 1 if a scenario lost a reading it should not have.")
+        return 0
+    path = argv[0] if argv else os.path.join("build", "faults.json")
+    try:
+        with open(path) as f:
+            rows = json.load(f)["rows"]
+    except (OSError, ValueError, KeyError) as e:
+        print("faults: no table in %s (%s): did the suite run?" % (path, e), file=sys.stderr)
+        return 1
+    print(format_table(rows))
+    lost = [r["scenario"] for r in rows if lost_beyond_allowed(r)]
+    failed = [r["scenario"] for r in rows if r["result"] != "ok"]
+    if lost:
+        print("faults: readings lost in: %s" % ", ".join(lost), file=sys.stderr)
+    elif failed:
+        print("faults: failed: %s" % ", ".join(failed), file=sys.stderr)
+    return 1 if failed else 0
+
+
+# -- what the MQTT receivers got -------------------------------------------
+class Collector:
+    """Subscribes to <base>/<node>/state and /backlog with QoS 1 in a session
+    the broker keeps across this client's reconnects, and reconnects within a
+    second after the broker comes back. records(): every record received,
+    duplicates included, state and backlog alike."""
+
+    def __init__(self, port, node_id, base="home", host="127.0.0.1"):
+        import paho.mqtt.client as mqtt
+        self.state_topic = "%s/%s/state" % (base, node_id)
+        self.backlog_topic = "%s/%s/backlog" % (base, node_id)
+        self.messages = []  # (topic, payload bytes)
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="upynode-faults-%d" % os.getpid(),
+                                  clean_session=False)
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=1)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(host, port, keepalive=60)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise RuntimeError("could not subscribe on %s:%d" % (host, port))
+
+    def _on_connect(self, client, userdata, flags, rc, props=None):
+        client.subscribe([(self.state_topic, 1), (self.backlog_topic, 1)])
+
+    def _on_message(self, client, userdata, msg):
+        with self._cond:
+            self.messages.append((msg.topic, msg.payload))
+            self._cond.notify_all()
+
+    def records(self, topic=None):
+        with self._cond:
+            msgs = list(self.messages)
+        return [json.loads(p) for t, p in msgs if topic in (None, t)]
+
+    def state(self):
+        return self.records(self.state_topic)
+
+    def wait(self, predicate, timeout=30, what="the expected records"):
+        """Wait until predicate(records()) holds."""
+        t_end = time.monotonic() + timeout
+        while True:
+            recs = self.records()
+            if predicate(recs):
+                return recs
+            left = t_end - time.monotonic()
+            if left <= 0:
+                raise AssertionError("the broker did not deliver %s in %ss; last: %r" % (what, timeout, recs[-5:]))
+            with self._cond:
+                self._cond.wait(min(left, 0.5))
+
+    def wait_for_all(self, keys, timeout=30):
+        """Wait until every (boot, seq) in keys has arrived."""
+        want = set(keys)
+        return self.wait(lambda recs: want <= {key(r) for r in recs}, timeout,
+                         "all %d readings produced" % len(want))
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+# -- a broker that fails -----------------------------------------------------
+class FaultBroker:
+    """mosquitto on 127.0.0.1:port that keeps its sessions on disk every
+    second, so that a subscriber's session survives a SIGKILL and the node's
+    readings find it after the restart, as a Home Assistant's broker would."""
+
+    def __init__(self, port=None):
+        from .brokers import mosquitto_path
+        self.exe = mosquitto_path()
+        if not self.exe:
+            raise RuntimeError("the fault suite needs mosquitto (apt-get install mosquitto)")
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="upynode-faultbroker-")
+        os.chmod(self.dir, 0o755)
+        self.proc = None
+        self.log = None
+
+    def start(self):
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\n"
+                    "persistence true\npersistence_location %s/\nautosave_interval 1\n"
+                    "log_dest stderr\nlog_type error\nlog_type warning\n" % (self.port, self.dir))
+        os.chmod(conf, 0o644)
+        self.log = open(os.path.join(self.dir, "broker.log"), "a")
+        t_end = time.monotonic() + 15
+        while True:  # the port can stay busy for a moment after a kill
+            self.proc = subprocess.Popen([self.exe, "-c", conf], stdout=self.log, stderr=subprocess.STDOUT)
+            try:
+                wait_listening(self.port, self.proc)
+                return self
+            except RuntimeError:
+                if time.monotonic() > t_end:
+                    raise
+                time.sleep(0.5)
+
+    def kill(self):
+        """The broker dies at once (SIGKILL): no goodbye to any client."""
+        self.thaw()
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def restart(self):
+        return self.start()
+
+    def freeze(self):
+        """SIGSTOP: connections stay open, nothing answers."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stop(self):
+        if self.proc:
+            self.thaw()
+            terminate(self.proc)
+        if self.log:
+            self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class SilentServer:
+    """Listens on 127.0.0.1:port, accepts every connection and never answers
+    (a broker hung in its accept loop, a captive firewall)."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.accepted = []
+        self._sock = None
+        self._thread = None
+
+    def start(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(16)
+        self._sock = s
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        return self
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self._sock.accept()
+            except OSError:
+                return
+            self.accepted.append(c)
+
+    def stop(self):
+        if self._sock:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+            self._sock = None
+        for c in self.accepted:
+            c.close()
+        if self._thread:
+            self._thread.join(5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class FlakyHttp:
+    """A receiver for http.target "receiver" on 127.0.0.1:port whose mode
+    the test switches: "ok" (takes the batch: 201), "500" (answers 500 and
+    keeps nothing), or down (stop(): nothing listens on the port).
+    batches: every body taken in "ok" mode; records(): their readings."""
+
+    def __init__(self, api_key, port=None):
+        self.api_key = api_key
+        self.port = port or free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.mode = "ok"
+        self.batches = []
+        self.refused = 0
+        self.bad = []  # requests that did not follow the contract
+        self._server = None
+        self._lock = threading.Lock()
+
+    def start(self):
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                code = outer._take(self.path, self.headers, body)
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        t_end = time.monotonic() + 15
+        while True:
+            try:
+                self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+                break
+            except OSError:
+                if time.monotonic() > t_end:
+                    raise
+                time.sleep(0.3)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        return self
+
+    def _take(self, path, headers, body):
+        with self._lock:
+            if path != "/api/readings" or headers.get("X-API-Key") != self.api_key:
+                self.bad.append((path, dict(headers), body[:200]))
+                return 404 if path != "/api/readings" else 401
+            if self.mode == "500":
+                self.refused += 1
+                return 500
+            try:
+                batch = json.loads(body)
+                assert isinstance(batch["readings"], list) and batch["node"]
+            except (ValueError, KeyError, TypeError, AssertionError):
+                self.bad.append((path, dict(headers), body[:200]))
+                return 400
+            self.batches.append(batch)
+            return 201
+
+    def records(self):
+        with self._lock:
+            return [r for b in self.batches for r in b["readings"]]
+
+    def stop(self):
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
