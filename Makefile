@@ -10,7 +10,7 @@ SERVER_PORT ?= 8080
 TRANSPORT ?= both
 UPY     := $(BIN)/upynode
 
-.PHONY: venv board sim test test-fast bench server flash deploy config repl ports clean
+.PHONY: venv board sim test test-fast faults bench server flash deploy config repl ports clean
 
 venv: $(BIN)/.installed
 $(BIN)/.installed: requirements.txt tools/pyproject.toml
@@ -35,6 +35,13 @@ test: board
 # Everything that needs no MicroPython VM, broker or browser: seconds
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not vm and not broker and not browser" tests
+
+# The fault-injection suite (issue 7): the node on the virtual board against
+# brokers killed and frozen, WiFi loss, power cuts. Ends with its table
+# (build/faults.json); fails if a scenario lost a reading it should not have.
+faults: board
+	$(BIN)/python -m pytest -q tests/faults; status=$$?; \
+	$(BIN)/python -m upynode_vboard.faults build/faults.json || status=1; exit $$status
 
 # The reference receiver (Flask on waitress) on 127.0.0.1:$(SERVER_PORT)
 server: venv
