@@ -26,6 +26,11 @@ DEFAULTS = {
              "timeout_s": 10},
     # Home Assistant's REST API, for the "ha" target and the ha_state LED
     "homeassistant": {"url": "", "token": "", "api_password": ""},
+    # The offline queue on flash, per transport (upynode.backlog)
+    "backlog": {"max_kb": 32, "per_cycle": 5},
+    # Reconnecting to a sink or WiFi: exponential backoff, capped
+    "retry": {"min_s": 2, "max_s": 300},
+    "ntp": {"host": "pool.ntp.org"},  # "" = no NTP: readings carry uptime
 }
 
 LED_MODES = ("heartbeat", "threshold", "remote", "ha_state", "off")
