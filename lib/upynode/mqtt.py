@@ -83,6 +83,11 @@ class Mqtt:
         self.client = None
         self.base = "%s/%s" % (c["base_topic"], node_id)
         self.state_topic = self.base + ("/state" if c["format"] == "json" else "")
+        # Old readings go to their own topic, never onto the live state:
+        # Home Assistant would show a replayed value as the current one.
+        # The raw format carries no seq: it keeps no history.
+        self.history = c["format"] == "json"
+        self.backlog_topic = self.base + "/backlog"
         self.status_topic = self.base + "/status"
         self.discovery = c["discovery"] and c["format"] == "json"
         self.ha_status = c["discovery_prefix"] + "/status"
@@ -198,7 +203,9 @@ class Mqtt:
             if self.announce:
                 self._announce()
             if self.c["format"] == "json":
-                self.client.publish(self.state_topic.encode(), json.dumps(msg).encode())
+                # QoS 1: True only once the broker has it (PUBACK). QoS 0
+                # into a dead connection "succeeds" and the reading is lost.
+                self.client.publish(self.state_topic.encode(), json.dumps(msg).encode(), False, 1)
             else:
                 self._send_raw(msg)
             return True
@@ -208,6 +215,21 @@ class Mqtt:
             self.log("mqtt: %s: %s" % (self.where, describe(e)))
             self.close()
             return False
+
+    def replay(self, records):
+        # Queued readings (JSON bytes), oldest first, each acknowledged by
+        # PUBACK -> how many the broker has.
+        n = 0
+        try:
+            for r in records:
+                self.client.publish(self.backlog_topic.encode(), r, False, 1)
+                n += 1
+        except MemoryError:
+            raise
+        except Exception as e:
+            self.log("mqtt: %s: %s" % (self.where, describe(e)))
+            self.close()
+        return n
 
     def _send_raw(self, msg):
         # The tutorial's format: a bare value per quantity, and the first

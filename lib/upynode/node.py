@@ -1,6 +1,8 @@
 # The loop: every interval_s read the sensors, send one state message on
-# every configured transport, drive the LED. A failure costs at most its
-# own cycle; between cycles the transports take commands (the LED switch).
+# every configured transport, drive the LED. A reading a sink did not
+# acknowledge goes to that sink's queue on flash (upynode.backlog) and is
+# replayed, a few per cycle, once the sink answers again. A failure costs
+# at most its own cycle; between cycles the transports take commands.
 import gc
 import json
 import time
@@ -13,9 +15,9 @@ POLL_MS = 200  # how often commands are looked for between readings
 
 def transports(cfg, units, led, log=print, sens=None):
     # Each has a name (for the cycle's line), `where` (name and address, for
-    # the log), send(msg) -> True if it got through, poll() and close().
-    # Only the configured ones are imported: every module costs heap.
-    # sens: the sensors, whose drivers tell HA device classes and precision.
+    # the log), send(msg) -> True if it was acknowledged, poll() and close();
+    # those that can take old readings (history = True) also replay(records)
+    # -> how many were acknowledged. Only the configured ones are imported.
     out = []
     for t in cfg["transports"]:
         if t == "mqtt":
@@ -24,79 +26,219 @@ def transports(cfg, units, led, log=print, sens=None):
         elif cfg["http"]["target"] == "ha":
             from upynode.ha import Ha
             out.append(Ha(cfg, cfg["node_id"], units, log, sens))
+        elif cfg["http"]["target"] == "receiver":
+            from upynode.receiver import Receiver
+            out.append(Receiver(cfg, cfg["node_id"], units, log))
         else:
             from upynode.flask import Flask
             out.append(Flask(cfg, cfg["node_id"], units, log))
     return out
 
 
-def run(cfg, log=print, cycles=0):
-    sens = S.load(cfg["sensors"], log)
-    from upynode.led import Led
-    led = Led(cfg["led"])
-    txs = transports(cfg, S.units(sens), led, log, sens)
+class Node:
+    # What the loop keeps between cycles.
+    def __init__(self, cfg, log=print):
+        import machine
+        import network
+        from upynode.stamp import Clock, next_boot
+        self.cfg = cfg
+        self.log = log
+        self.sens = S.load(cfg["sensors"], log)
+        from upynode.led import Led
+        self.led = Led(cfg["led"])
+        self.txs = transports(cfg, S.units(self.sens), self.led, log, self.sens)
+        self.retry = cfg["retry"]
+        self.clock = Clock(cfg["ntp"]["host"], log)
+        for t in self.txs:
+            t.fails = 0
+            t.retry_at = 0
+            t.clock = self.clock
+            t.q = None
+            if getattr(t, "history", False):
+                from upynode.backlog import Backlog
+                t.q = Backlog(t.name, cfg["backlog"]["max_kb"] * 1024, log)
+        self.boot = next_boot()
+        self.reset = machine.reset_cause()
+        self.sta = network.WLAN(network.STA_IF)
+        self.wifi_down = False
+        self.wifi_fails = 0
+        self.wifi_retry = 0
+        self.oom = 0
+
+    def queued(self):
+        n = d = 0
+        for t in self.txs:
+            if t.q is not None:
+                n += len(t.q)
+                d += t.q.dropped
+        return n, d
+
+    def _backoff(self, fails, now):
+        # Exponential, capped, with jitter (50-100 %): nodes that lost the
+        # broker together do not come back at the same instant.
+        from random import getrandbits
+        d = min(self.retry["max_s"], self.retry["min_s"] << min(fails - 1, 20)) * 1000
+        return time.ticks_add(now, d // 2 + (d // 2) * getrandbits(8) // 255)
+
+    def wifi(self):
+        # The ESP8266 rejoins by itself, mostly; a kick now and then (with
+        # backoff) covers the rest. While WiFi is down nothing is tried.
+        if self.sta.isconnected():
+            if self.wifi_down:
+                self.log("wifi: back")
+                self.wifi_down = False
+                self.wifi_fails = 0
+                for t in self.txs:
+                    t.fails = 0  # try each sink at once
+            return True
+        now = time.ticks_ms()
+        if not self.wifi_down:
+            self.log("wifi: connection lost")
+            self.wifi_down = True
+            for t in self.txs:
+                t.close()
+        elif time.ticks_diff(now, self.wifi_retry) >= 0:
+            self.wifi_fails += 1
+            self.wifi_retry = self._backoff(self.wifi_fails, now)
+            try:
+                w = self.cfg["wifi"]
+                self.sta.connect(w["ssid"], w["password"])
+            except OSError as e:
+                self.log("wifi: %s" % e)
+        return False
+
+    def cycle(self, seq):
+        values, errors = S.read_all(self.sens, self.log)
+        rec = {"boot": self.boot, "seq": seq}
+        self.clock.stamp(rec)
+        rec.update(values)
+        if errors:
+            rec["err"] = errors
+        self.led.show(values)
+        online = self.wifi()
+        msg = dict(rec)
+        msg["heap"] = gc.mem_free()
+        if online:
+            msg["rssi"] = self.sta.status("rssi")
+        n, d = self.queued()
+        if n:
+            msg["q"] = n
+        if d:
+            msg["drop"] = d
+        if self.reset is not None:
+            msg["reset"] = self.reset
+        words = []
+        sent = False
+        now = time.ticks_ms()
+        for t in self.txs:
+            ok = False
+            if online and (not t.fails or time.ticks_diff(now, t.retry_at) >= 0):
+                ok = t.send(msg)
+                if ok:
+                    t.fails = 0
+                else:
+                    t.fails += 1
+                    t.retry_at = self._backoff(t.fails, time.ticks_ms())
+            if ok:
+                word = "sent"
+                sent = True
+            elif t.q is not None:
+                t.q.put(json.dumps(rec))
+                word = "queued"
+            else:
+                word = "NOT SENT"
+            words.append(t.name + " " + word)
+        if sent:
+            self.reset = None  # reported
+        self.led.update(values, sent)
+        self.log("%d.%d: %s -> %s" % (self.boot, seq, json.dumps(msg), ", ".join(words)))
+        for t in self.txs:
+            if t.q and not t.fails and online:
+                self.replay(t)
+        return sent
+
+    def replay(self, t):
+        # The oldest few records, on the sink's own history path (never as
+        # the current state); a record goes only once acknowledged.
+        recs = t.q.peek(self.cfg["backlog"]["per_cycle"])
+        if not recs:
+            return
+        if self.clock.epoch is not None:
+            for i, r in enumerate(recs):
+                d = json.loads(r)
+                if self.clock.fix(d, self.boot):
+                    recs[i] = json.dumps(d)
+        acked = t.replay(recs)
+        t.q.pop(acked)
+        self.log("backlog %s: replayed %d, %d left" % (t.name, acked, len(t.q)))
+        if acked < len(recs):
+            t.fails = 1
+            t.retry_at = self._backoff(1, time.ticks_ms())
+
+    def idle(self, due, wdt):
+        # Commands and keepalives until the next reading is due; at least
+        # one look even when the cycle overran, so a slow cycle never
+        # starves the LED switch or the broker's keepalive.
+        while True:
+            if wdt:
+                wdt.feed()
+            for t in self.txs:
+                t.poll()
+            left = time.ticks_diff(due, time.ticks_ms())
+            if left <= 0:
+                return
+            time.sleep_ms(min(left, POLL_MS))
+
+    def out_of_memory(self, seq):
+        # Drop the connections (their buffers) and count: the heap fragments.
+        for t in self.txs:
+            t.close()
+        gc.collect()
+        self.oom += 1
+        self.log("%d.%d: out of memory (%d in a row), %d bytes free" % (self.boot, seq, self.oom, gc.mem_free()))
+        if self.oom >= OOM_RESET:
+            import machine
+            machine.reset()
+
+
+def run(cfg, log=print, cycles=0, wdt=None):
+    n = Node(cfg, log)
+    if wdt is None:  # a wedged node resets itself
+        import machine
+        wdt = machine.WDT()
     gc.collect()
-    log("node %s: %d sensor(s), every %d s, to %s" % (cfg["node_id"], len(sens), cfg["interval_s"],
-                                                      ", ".join(t.where for t in txs)))
+    log("node %s: %d sensor(s), every %d s, to %s; boot %d" % (
+        cfg["node_id"], len(n.sens), cfg["interval_s"], ", ".join(t.where for t in n.txs), n.boot))
     step = cfg["interval_s"] * 1000
     due = time.ticks_ms()
-    seq = oom = 0
-    while not cycles or seq < cycles:
+    seq = taken = 0
+    while not cycles or taken < cycles:
+        # seq numbers the intervals since boot: an interval whose reading
+        # could not be taken (the cycle before overran) leaves a gap.
         seq += 1
+        taken += 1
         try:
-            cycle(seq, sens, led, txs, log)
-            if led.mode == "ha_state":
+            n.clock.sync()
+            n.cycle(seq)
+            if n.led.mode == "ha_state" and not n.wifi_down:
                 from upynode import ha
-                led.follow(ha.state(cfg, led.entity, log), log)
-            oom = 0
+                n.led.follow(ha.state(cfg, n.led.entity, log), log)
+            n.oom = 0
         except MemoryError:
-            oom = out_of_memory(seq, oom, txs, log)
+            n.out_of_memory(seq)
         except Exception as e:
-            log("%d: %s: %s" % (seq, type(e).__name__, e))
+            log("%d.%d: %s: %s" % (n.boot, seq, type(e).__name__, e))
         gc.collect()
         due = time.ticks_add(due, step)
-        if time.ticks_diff(due, time.ticks_ms()) < 0:  # overran: start again from now, no burst
-            due = time.ticks_ms()
+        missed = 0
+        while time.ticks_diff(time.ticks_ms(), time.ticks_add(due, step)) >= 0:
+            due = time.ticks_add(due, step)
+            missed += 1
+        if missed:
+            log("%d.%d-%d: not taken: the cycle before overran its interval" % (n.boot, seq + 1, seq + missed))
+            seq += missed
         try:
-            idle(txs, due)
+            n.idle(due, wdt)
         except MemoryError:  # e.g. announcing to HA between readings
-            oom = out_of_memory(seq, oom, txs, log)
+            n.out_of_memory(seq)
     return seq
-
-
-def out_of_memory(seq, oom, txs, log):
-    # Drop the connections (their buffers) and count: the heap fragments.
-    for t in txs:
-        t.close()
-    gc.collect()
-    oom += 1
-    log("%d: out of memory (%d in a row), %d bytes free" % (seq, oom, gc.mem_free()))
-    if oom >= OOM_RESET:
-        import machine
-        machine.reset()
-    return oom
-
-
-def idle(txs, due):
-    while True:
-        left = time.ticks_diff(due, time.ticks_ms())
-        if left <= 0:
-            return
-        for t in txs:
-            t.poll()
-        time.sleep_ms(min(left, POLL_MS))
-
-
-def cycle(seq, sens, led, txs, log=print):
-    values, errors = S.read_all(sens, log)
-    msg = {"seq": seq}
-    msg.update(values)
-    if errors:
-        msg["err"] = errors
-    msg["heap"] = gc.mem_free()
-    led.show(values)
-    sent = [t.send(msg) for t in txs]
-    led.update(values, True in sent)
-    log("%d: %s -> %s" % (seq, json.dumps(msg), ", ".join("%s %s" % (t.name, "sent" if ok else "NOT SENT")
-                                                          for t, ok in zip(txs, sent))))
-    return True in sent

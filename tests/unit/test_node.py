@@ -1,8 +1,11 @@
 """The loop's contract (CPython, fakes): one failure costs at most its
-cycle, and the loop goes on."""
+cycle, a reading no sink acknowledged waits on flash until one does, and
+the loop goes on."""
+import builtins
 import json
 import sys
 
+import network
 import pytest
 
 from upynode import config, node, sensors
@@ -10,18 +13,26 @@ from upynode.led import Led
 
 
 class FakeTx:
+    """A sink that keeps history (as MQTT does): `down` makes it fail."""
+    history = True
+
     def __init__(self, fail=()):
         self.sent, self.fail, self.calls = [], set(fail), 0
-        self.state_topic = "home/test/state"
+        self.replayed, self.down, self.replay_ok = [], False, None
 
     name, where = "mqtt", "mqtt test"
 
     def send(self, msg):
         self.calls += 1
-        if self.calls in self.fail:
+        if self.down or self.calls in self.fail:
             return False
         self.sent.append(json.loads(json.dumps(msg)))
         return True
+
+    def replay(self, records):
+        n = len(records) if self.replay_ok is None else min(self.replay_ok, len(records))
+        self.replayed += [json.loads(r) for r in records[:n]]
+        return n
 
     def poll(self):
         pass
@@ -35,27 +46,6 @@ def cfg(**over):
          "led": {"mode": "threshold", "quantity": "temperature", "threshold": 20}}
     d.update(over)
     return config.parse(json.dumps(d))
-
-
-def test_cycle_publishes_one_state_message_with_every_reading(world, heap):
-    world.update(temperature=-3.5, light=1024)
-    heap.free = 17856
-    c = cfg()
-    tx = FakeTx()
-    assert node.cycle(7, sensors.load(c["sensors"]), Led(c["led"]), [tx], log=lambda m: None)
-    msg = tx.sent[0]
-    assert msg["seq"] == 7 and msg["temperature"] == -3.5
-    assert msg["light"] == 100.0 and msg["light_raw"] == 1024
-    assert "err" not in msg and msg["heap"] == 17856  # gc.mem_free() at the reading
-
-
-def test_cycle_reports_sensor_errors_in_the_message(world):
-    world["faults"] = {"mcp9808": "absent"}
-    c = cfg()
-    tx = FakeTx()
-    node.cycle(1, sensors.load(c["sensors"]), Led(c["led"]), [tx], log=lambda m: None)
-    assert tx.sent[0]["err"] == {"mcp9808": "no device"}
-    assert "temperature" not in tx.sent[0] and "light" in tx.sent[0]
 
 
 @pytest.mark.parametrize("target, cls, mod, other", [
@@ -73,13 +63,183 @@ def test_transports_are_named_and_only_the_configured_http_target_is_imported(wo
     assert mod in sys.modules and other not in sys.modules
 
 
-def test_cycle_line_names_each_transport(world):
+
+@pytest.fixture
+def flash(tmp_path, monkeypatch):
+    """The node's filesystem: its queue, boot counter and discovery files."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def online(world, clock, flash):
+    """A joined station (the fake needs connect_ms of virtual time)."""
+    world["aps"] = {"x": {"password": "", "up": True}}
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    sta.connect("x", "")
+    clock.sleep_ms(1000)
+    return world
+
+
+def make(monkeypatch, txs, lines=None, **over):
+    monkeypatch.setattr(node, "transports", lambda *a, **k: txs)
+    c = cfg(**over)
+    c["node_id"] = "esp8266_test"
+    return node.Node(c, (lines.append if lines is not None else lambda m: None))
+
+
+def test_a_reading_carries_its_identity_time_and_diagnostics(online, heap, monkeypatch):
+    online.update(temperature=-3.5, light=1024)
+    heap.free = 17856
+    tx = FakeTx()
+    n = make(monkeypatch, [tx])
+    assert n.cycle(7)
+    n.cycle(8)
+    first, second = tx.sent
+    assert first["boot"] == 1 and first["seq"] == 7 and isinstance(first["up"], int) and "ts" not in first
+    assert first["temperature"] == -3.5 and first["light_raw"] == 1024 and first["heap"] == 17856
+    assert first["rssi"] == -60 and first["reset"] == 0  # power-on; reported once
+    assert "reset" not in second and "q" not in second and "err" not in first
+
+
+def test_the_boot_counter_survives_reboots(online, monkeypatch):
+    assert [make(monkeypatch, [FakeTx()]).boot for _ in range(3)] == [1, 2, 3]
+
+
+def test_readings_carry_wall_clock_time_once_ntp_answered(online, monkeypatch):
+    import time
+    tx = FakeTx()
+    n = make(monkeypatch, [tx])
+    n.clock.sync()
+    n.cycle(1)
+    assert abs(tx.sent[0]["ts"] - time.time()) < 5 and "up" not in tx.sent[0]
+
+
+def test_cycle_reports_sensor_errors_in_the_message(online, monkeypatch):
+    online["faults"] = {"mcp9808": "absent"}
+    tx = FakeTx()
+    make(monkeypatch, [tx]).cycle(1)
+    assert tx.sent[0]["err"] == {"mcp9808": "no device"}
+    assert "temperature" not in tx.sent[0] and "light" in tx.sent[0]
+
+
+def test_cycle_line_names_each_transport_and_what_became_of_the_reading(online, monkeypatch):
     class Http(FakeTx):
-        name, where = "ha", "ha http://127.0.0.1:8123"
-    c = cfg()
+        name, where, history = "ha", "ha http://127.0.0.1:8123", False
     lines = []
-    node.cycle(3, sensors.load(c["sensors"]), Led(c["led"]), [FakeTx(fail={1}), Http()], lines.append)
-    assert lines[-1].startswith('3: {"seq": 3, ') and lines[-1].endswith("} -> mqtt NOT SENT, ha sent")
+    n = make(monkeypatch, [FakeTx(fail={1}), Http(fail={1})], lines)
+    n.cycle(3)
+    assert lines[-1].startswith('1.3: {"boot": 1, "seq": 3, ')
+    assert lines[-1].endswith("} -> mqtt queued, ha NOT SENT")
+
+
+def test_a_reading_the_sink_missed_is_queued_and_replayed_oldest_first(online, monkeypatch, clock):
+    tx = FakeTx()
+    n = make(monkeypatch, [tx], backlog={"per_cycle": 2})
+    tx.down = True
+    for seq in (1, 2, 3):
+        n.cycle(seq)
+        clock.sleep(400)  # past any backoff
+    assert len(tx.q) == 3 and tx.sent == []
+    tx.down = False
+    n.cycle(4)  # live first, then the two oldest queued
+    assert [m["seq"] for m in tx.sent] == [4]
+    assert [r["seq"] for r in tx.replayed] == [1, 2] and len(tx.q) == 1
+    assert "heap" not in tx.replayed[0]  # a record is the reading, not the node's diagnostics
+    n.cycle(5)
+    assert [r["seq"] for r in tx.replayed] == [1, 2, 3] and len(tx.q) == 0
+
+
+def test_a_record_leaves_the_queue_only_when_acknowledged(online, monkeypatch, clock):
+    tx = FakeTx()
+    n = make(monkeypatch, [tx], backlog={"per_cycle": 5})
+    tx.down = True
+    for seq in (1, 2, 3):
+        n.cycle(seq)
+        clock.sleep(400)
+    tx.down, tx.replay_ok = False, 1  # the broker acknowledges one, then the connection drops
+    n.cycle(4)
+    assert [r["seq"] for r in tx.replayed] == [1]
+    assert [json.loads(r)["seq"] for r in tx.q.peek(10)] == [2, 3]
+    # and the queue is on flash: a reboot finds it
+    assert len(make(monkeypatch, [FakeTx()]).txs[0].q) == 2
+
+
+def test_queued_readings_of_this_boot_get_their_time_when_ntp_answers(online, monkeypatch, clock):
+    tx = FakeTx()
+    n = make(monkeypatch, [tx])
+    tx.down = True
+    n.cycle(1)
+    clock.sleep(400)
+    tx.down = False
+    n.clock.sync()
+    n.cycle(2)
+    assert "ts" in tx.replayed[0] and "up" not in tx.replayed[0]
+    assert tx.sent[0]["ts"] - tx.replayed[0]["ts"] in (399, 400, 401)
+
+
+def _count_writes(monkeypatch):
+    writes = []
+    real_open = builtins.open
+
+    def counting_open(path, mode="r", *a, **k):
+        if "w" in mode or "a" in mode:
+            writes.append(str(path))
+        return real_open(path, mode, *a, **k)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    return writes
+
+
+def test_online_the_queue_costs_no_flash_writes_offline_one_append_per_reading(online, monkeypatch, clock):
+    tx = FakeTx()
+    n = make(monkeypatch, [tx])
+    writes = _count_writes(monkeypatch)
+    for seq in range(1, 11):
+        n.cycle(seq)
+    assert writes == []
+    tx.down = True
+    for seq in range(11, 21):
+        n.cycle(seq)
+        clock.sleep(400)
+    # the first queued reading creates the file (header, then the record)
+    assert writes == ["backlog_mqtt.q"] * 11
+
+
+def test_a_dead_sink_is_retried_with_growing_capped_backoff(online, monkeypatch, clock):
+    tx = FakeTx()
+    n = make(monkeypatch, [tx], retry={"min_s": 2, "max_s": 30})
+    tx.down = True
+    attempts = []
+    for seq in range(1, 301):  # 300 s at one reading a second
+        before = tx.calls
+        n.cycle(seq)
+        if tx.calls > before:
+            attempts.append(clock.ms // 1000)
+        clock.sleep(1)
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert gaps[0] <= 2 and max(gaps) <= 31 and max(gaps) >= 15  # grows, then stays under the cap
+    assert len(attempts) < 40  # not every cycle
+    assert len(tx.q) == 300  # and every reading waits on flash
+
+
+def test_wifi_lost_while_running_is_noticed_and_nothing_is_tried(online, monkeypatch, clock):
+    tx = FakeTx()
+    lines = []
+    n = make(monkeypatch, [tx], lines)
+    n.cycle(1)
+    online["aps"]["x"]["up"] = False
+    calls = tx.calls
+    for seq in (2, 3, 4):
+        n.cycle(seq)
+        clock.sleep(1)
+    assert tx.calls == calls and len(tx.q) == 3
+    assert "wifi: connection lost" in lines and "rssi" not in lines[-1].split("->")[0]
+    online["aps"]["x"]["up"] = True
+    clock.sleep(400)  # the station rejoins (the fake takes connect_ms)
+    n.cycle(5)
+    assert "wifi: back" in lines and [m["seq"] for m in tx.sent] == [1, 5]
+    assert [r["seq"] for r in tx.replayed] == [2, 3, 4]
 
 
 def _run(monkeypatch, c, tx, cycles, log):
@@ -88,15 +248,41 @@ def _run(monkeypatch, c, tx, cycles, log):
     return node.run(c, log=log, cycles=cycles)
 
 
-def test_a_failed_publish_costs_only_its_cycle(world, monkeypatch):
+def test_a_failed_publish_costs_only_its_cycle(online, monkeypatch):
     tx = FakeTx(fail={2})
     lines = []
-    _run(monkeypatch, cfg(interval_s=1), tx, 3, lines.append)
-    assert [m["seq"] for m in tx.sent] == [1, 3]
-    assert any(line.startswith("2: ") and line.endswith("NOT SENT") for line in lines)
+    _run(monkeypatch, cfg(interval_s=1, retry={"min_s": 1, "max_s": 1}), tx, 4, lines.append)
+    assert [m["seq"] for m in tx.sent] == [1, 3, 4]
+    assert any(line.startswith("1.2: ") and line.endswith("mqtt queued") for line in lines)
+    assert [r["seq"] for r in tx.replayed] == [2]
 
 
-def test_an_unexpected_error_costs_only_its_cycle(world, monkeypatch):
+def test_seq_counts_intervals_so_a_reading_not_taken_leaves_a_gap(online, monkeypatch, clock):
+    tx = FakeTx()
+    real_send = tx.send
+
+    def slow_send(msg):  # the second cycle takes 3.5 intervals
+        if msg["seq"] == 2:
+            clock.sleep(3.5)
+        return real_send(msg)
+    tx.send = slow_send
+    lines = []
+    _run(monkeypatch, cfg(interval_s=1), tx, 4, lines.append)
+    assert [m["seq"] for m in tx.sent] == [1, 2, 5, 6]
+    assert "1.3-4: not taken: the cycle before overran its interval" in lines
+
+
+def test_commands_are_polled_even_when_every_cycle_overruns(online, monkeypatch, clock):
+    tx = FakeTx()
+    polls = []
+    tx.poll = lambda: polls.append(clock.ms)
+    real_send = tx.send
+    tx.send = lambda msg: (clock.sleep(1.5), real_send(msg))[1]
+    _run(monkeypatch, cfg(interval_s=1), tx, 5, lambda m: None)
+    assert len(polls) >= 5
+
+
+def test_an_unexpected_error_costs_only_its_cycle(online, monkeypatch):
     tx = FakeTx()
     real = sensors.read_all
     calls = []
@@ -110,10 +296,10 @@ def test_an_unexpected_error_costs_only_its_cycle(world, monkeypatch):
     lines = []
     _run(monkeypatch, cfg(interval_s=1), tx, 2, lines.append)
     assert [m["seq"] for m in tx.sent] == [2]
-    assert any("1: KeyError" in line for line in lines)
+    assert any("1.1: KeyError" in line for line in lines)
 
 
-def test_repeated_memory_errors_reset_the_node(world, monkeypatch):
+def test_repeated_memory_errors_reset_the_node(online, monkeypatch):
     monkeypatch.setattr(sensors, "read_all", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
     lines = []
     with pytest.raises(SystemExit) as e:
@@ -122,7 +308,7 @@ def test_repeated_memory_errors_reset_the_node(world, monkeypatch):
     assert sum("out of memory" in line for line in lines) == node.OOM_RESET
 
 
-def test_gc_collect_runs_between_cycles(world, monkeypatch):
+def test_gc_collect_runs_between_cycles(online, monkeypatch):
     collected = []
     monkeypatch.setattr(node.gc, "collect", lambda: collected.append(1))
     _run(monkeypatch, cfg(interval_s=1), FakeTx(), 2, lambda m: None)
