@@ -2,8 +2,11 @@
 
 Endpoints
   GET  /update/API_key=<key>/mac=<mac>/field=<n>/data=<value>   the 2016 ESP8266 tutorial's URL
-  POST /api/readings       one reading or a list: {node, quantity, value, unit, ts?, seq?}
+  POST /api/readings       a node's batch: {node, up, units: {quantity: unit}, readings: [record, ...]},
+                           record = {boot, seq, ts | up, <quantity>: number, ..., err?};
+                           or one reading or a list: {node, quantity, value, unit, ts?, seq?}
   GET  /api/readings       ?node=&field=&quantity=&since=&limit=   (JSON list, oldest first)
+  GET  /api/held           ?node=   the (boot, seq) of every reading held of that node
   GET  /                   nodes, their latest readings, and 24 h charts (Chart.js)
 """
 import hmac
@@ -20,7 +23,8 @@ from upynode_cli.project import BUILD
 
 from . import chartjs, store
 from .validate import (MAX_FIELD, QUANTITY_RE, bad, int_in_range, parse_field, parse_mac,
-                       parse_number_text, parse_query, parse_readings_body)
+                       parse_held_query, parse_number_text, parse_query,
+                       parse_readings_body)
 
 DEFAULT_DB = BUILD / "receiver.sqlite3"
 DEFAULT_FIELDS = "1=temperature,2=humidity,3=light"
@@ -137,6 +141,12 @@ def post_readings():
 @api.get("/readings")
 def get_readings():
     return jsonify(store.query_readings(db(), **parse_query(request.args)))
+
+
+@api.get("/held")
+def get_held():
+    node = parse_held_query(request.args)
+    return jsonify(node=node, held=store.held_readings(db(), node))
 
 
 # --- the page: GET / and the Chart.js bundle it loads -------------------------------------

@@ -1,12 +1,16 @@
 """SQLite storage of readings.
 
-WAL mode lets the page read while a node writes; the unique (node, seq) index
-makes replaying a node's queued readings idempotent.
+One row per quantity of a reading. WAL mode lets the page read while a node writes.
+A reading is identified by (node, boot, seq): the unique index on (node, boot, seq,
+quantity) makes replaying a node's queued readings idempotent. Rows from the
+per-quantity JSON body and the tutorial URL have no boot (NULL).
 """
 import sqlite3
 from pathlib import Path
 
-SCHEMA = """
+SCHEMA_VERSION = 2      # 1: unique (node, seq); 2: boot column, unique (node, boot, seq, quantity)
+
+TABLE = """
 CREATE TABLE IF NOT EXISTS readings (
     id       INTEGER PRIMARY KEY,
     node     TEXT    NOT NULL,          -- a node's name; the mac for tutorial nodes
@@ -16,17 +20,22 @@ CREATE TABLE IF NOT EXISTS readings (
     unit     TEXT    NOT NULL DEFAULT '',
     ts       REAL    NOT NULL,          -- unix seconds of the measurement
     seq      INTEGER,                   -- node's sequence number, NULL if none sent
-    received REAL    NOT NULL           -- unix seconds when this server stored it
+    received REAL    NOT NULL,          -- unix seconds when this server stored it
+    boot     INTEGER                    -- node's boot counter, NULL if none sent
 );
--- NULL seqs never collide (SQLite treats NULLs as distinct), so only real
--- (node, seq) repeats are dropped.
-CREATE UNIQUE INDEX IF NOT EXISTS readings_node_seq ON readings (node, seq);
-CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts);
--- the page's "latest reading per node and quantity"
-CREATE INDEX IF NOT EXISTS readings_node_quantity_ts ON readings (node, quantity, ts);
 """
+INDEXES = (
+    # A missing boot counts as one value (-1), so a per-quantity body's (node, seq) repeats
+    # are still dropped; NULL seqs never collide (SQLite treats NULLs as distinct), so
+    # readings without seq are all kept.
+    "CREATE UNIQUE INDEX IF NOT EXISTS readings_reading"
+    " ON readings (node, ifnull(boot, -1), seq, quantity)",
+    "CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts)",
+    # the page's "latest reading per node and quantity"
+    "CREATE INDEX IF NOT EXISTS readings_node_quantity_ts ON readings (node, quantity, ts)",
+)
 
-COLUMNS = ("id", "node", "quantity", "field", "value", "unit", "ts", "seq")
+COLUMNS = ("id", "node", "quantity", "field", "value", "unit", "ts", "boot", "seq")
 SELECT_READINGS = f"SELECT {', '.join(COLUMNS)} FROM readings"
 DEFAULT_LIMIT = 1000
 
@@ -39,14 +48,34 @@ def connect(db_path):
 
 
 def init_db(db_path):
-    """Create the file, its tables and switch it to WAL (a persistent setting of the file)."""
+    """Create the file and its tables, or bring an older file's schema up to date keeping its
+    rows, and switch it to WAL (a persistent setting of the file)."""
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    with connect(db_path) as conn:
+    conn = connect(db_path)
+    try:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise RuntimeError(f"{db_path}: could not switch to WAL (got {mode!r})")
-        conn.executescript(SCHEMA)
-    conn.close()
+        # One transaction: a second process starting on the same file waits, and a
+        # migration that fails half-way leaves the file as it was.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(TABLE)
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(readings)")}
+            if "boot" not in columns:
+                # A version 1 file: its rows were unique on (node, seq), so they are unique
+                # on the new key too.
+                conn.execute("ALTER TABLE readings ADD COLUMN boot INTEGER")
+            conn.execute("DROP INDEX IF EXISTS readings_node_seq")
+            for statement in INDEXES:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
 
 
 def insert_readings(conn, readings, received):
@@ -55,14 +84,32 @@ def insert_readings(conn, readings, received):
     with conn:
         for r in readings:
             cur = conn.execute(
-                "INSERT INTO readings (node, quantity, field, value, unit, ts, seq, received)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (node, seq) DO NOTHING",
+                "INSERT INTO readings (node, quantity, field, value, unit, ts, boot, seq, received)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (r["node"], r["quantity"], r.get("field"), r["value"], r.get("unit", ""),
-                 r["ts"], r.get("seq"), received),
+                 r["ts"], r.get("boot"), r.get("seq"), received),
             )
             stored += cur.rowcount
     return stored, len(readings) - stored
+
+
+def held_readings(conn, node):
+    """[[boot, seq], ...] of every reading of `node` stored with a seq, in order: what the
+    receiver holds of a node, to compare with what it took (a gap is a reading lost)."""
+    rows = conn.execute(
+        "SELECT DISTINCT boot, seq FROM readings WHERE node = ? AND seq IS NOT NULL"
+        " ORDER BY boot, seq", (node,))
+    return [[row["boot"], row["seq"]] for row in rows]
+
+
+def held(db_path, node):
+    """held_readings() of the database file at db_path (for tests and scripts)."""
+    conn = connect(db_path)
+    try:
+        return held_readings(conn, node)
+    finally:
+        conn.close()
 
 
 def query_readings(conn, node=None, field=None, quantity=None, since=None, limit=DEFAULT_LIMIT):

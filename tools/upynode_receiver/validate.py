@@ -23,6 +23,14 @@ MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}
 # What float() would accept minus its extras ("nan", "inf", "1_000", " 1", "0x1"...).
 NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 READING_KEYS = ("node", "quantity", "value", "unit", "ts", "seq")
+# A node's batch: {"node", "up", "units", "readings": [record, ...]}; a record carries
+# boot, seq, ts or up, err, and one number per quantity. The live MQTT message carries
+# diagnostics too: they are the node's state, not readings, and are not stored.
+BATCH_KEYS = ("node", "up", "units", "readings")
+RECORD_KEYS = ("boot", "seq", "ts", "up", "err")
+DIAGNOSTIC_KEYS = ("heap", "rssi", "q", "drop", "reset")
+MAX_UP_S = 2**32                # uptime in seconds: 136 years
+MAX_UNIT_CHARS = 16
 REQUIRED_READING_KEYS = ("node", "quantity", "value", "unit")
 QUERY_KEYS = ("node", "field", "quantity", "since", "limit")
 
@@ -92,6 +100,17 @@ def parse_query(args):
     }
 
 
+def parse_held_query(args):
+    """GET /api/held's query string -> the node name."""
+    unknown = sorted(set(args) - {"node"})
+    if unknown:
+        bad(f"unknown query parameter {unknown[0]!r} (allowed: node)")
+    node = args.get("node", "")
+    if not NAME_RE.fullmatch(node):
+        bad(f"node must match {NAME_RE.pattern}, got {shown(node)}")
+    return node
+
+
 # --- JSON bodies --------------------------------------------------------------------------
 
 def json_number(obj, key, where):
@@ -125,28 +144,124 @@ def parse_reading(obj, where, now):
         "node": json_text(obj, "node", where, NAME_RE),
         "quantity": json_text(obj, "quantity", where, QUANTITY_RE),
         "value": json_number(obj, "value", where),
-        "unit": json_text(obj, "unit", where, max_len=16),
+        "unit": json_text(obj, "unit", where, max_len=MAX_UNIT_CHARS),
         "ts": now,
         "seq": None,
     }
     if obj.get("ts") is not None:
-        ts = json_number(obj, "ts", where)
-        if not MIN_TS <= ts <= now + MAX_FUTURE_S:
-            bad(f"{where}ts must be unix seconds between {MIN_TS} and now + 1 day, got {ts:.0f}"
-                " (MicroPython counts from 2000: add 946684800)")
-        reading["ts"] = ts
+        reading["ts"] = json_ts(obj, where, now)
     if obj.get("seq") is not None:
-        seq = obj["seq"]
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
-            bad(f"{where}seq must be an integer 0..2**63-1, got {shown_json(seq)}")
-        reading["seq"] = seq
+        reading["seq"] = json_counter(obj, "seq", where)
     return reading
+
+
+def json_ts(obj, where, now):
+    ts = json_number(obj, "ts", where)
+    if not MIN_TS <= ts <= now + MAX_FUTURE_S:
+        bad(f"{where}ts must be unix seconds between {MIN_TS} and now + 1 day, got {ts:.0f}"
+            " (MicroPython counts from 2000: add 946684800)")
+    return ts
+
+
+def json_counter(obj, key, where):
+    """A boot or seq number: an integer 0..2**63-1 (what SQLite's INTEGER holds)."""
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        bad(f"{where}{key} must be an integer 0..2**63-1, got {shown_json(value)}")
+    return value
+
+
+def parse_record(obj, where, now, ts_of_up):
+    """A node's reading record -> {"boot", "seq", "ts", "values": {quantity: number}}.
+    A record without ts (the node had no NTP time) has up, its uptime when it was taken:
+    ts_of_up(up) turns that into unix seconds."""
+    if not isinstance(obj, dict):
+        bad(f"{where.rstrip('.')} must be a JSON object with boot, seq, ts or up, and the quantities")
+    for key in ("boot", "seq"):
+        if key not in obj:
+            bad(f"{where}{key} is missing")
+    record = {"boot": json_counter(obj, "boot", where), "seq": json_counter(obj, "seq", where)}
+    if obj.get("ts") is not None:
+        record["ts"] = json_ts(obj, where, now)
+    elif obj.get("up") is not None:
+        up = json_number(obj, "up", where)
+        if not 0 <= up <= MAX_UP_S:
+            bad(f"{where}up must be seconds since boot 0..{MAX_UP_S}, got {up:.0f}")
+        record["ts"] = ts_of_up(up)
+    else:
+        bad(f"{where}ts or up is missing")
+    if "err" in obj and not isinstance(obj["err"], dict):
+        bad(f"{where}err must be a JSON object (sensor: problem), got {shown_json(obj['err'])}")
+    values = {}
+    for key in obj:
+        if key in RECORD_KEYS or key in DIAGNOSTIC_KEYS:
+            continue
+        if not QUANTITY_RE.fullmatch(key):
+            bad(f"{where}{shown_json(key)} is neither a record field ({', '.join(RECORD_KEYS)})"
+                f" nor a quantity name matching {QUANTITY_RE.pattern}")
+        values[key] = json_number(obj, key, where)
+    record["values"] = values
+    return record
+
+
+def record_rows(node, record, units):
+    """The rows of one record: one per quantity."""
+    return [{"node": node, "quantity": quantity, "value": value, "unit": units.get(quantity, ""),
+             "ts": record["ts"], "boot": record["boot"], "seq": record["seq"]}
+            for quantity, value in record["values"].items()]
+
+
+def parse_units(units, where="units"):
+    """{"temperature": "°C", ...} -> the same dict, checked."""
+    if not isinstance(units, dict):
+        bad(f"{where} must be a JSON object (quantity: unit)")
+    for quantity, unit in units.items():
+        if not QUANTITY_RE.fullmatch(quantity):
+            bad(f"{where}: {shown_json(quantity)} must match {QUANTITY_RE.pattern}")
+        if not isinstance(unit, str) or len(unit) > MAX_UNIT_CHARS or not unit.isprintable():
+            bad(f"{where}.{quantity} must be printable text of at most {MAX_UNIT_CHARS} chars,"
+                f" got {shown_json(unit)}")
+    return units
+
+
+def parse_node_batch(body, now):
+    """A node's batch {"node", "up", "units", "readings": [record, ...]} -> rows to store."""
+    unknown = sorted(set(body) - set(BATCH_KEYS))
+    if unknown:
+        bad(f"{unknown[0]} is not a batch field (allowed: {', '.join(BATCH_KEYS)})")
+    if "node" not in body:
+        bad("node is missing")
+    node = json_text(body, "node", "", NAME_RE)
+    node_up = None
+    if body.get("up") is not None:
+        node_up = json_number(body, "up", "")
+        if not 0 <= node_up <= MAX_UP_S:
+            bad(f"up must be the node's seconds since boot 0..{MAX_UP_S}, got {node_up:.0f}")
+    units = parse_units(body.get("units", {}))
+    records = body.get("readings")
+    if not isinstance(records, list) or not 1 <= len(records) <= MAX_BATCH:
+        bad(f"readings must be a list of 1..{MAX_BATCH} records")
+
+    def ts_of_up(up):
+        # Taken (node_up - up) seconds before the node sent it; a node that did not say
+        # its uptime now, or a record claiming a later uptime (another boot), is dated
+        # when it arrived.
+        if node_up is not None and node_up >= up:
+            return now - (node_up - up)
+        return now
+
+    rows = []
+    for i, obj in enumerate(records):
+        rows += record_rows(node, parse_record(obj, f"readings[{i}].", now, ts_of_up), units)
+    return rows
 
 
 def parse_readings_body(body, now):
     """POST /api/readings' parsed JSON (None if it was not JSON) -> a list of checked readings."""
     if body is None:
         bad("body must be a JSON object or a list of them")
+    if isinstance(body, dict) and "readings" in body:
+        return parse_node_batch(body, now)
     if not isinstance(body, list):
         return [parse_reading(body, "", now)]
     if not 1 <= len(body) <= MAX_BATCH:
