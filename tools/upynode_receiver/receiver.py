@@ -23,7 +23,7 @@ from upynode_cli.project import BUILD
 
 from . import chartjs, store
 from .validate import (MAX_FIELD, QUANTITY_RE, bad, int_in_range, parse_field, parse_mac,
-                       parse_held_query, parse_number_text, parse_query,
+                       parse_held_query, parse_json_body, parse_number_text, parse_query,
                        parse_readings_body)
 
 DEFAULT_DB = BUILD / "receiver.sqlite3"
@@ -131,8 +131,8 @@ api = Blueprint("api", __name__, url_prefix="/api")
 def post_readings():
     require_key(key_from_headers(request.headers))
     now = time.time()
-    # force: tiny HTTP clients on nodes don't always send Content-Type.
-    readings = parse_readings_body(request.get_json(force=True, silent=True), now)
+    # Parsed whatever the Content-Type: tiny HTTP clients on nodes don't always send one.
+    readings = parse_readings_body(parse_json_body(request.get_data(cache=False)), now)
     stored, duplicates = store.insert_readings(db(), readings, received=now)
     # 200, not 201, when nothing new was stored: a node replaying its queue after a lost answer.
     return jsonify(stored=stored, duplicates=duplicates), 201 if stored else 200

@@ -31,6 +31,8 @@ RECORD_KEYS = ("boot", "seq", "ts", "up", "err")
 DIAGNOSTIC_KEYS = ("heap", "rssi", "q", "drop", "reset")
 MAX_UP_S = 2**32                # uptime in seconds: 136 years
 MAX_UNIT_CHARS = 16
+MAX_FLOAT_INT = 2**1024         # the smallest int float() refuses
+MAX_JSON_DEPTH = 8              # a node's batch nests 4 deep: {readings: [{err: {}}]}
 REQUIRED_READING_KEYS = ("node", "quantity", "value", "unit")
 QUERY_KEYS = ("node", "field", "quantity", "since", "limit")
 
@@ -46,6 +48,9 @@ def shown(text):
 
 def shown_json(value):
     """A JSON value as an error message quotes it."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**SHOWN_CHARS:
+        # str() of a long int is slow (and refused past 4300 digits): say how long it is.
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
     return json.dumps(value)[:SHOWN_CHARS]
 
 
@@ -115,8 +120,11 @@ def parse_held_query(args):
 
 def json_number(obj, key, where):
     value = obj[key]
-    # bool is an int in Python, but true/false are not readings.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    # bool is an int in Python, but true/false are not readings. An int of 309+ digits
+    # has no float (float() raises OverflowError).
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or (isinstance(value, int) and abs(value) >= MAX_FLOAT_INT) \
+            or not math.isfinite(value):
         bad(f"{where}{key} must be a finite number, got {shown_json(value)}")
     return float(value)
 
@@ -254,6 +262,34 @@ def parse_node_batch(body, now):
     for i, obj in enumerate(records):
         rows += record_rows(node, parse_record(obj, f"readings[{i}].", now, ts_of_up), units)
     return rows
+
+
+def parse_json_body(raw):
+    """A request's or message's bytes -> the parsed JSON, None if it is not JSON; 400 if it
+    nests deeper than MAX_JSON_DEPTH (json.loads itself raises RecursionError past ~1000)."""
+    try:
+        body = json.loads(raw)
+        too_deep = not depth_within(body, MAX_JSON_DEPTH)
+    except RecursionError:
+        too_deep = True
+    except ValueError:      # also UnicodeDecodeError and ints past 4300 digits
+        return None
+    if too_deep:
+        bad(f"body nests deeper than {MAX_JSON_DEPTH} levels of [ and {{")
+    return body
+
+
+def depth_within(value, limit):
+    """Whether lists and objects in `value` nest at most `limit` deep (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            if depth > limit:
+                return False
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict)
+                                                        else value))
+    return True
 
 
 def parse_readings_body(body, now):
