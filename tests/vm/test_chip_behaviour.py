@@ -19,7 +19,7 @@ import textwrap
 import pytest
 
 from helpers import CHIP_HEX, MAC, NODE_ID, run_in_vm
-from upynode_vboard.runner import RESET_EXIT
+from upynode_vboard.runner import RESET_EXIT, WDT_EXIT, VBoard
 
 
 
@@ -297,6 +297,39 @@ webrepl.start()
 """, raises("TypeError"), None,
      "micropython-lib webrepl.py start(): no webrepl_cfg leaves None, which _webrepl.password() "
      "cannot take as a str (extmod/modwebrepl.c)"),
+    # 8. the watchdog, RTC memory, deep sleep
+    ("wdt_timeout_cannot_be_chosen", """
+import machine
+machine.WDT(timeout=2000)
+""", raises("ValueError"), None,
+     "ports/esp8266/machine_wdt.c: 'The timeout on ESP8266 is fixed': timeout_ms != 5000 -> ValueError"),
+    ("wdt_with_the_default_timeout_starts", """
+import machine
+machine.WDT(timeout=5000).feed()
+machine.WDT().feed()
+result = 'ok'
+""", "ok", None, "ports/esp8266/machine_wdt.c; extmod/machine_wdt.c: timeout defaults to 5000"),
+    ("wdt_1_does_not_exist", """
+import machine
+machine.WDT(id=1)
+""", raises("ValueError"), None, "ports/esp8266/machine_wdt.c: only id 0"),
+    ("rtc_memory_holds_492_bytes", """
+import machine
+rtc = machine.RTC()
+rtc.memory(bytearray(492))
+a = len(rtc.memory())
+try:
+    rtc.memory(b'x' * 493)
+    b = 'stored'
+except ValueError as e:
+    b = str(e)
+result = [a, b, len(rtc.memory())]
+""", [492, "buffer too long", 492], None,
+     "ports/esp8266/machine_rtc.c: MEM_USER_MAXLEN = 512 - (MEM_USER_DATA_ADDR - MEM_DELTA_ADDR) * 4 = 492"),
+    ("rtc_memory_after_power_on_is_empty", """
+import machine
+result = machine.RTC().memory()
+""", "b''", None, "ports/esp8266/machine_rtc.c mp_hal_rtc_init(): no magic -> user length 0"),
     ("pin_number_must_be_an_int", """
 import machine
 machine.Pin(2.0)
@@ -309,6 +342,8 @@ try:
 %s
 except Exception as e:
     result = ['raises', type(e).__name__, str(e)]
+if isinstance(result, bytes):
+    result = repr(result)
 print('@' + json.dumps(result))
 """
 
@@ -375,3 +410,64 @@ def test_esp_deepsleep_resets_as_machine_deepsleep_does(tmp_path):
     assert p.returncode == RESET_EXIT, p.stdout.decode() + p.stderr.decode()
     assert json.loads((state / "reset_cause.json").read_text()) == 5
     assert json.loads((state / "sleep_ms.json").read_text()) == 2000
+
+
+def test_rtc_memory_survives_a_reset(tmp_path):
+    # ports/esp8266/machine_rtc.c: RTC memory is kept while the RTC has
+    # power (machine.reset(), deep sleep); the runner's power-on clears it.
+    state = tmp_path / "vboard"
+    p = run("import machine\nmachine.RTC().memory(b'kept')\nmachine.reset()", state)
+    assert p.returncode == RESET_EXIT, p.stdout.decode() + p.stderr.decode()
+    assert result_of(run("import machine\nresult = [machine.reset_cause(), repr(machine.RTC().memory())]",
+                         state)) == [4, "b'kept'"]
+
+
+WEDGED = """
+import machine
+wdt = machine.WDT()
+%s
+result = 'survived'
+"""
+
+
+def test_a_wedged_loop_is_reset_by_the_watchdog(tmp_path):
+    # ports/esp8266/ets_alt_task.c: once machine.WDT is started only feed()
+    # feeds the soft watchdog; a loop that never feeds resets the chip with
+    # REASON_SOFT_WDT_RST (3), which is not machine.WDT_RESET (1).
+    state = tmp_path / "vboard"
+    p = run(WEDGED % "while True:\n    pass", state)
+    assert p.returncode == WDT_EXIT, p.stdout.decode() + p.stderr.decode()
+    assert json.loads((state / "reset_cause.json").read_text()) == 3
+
+
+def test_sleeping_does_not_feed_the_watchdog(tmp_path):
+    # mp_hal_delay_ms() runs ets_loop_iter(), which skips the feed once a
+    # WDT exists: a time.sleep() longer than the watchdog's 1.6 s resets.
+    state = tmp_path / "vboard"
+    p = run(WEDGED % "import time\ntime.sleep_ms(4000)", state)
+    assert p.returncode == WDT_EXIT, p.stdout.decode() + p.stderr.decode()
+
+
+def test_a_fed_loop_keeps_running(tmp_path):
+    state = tmp_path / "vboard"
+    p = run(WEDGED % "import time\nfor i in range(8):\n    time.sleep_ms(500)\n    wdt.feed()", state)
+    assert result_of(p) == "survived"
+
+
+def test_the_board_boots_again_after_the_watchdog_fired(tmp_path):
+    # The virtual board (runner.VBoard) boots again after a watchdog reset,
+    # as the chip does, and the firmware reads why.
+    board = tmp_path / "board"
+    board.mkdir()
+    (board / "main.py").write_text(
+        "import machine\n"
+        "print('cause', machine.reset_cause())\n"
+        "if machine.reset_cause() == 0:\n"
+        "    w = machine.WDT()\n"
+        "    while True:\n"
+        "        pass\n")
+    with VBoard(board, tmp_path / "vboard") as vb:
+        vb.wait_for(r"cause 3", timeout=30)
+        vb.wait_for(r"VM exited with status 0", timeout=10)
+    out = vb.output()
+    assert out.index("cause 0") < out.index("[vboard: watchdog reset]") < out.index("cause 3"), out

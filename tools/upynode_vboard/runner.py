@@ -10,6 +10,7 @@ import ast
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -33,6 +34,9 @@ def fake_constant(module, name):
 # The VM's exit status when the firmware asked for a reset (machine.reset,
 # deepsleep): the runner boots it again.
 RESET_EXIT = fake_constant("machine", "_RESET_EXIT")
+# The VM's exit status when the fake machine.WDT fired (its thread sends the
+# VM this signal): a reset too.
+WDT_EXIT = -getattr(signal, "SIG" + fake_constant("machine", "_WDT_SIGNAL"))
 
 # The ESP8266 has 32-36 KB free after boot. In the 64-bit unix port, objects
 # take up to twice that (bytecode and strings do not grow, pointers do: about
@@ -126,6 +130,11 @@ class VBoard:
         self.echo = echo
         self.lines = []
         self.boots = 0
+        # One entry per boot that ended in deep sleep: {"boot": n,
+        # "awake_ms": wall time from starting the VM to its exit,
+        # "sleep_ms": what the firmware asked for}. The awake time is what
+        # the chip's battery pays for (plus its own boot, ~0.1-0.3 s).
+        self.wakes = []
         self.proc = None
         self._stop = False
         self._cond = threading.Condition()
@@ -164,8 +173,9 @@ class VBoard:
 
     # -- running ---------------------------------------------------------
     def start(self):
-        """Power on: RTC memory and the reset cause do not survive this."""
-        for name in ("rtc.json", "reset_cause.json", "sleep_ms.json"):
+        """Power on: RTC memory, the clock and the reset cause do not
+        survive this."""
+        for name in ("rtc.json", "reset_cause.json", "sleep_ms.json", "clock.json"):
             try:
                 os.remove(os.path.join(self.state_dir, name))
             except OSError:
@@ -179,6 +189,11 @@ class VBoard:
         argv, env = vm_argv(self.board, self.heapsize, self.state_dir)
         while not self._stop:
             self.boots += 1
+            try:  # what the last boot asked for; a reset that is not a sleep leaves none
+                os.remove(os.path.join(self.state_dir, "sleep_ms.json"))
+            except OSError:
+                pass
+            t0 = time.monotonic()
             self.proc = subprocess.Popen(argv, cwd=self.board, env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             for raw in self.proc.stdout:
@@ -189,14 +204,37 @@ class VBoard:
                     self.lines.append(line)
                     self._cond.notify_all()
             rc = self.proc.wait()
-            if rc != RESET_EXIT:
-                with self._cond:
-                    self.lines.append("[vboard: VM exited with status %d]" % rc)
-                    self._cond.notify_all()
+            awake_ms = (time.monotonic() - t0) * 1000
+            if rc not in (RESET_EXIT, WDT_EXIT) or self._stop:
+                self._note("[vboard: VM exited with status %d]" % rc)
                 break
-            with self._cond:
-                self.lines.append("[vboard: reset]")
-                self._cond.notify_all()
+            sleep_ms = self.state("sleep_ms") if rc == RESET_EXIT else None
+            if rc == WDT_EXIT:
+                self._note("[vboard: watchdog reset]")
+            elif self.state("reset_cause") == fake_constant("machine", "DEEPSLEEP_RESET"):
+                self.wakes.append({"boot": self.boots, "awake_ms": awake_ms, "sleep_ms": sleep_ms})
+                if sleep_ms is None:  # machine.deepsleep(): only the RST pin wakes it
+                    self._note("[vboard: deep sleep until reset]")
+                    break
+                self._note("[vboard: deep sleep %d ms]" % sleep_ms)
+                self._sleep(sleep_ms * self.sleep_scale())
+            else:
+                self._note("[vboard: reset]")
+
+    def _note(self, line):
+        with self._cond:
+            self.lines.append(line)
+            self._cond.notify_all()
+
+    def sleep_scale(self):
+        """The world's "sleep_scale" (default 0.01): how much of a deep
+        sleep the runner really waits, so 50 wakes of 60 s take 30 s."""
+        return (self.read_json("world.json") or {}).get("sleep_scale", 0.01)
+
+    def _sleep(self, ms):
+        t_end = time.monotonic() + ms / 1000
+        while not self._stop and time.monotonic() < t_end:
+            time.sleep(min(0.05, max(0, t_end - time.monotonic())))
 
     def stop(self):
         """Power off."""

@@ -18,6 +18,4 @@ def deepsleep(time_us=0, option=0):
     # ports/esp8266/modesp.c: the older spelling of machine.deepsleep(), in
     # microseconds; the chip wakes through a reset (GPIO16 wired to RST).
     import machine
-    _world.put_state("reset_cause", machine.DEEPSLEEP_RESET)
-    _world.put_state("sleep_ms", time_us // 1000)
-    raise SystemExit(machine._RESET_EXIT)
+    machine._sleep(max(1, time_us // 1000) if time_us else None)

@@ -13,6 +13,17 @@ HARD_RESET = 6
 DEEPSLEEP = 4
 
 _RESET_EXIT = 42  # exit status that tells the VM runner to boot again
+# The SDK's REASON_SOFT_WDT_RST (user_interface.h): what reset_cause() gives
+# after machine.WDT fired. machine has no name for it (WDT_RESET is 1, the
+# hardware watchdog, which a Python loop cannot starve).
+_SOFT_WDT_RESET = 3
+# ports/esp8266/ets_alt_task.c: a 1.6 s timer counts up the SDK's soft
+# watchdog and a feed clears it; at 2 it resets the chip. So it fires 1.6 to
+# 3.2 s after the last feed, by the timer's phase: the fake takes the
+# earliest, the one a node must plan for.
+_WDT_MS = 1600
+# How the watchdog's thread ends the VM (kill -USR2): the runner boots again
+_WDT_SIGNAL = "USR2"
 
 # ports/esp8266/machine_pin.c: GPIO 0-5, 9, 10, 12-16 exist (6-8 and 11
 # drive the flash); anything else is "invalid pin".
@@ -45,9 +56,22 @@ def reset():
     raise SystemExit(_RESET_EXIT)
 
 
-def deepsleep(time_ms=0):
+def deepsleep(time_ms=None):
+    # ports/esp8266/modmachine.c machine_deepsleep(): no time sleeps until
+    # the RST pin (sleep_us 0); a time <= 0 is 1 ms; the time goes to the SDK
+    # as uint32 microseconds, so ms * 1000 wraps above 4294967 ms (71.6 min):
+    # deepsleep(5000000) sleeps 705 s. The runner sleeps and boots again.
+    if time_ms is None:
+        us = 0
+    else:
+        us = (max(1, time_ms) * 1000) & 0xFFFFFFFF
+    _sleep(us // 1000 if us else None)
+
+
+def _sleep(ms):
+    # RTC memory and the clock stay; the CPU and RAM go (the VM ends).
     _world.put_state("reset_cause", DEEPSLEEP_RESET)
-    _world.put_state("sleep_ms", time_ms)
+    _world.put_state("sleep_ms", ms)
     raise SystemExit(_RESET_EXIT)
 
 
@@ -236,9 +260,37 @@ class RTC:
         _world.put_state("rtc", binascii.hexlify(bytes(data)).decode())
 
 
+_fed = None  # ticks_ms of the last feed, once a WDT is started
+
+
 class WDT:
+    # ports/esp8266/machine_wdt.c: "The timeout on ESP8266 is fixed":
+    # WDT() or WDT(timeout=5000), anything else is ValueError. Starting it
+    # sets ets_loop_dont_feed_sw_wdt, so from then on only feed() feeds the
+    # SDK's soft watchdog: time.sleep_ms(), a socket waiting, a WiFi scan no
+    # longer do (ets_loop_iter() skips its feed). It cannot be stopped.
     def __init__(self, *, id=0, timeout=5000):
-        _world.put_state("wdt", timeout)
+        global _fed
+        if id != 0 or timeout != 5000:
+            raise ValueError
+        started = _fed is not None
+        _fed = time.ticks_ms()
+        if not started:
+            import _thread
+            _thread.start_new_thread(_watch, ())
 
     def feed(self):
-        pass
+        global _fed
+        _fed = time.ticks_ms()
+
+
+def _watch():
+    # A thread, so that it fires whatever the firmware is doing (a busy
+    # loop, a blocking socket), as the chip's timer interrupt does.
+    import os
+    while True:
+        time.sleep_ms(50)
+        if time.ticks_diff(time.ticks_ms(), _fed) > _WDT_MS:
+            _world.put_state("reset_cause", _SOFT_WDT_RESET)
+            os.system("kill -%s $PPID" % _WDT_SIGNAL)
+            time.sleep_ms(1000)
