@@ -5,22 +5,35 @@
 import json
 
 PATH = "config.json"
+# The largest config.json a node reads: about three times the example
+# (config.example.json, 1.3 KB). Parsing holds the bytes, the text and the
+# objects at once, several times the file's size, of a heap of ~32 KB; a
+# 6 KB file padded with spaces ran a node in setup mode out of memory.
+MAX_BYTES = 4096
+MAX_DEPTH = 5  # config > sensors > [0] > key: a deeper value is never valid
 
 DEFAULTS = {
     "node_id": "",  # "" -> esp8266_<hex of machine.unique_id()>
     "interval_s": 60,
     "wifi": {"ssid": "", "password": "", "timeout_s": 20, "retries": 3,
-             "retry_s": 300},
+             "retry_s": 300, "ifconfig": []},  # [ip, netmask, gateway, dns]; [] = DHCP
     "webrepl": {"password": ""},
     "sensors": [],
     "led": {"pin": 2, "invert": True, "mode": "heartbeat",
             "quantity": "temperature", "threshold": 20.0, "entity_id": ""},
     "transports": ["mqtt"],  # any of "mqtt", "http"
+    # Readings a transport could not deliver wait on flash, per transport.
+    "backlog": {"max_kb": 32, "per_cycle": 5},
+    "retry": {"min_s": 2, "max_s": 300},  # reconnect backoff, doubling, with jitter
+    "sleep": "none",  # or "deep": sleep between readings (GPIO16 wired to RST)
+    "awake_max_s": 20,  # "deep": the longest a wake may take before sleeping anyway
+    "ntp": {"host": "pool.ntp.org"},  # "" = no NTP: readings carry "up", not "ts"
     "mqtt": {"host": "", "port": 1883, "user": "", "password": "",
              "base_topic": "home", "keepalive": 60, "timeout_s": 10,
              "format": "json", "discovery": True,
              "discovery_prefix": "homeassistant", "expire_after": 0},
-    # "ha": Home Assistant's REST API; "flask": the tutorial's Flask server
+    # "ha": Home Assistant's REST API; "flask": the tutorial's Flask server;
+    # "receiver": the reference receiver's batch API (upynode-receiver)
     "http": {"target": "ha", "url": "", "api_key": "",
              "fields": {"temperature": 1, "humidity": 2, "light": 3},
              "timeout_s": 10},
@@ -34,7 +47,7 @@ DEFAULTS = {
 }
 
 LED_MODES = ("heartbeat", "threshold", "remote", "ha_state", "off")
-HTTP_TARGETS = ("ha", "flask")
+HTTP_TARGETS = ("ha", "flask", "receiver")
 TRANSPORTS = ("mqtt", "http")
 MAPS = ("http.fields",)  # objects whose keys are the user's (quantity names)
 SECRETS = ("password", "token", "api_key", "key", "api_password")
@@ -48,11 +61,21 @@ class ConfigError(ValueError):
     pass
 
 
+def _secret(key):
+    # A secret's key, or a section holding one (or the whole file) written
+    # as something else: "webrepl": "wrPW9x" is the password.
+    k = key.split(".")[-1]
+    d = DEFAULTS.get(k)
+    return k in SECRETS or k == "config" or (type(d) is dict and any(s in d for s in SECRETS))
+
+
 def _show(key, value):
-    # Errors name the value, except a secret's.
-    if key.split(".")[-1] in SECRETS and value:
+    # Errors name the value, except a secret's; a long one is cut short
+    # (the message is repeated on the console every minute).
+    if _secret(key) and value:
         return "***"
-    return json.dumps(value)
+    s = json.dumps(masked(value))
+    return s if len(s) <= 60 else "%s... (%d characters)" % (s[:40], len(s))
 
 
 def _fail(key, value, expected):
@@ -77,7 +100,7 @@ def _kind(v):
 def merge(defaults, user, prefix=""):
     # A new dict: defaults with the user's values, each checked for its type.
     if _kind(user) != "object":
-        _fail(prefix or "config", user, "a JSON object")
+        _fail(prefix[:-1] or "config", user, "a JSON object")
     out = {}
     for k in defaults:
         out[k] = defaults[k]
@@ -145,6 +168,11 @@ class Entry:
 
     def name(self, key):
         _ident(self.c[key], self.path + key)
+
+    def text(self, key, lo, hi):
+        v = self.c[key]
+        if not lo <= len(v) <= hi or _ctrl(v):
+            self.fail(key, "%d to %d characters, none a control character" % (lo, hi))
 
 
 def sensor_types():
@@ -223,6 +251,26 @@ def _sensors(c, pins):
     return names
 
 
+def _ctrl(v):
+    # A control character (NUL, newline, ...) breaks an MQTT topic, a JSON
+    # consumer or a log line.
+    return any(ch < " " or ch == "\x7f" for ch in v)
+
+
+def _ipv4(v):
+    p = v.split(".")
+    return len(p) == 4 and all(0 < len(x) <= 3 and all(ch in "0123456789" for ch in x) and int(x) < 256 for x in p)
+
+
+def _host(v):
+    # A DNS name or an IPv4 address
+    p = v.split(".")
+    if all(x and all(ch in "0123456789" for ch in x) for x in p):
+        return _ipv4(v)
+    return len(v) <= 253 and all(x and x[0] != "-" and x[-1] != "-" and all(ch in ID_CHARS and ch != "_" for ch in x)
+                                 for x in p)
+
+
 def _url(u, key, what):
     if u.startswith("https://"):
         _fail(key, u, "an http:// address: TLS needs more heap than an ESP8266 node has; "
@@ -239,6 +287,10 @@ def _wifi(w):
     _int(w, "timeout_s", 1, 300, "wifi.")
     _int(w, "retries", 1, 100, "wifi.")
     _int(w, "retry_s", 10, 86400, "wifi.")
+    ip = w["ifconfig"]
+    if ip and (len(ip) != 4 or not all(_kind(a) == "string" and _ipv4(a) for a in ip)):
+        _fail("wifi.ifconfig", ip, "[] for DHCP, or four IPv4 addresses: "
+              "[ip, netmask, gateway, dns], e.g. [\"192.168.1.50\", \"255.255.255.0\", \"192.168.1.1\", \"192.168.1.1\"]")
 
 
 def _node(c):
@@ -250,11 +302,18 @@ def _node(c):
         _fail("webrepl.password", pw, "4 to 9 characters (a MicroPython limit); it guards your other secrets")
     if c["node_id"]:
         _ident(c["node_id"], "node_id")
+    if c["sleep"] not in ("none", "deep"):
+        _fail("sleep", c["sleep"], "\"none\" or \"deep\" (deep sleep between readings: GPIO16 wired to RST)")
+    _int(c, "awake_max_s", 5, 120, "")
+    if c["sleep"] == "deep" and c["interval_s"] < 10:
+        _fail("interval_s", c["interval_s"], "at least 10 with \"sleep\": \"deep\" (a wake costs a boot and a WiFi join)")
 
 
 def _transports(ts):
     if not ts or any(t not in TRANSPORTS for t in ts):
         _fail("transports", ts, "a list of one or more of: " + ", ".join(TRANSPORTS))
+    if len(ts) != len(set(ts)):
+        _fail("transports", ts, "each transport once (each would send every reading)")
 
 
 def _mqtt(m, c):
@@ -266,8 +325,9 @@ def _mqtt(m, c):
     if ka and ka < 10:
         _fail("mqtt.keepalive", ka, "0 (never) or at least 10 seconds")
     bt = m["base_topic"]
-    if not bt or "+" in bt or "#" in bt or bt[0] == "/" or bt[-1] == "/":
-        _fail("mqtt.base_topic", bt, "a topic such as \"home\", without + # or a leading or trailing /")
+    if not bt or "+" in bt or "#" in bt or bt[0] == "/" or bt[-1] == "/" or _ctrl(bt):
+        _fail("mqtt.base_topic", bt, "a topic such as \"home\", without + # control characters "
+              "or a leading or trailing /")
     ea = _int(m, "expire_after", 0, 86400, "mqtt.")
     if ea and ea <= c["interval_s"]:
         _fail("mqtt.expire_after", ea, "0, or more than interval_s (%d), or HA marks every sensor "
@@ -283,13 +343,32 @@ def _http(h, c):
     if h["target"] not in HTTP_TARGETS:
         _fail("http.target", h["target"], "one of " + ", ".join(HTTP_TARGETS))
     _int(h, "timeout_s", 1, 120, "http.")
-    if "http" in c["transports"] and h["target"] == "flask":
-        _url(h["url"], "http.url", "the Flask server's address, e.g. http://192.168.1.5:8080")
+    t = h["target"]
+    if "http" in c["transports"] and t != "ha":
+        what = "Flask server" if t == "flask" else "receiver (upynode-receiver)"
+        _url(h["url"], "http.url", "the %s's address, e.g. http://192.168.1.5:8080" % what)
         if not h["api_key"]:
-            _fail("http.api_key", h["api_key"], "the API key your Flask server expects")
+            _fail("http.api_key", h["api_key"], "the API key your %s expects" % what)
 
 
-def _led(led, pins, names):
+def _queues(c):
+    # backlog.max_kb bounds each transport's queue file. A 1 MB ESP8266 has
+    # a 396 KB filesystem (MicroPython's ports/esp8266/boards/esp8266_1MiB.ld)
+    # of which the firmware takes ~48 KB; a queue may briefly hold up to
+    # three times its bound on flash (backlog.py compacts it into a new
+    # file), so two queues of the default 32 KB need ~192 KB there. 256 fits
+    # one queue on a 1 MB board; 4 MB boards have ~3 MB.
+    _int(c["backlog"], "max_kb", 1, 256, "backlog.")
+    _int(c["backlog"], "per_cycle", 1, 50, "backlog.")
+    r = c["retry"]
+    lo = _int(r, "min_s", 1, 86400, "retry.")
+    _int(r, "max_s", lo, 86400, "retry.")
+    h = c["ntp"]["host"]
+    if h and not _host(h):
+        _fail("ntp.host", h, "\"\" (no NTP) or a host name or IPv4 address such as pool.ntp.org")
+
+
+def _led(led, pins, names, c):
     if led["mode"] not in LED_MODES:
         _fail("led.mode", led["mode"], "one of " + ", ".join(LED_MODES))
     _claim(pins, _gpio(led, "pin", "led.", " (2 = on-board LED, 16 = NodeMCU's second LED)"), "led.pin", None)
@@ -297,6 +376,8 @@ def _led(led, pins, names):
     if led["mode"] == "ha_state" and ("." not in e or e.split(".")[0] not in (
             "sensor", "binary_sensor", "switch", "input_boolean", "light")):
         _fail("led.entity_id", e, "a Home Assistant entity id such as sensor.kitchen_temperature")
+    if led["mode"] == "remote" and c["sleep"] == "deep":
+        _fail("led.mode", "remote", "another mode with \"sleep\": \"deep\": a sleeping node takes no commands")
     if led["mode"] == "threshold" and led["quantity"] not in names:
         _fail("led.quantity", led["quantity"],
               "a quantity a configured sensor measures (%s)" % ", ".join(names or ["none configured"]))
@@ -319,35 +400,99 @@ def validate(c):
     _transports(c["transports"])
     _mqtt(c["mqtt"], c)
     _http(c["http"], c)
+    _queues(c)
     pins = {}
     names = _sensors(c, pins)
-    _led(c["led"], pins, names)
+    _led(c["led"], pins, names, c)
     _homeassistant(c["homeassistant"], c)
     return c
 
 
-def parse(text):
-    # JSON text -> the validated config with every default filled in.
+def _utf8_error(b):
+    # -> the offset of the first byte that is not UTF-8, or -1 (MicroPython's
+    # UnicodeError does not say where). Only called once decode() failed.
+    i, n = 0, len(b)
+    while i < n:
+        c = b[i]
+        k = 0 if c < 0x80 else 1 if 0xC2 <= c <= 0xDF else 2 if 0xE0 <= c <= 0xEF else 3 if 0xF0 <= c <= 0xF4 else -1
+        if k < 0:
+            return i
+        # the second byte's range excludes overlong forms and surrogates
+        lo, hi = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}.get(c, (0x80, 0xBF))
+        for j in range(i + 1, i + k + 1):
+            if j >= n or not lo <= b[j] <= hi:
+                return i
+            lo, hi = 0x80, 0xBF
+        i += k + 1
+    return -1
+
+
+def _scan(v, key, depth):
+    # Before merge(): nothing nested deeper than a valid config goes, and no
+    # infinity or NaN (1e999 in JSON), which would publish "inf", not JSON.
+    if depth > MAX_DEPTH:
+        raise ConfigError("%s: nested more than %d levels deep" % (key, MAX_DEPTH))
+    if isinstance(v, float) and v - v != 0:
+        raise ConfigError("%s: expected a finite number (1e999 and the like are infinite)" % key)
+    if isinstance(v, dict):
+        for k in v:
+            _scan(v[k], (key + "." if depth else "") + k, depth + 1)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            _scan(x, "%s[%d]" % (key, i), depth + 1)
+
+
+def parse(data, name=PATH):
+    # The file's bytes (or text) -> the validated config with every default
+    # filled in.
+    if isinstance(data, str):
+        data = data.encode()
+    if len(data) > MAX_BYTES:
+        raise ConfigError("%s is over %d bytes, the most a node reads (its RAM is ~32 KB): "
+                          "remove what is not needed" % (name, MAX_BYTES))
+    try:
+        text = data.decode()
+    except UnicodeError:
+        i = _utf8_error(data)
+        raise ConfigError("%s is not UTF-8 text (byte 0x%02x at offset %d): save it as UTF-8"
+                          % (name, data[i], i) if i >= 0 else "%s is not UTF-8 text" % name)
+    del data
     try:
         user = json.loads(text)
     except ValueError as e:
-        raise ConfigError("config.json is not valid JSON (%s)" % e)
+        raise ConfigError("%s is not valid JSON (%s)" % (name, e))
+    except RuntimeError:  # CPython's RecursionError: nested thousands deep
+        raise ConfigError("%s: nested more than %d levels deep" % (name, MAX_DEPTH))
+    del text
+    _scan(user, "config", 0)
     return validate(merge(DEFAULTS, user))
 
 
 def load(path=PATH):
+    # The size first: a file too big to parse must not be read at all.
+    import os
     try:
-        with open(path) as f:
-            text = f.read()
+        size = os.stat(path)[6]
+        if size > MAX_BYTES:
+            raise ConfigError("%s is %d bytes, over the %d a node reads (its RAM is ~32 KB): "
+                              "remove what is not needed" % (path, size, MAX_BYTES))
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError:
         raise ConfigError("%s is missing: copy config.example.json there and fill it in" % path)
-    return parse(text)
+    return parse(data, path)
 
 
 def masked(c):
-    # A copy fit for printing: secrets replaced.
+    # A copy fit for printing: secrets replaced, and the password of a URL
+    # (http://user:pw@host).
     if isinstance(c, list):
         return [masked(v) for v in c]
+    if isinstance(c, str):
+        i = c.find("://") + 3
+        j = c.find("@", i)
+        if i > 2 and j > i and "/" not in c[i:j]:
+            return c[:i] + "***" + c[j:]
     if not isinstance(c, dict):
         return c
     out = {}

@@ -17,6 +17,7 @@ def quantities(c):
 
 def check(e):
     e.name("quantity")
+    e.text("unit", 0, 16)  # published as is: HA's unit_of_measurement
     if e.c["min"] == e.c["max"]:
         e.fail("max", "a value other than min (%s): the scale needs a span" % e.c["min"])
 

@@ -2,6 +2,10 @@
 # fix: a config.json that validates (written over WebREPL), or, when only
 # WiFi failed, the network coming back (after a power cut the router often
 # boots slower than the node). Either one resets the node into normal mode.
+# Nothing may end it but a reset: a node that dies here is in a reset loop,
+# or dead in the wall, with nobody to press the button.
+import gc
+import os
 import time
 
 from upynode import config
@@ -13,12 +17,27 @@ REMIND_S = 60
 GIVE_UP_S = 600  # a failure that is neither config nor WiFi: try a fresh boot
 
 
-def _read():
+def _stamp():
+    # What tells a changed config.json from the one seen last, without
+    # holding the file in RAM: its size and SHA-256, read in small pieces;
+    # a file too big to read (config.load refuses it) by size and time.
+    # None: no file.
     try:
-        with open(config.PATH) as f:
-            return f.read()
+        st = os.stat(config.PATH)
     except OSError:
         return None
+    if st[6] > config.MAX_BYTES:
+        return st[6], st[8]
+    import hashlib
+    h = hashlib.sha256()
+    buf = bytearray(128)
+    with open(config.PATH, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(buf[:n] if n < len(buf) else buf)
+    return st[6], h.digest()
 
 
 def run(log=print):
@@ -28,45 +47,58 @@ def run(log=print):
     failed, reason = startup.failed, startup.reason or "boot.py failed"
     # A bad config: check the file at the first poll even if it looks like
     # the one boot.py saw, since it may have been fixed in between.
-    seen = None
+    seen = -1
     waited = 0
     retry_s = 0
-    if failed != CONFIG:  # the config was fine (WiFi failed, or boot.py did): wait for a change
-        seen = _read()
-    if failed == WIFI:
-        retry_s = config.load()["wifi"]["retry_s"]
+    try:
+        if failed != CONFIG:  # the config was fine (WiFi failed, or boot.py did): wait for a change
+            seen = _stamp()
+        if failed == WIFI:
+            retry_s = config.load()["wifi"]["retry_s"]
+    except Exception as e:  # changed or unreadable since boot: the first poll looks again
+        seen = -1
+        log("setup mode: %s: %s" % (type(e).__name__, e))
     while True:
         time.sleep(POLL_S)
         waited += POLL_S
-        text = _read()
-        if text != seen:
-            seen = text
+        try:
+            stamp = _stamp()
+            if stamp != seen:
+                seen = stamp
+                try:
+                    config.load()
+                except Exception as e:  # ConfigError, MemoryError, anything a bad file provokes
+                    r = "%s: %s" % (CONFIG, e if isinstance(e, config.ConfigError) else
+                                    "%s: %s" % (type(e).__name__, e))
+                    if r != reason:
+                        failed, reason = CONFIG, r
+                        log("setup mode: " + reason)
+                    retry_s = 0
+                    continue
+                log("setup: config.json is valid now: restarting")
+                restart()
+            if retry_s and waited % retry_s < POLL_S:
+                import network
+                # One attempt, and none while someone is on the setup AP: joining
+                # moves the AP's channel and would drop their WebREPL session.
+                if not network.WLAN(network.AP_IF).isconnected():
+                    from upynode import wifi
+                    w = config.load()["wifi"]
+                    w["retries"] = 1
+                    if wifi.join(w, log):
+                        log("setup: WiFi is back: restarting")
+                        restart()
+            if failed is None and waited >= GIVE_UP_S:
+                restart()
+            if waited % REMIND_S < POLL_S:
+                log("setup mode: " + reason)
+        except Exception as e:  # MemoryError included: log, free, and keep waiting
             try:
-                config.parse(text or "")
-            except Exception as e:  # ConfigError, or anything a bad file provokes
-                r = "%s: %s" % (CONFIG, e)
-                if r != reason:
-                    failed, reason = CONFIG, r
-                    log("setup mode: " + reason)
-                retry_s = 0
-                continue
-            log("setup: config.json is valid now: restarting")
-            restart()
-        if retry_s and waited % retry_s < POLL_S:
-            import network
-            # One attempt, and none while someone is on the setup AP: joining
-            # moves the AP's channel and would drop their WebREPL session.
-            if not network.WLAN(network.AP_IF).isconnected():
-                from upynode import wifi
-                w = config.load()["wifi"]
-                w["retries"] = 1
-                if wifi.join(w, log):
-                    log("setup: WiFi is back: restarting")
-                    restart()
-        if failed is None and waited >= GIVE_UP_S:
-            restart()
-        if waited % REMIND_S < POLL_S:
-            log("setup mode: " + reason)
+                log("setup mode: %s: %s" % (type(e).__name__, e))
+            except Exception:
+                pass
+        finally:
+            gc.collect()
 
 
 def restart():
