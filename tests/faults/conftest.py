@@ -9,6 +9,7 @@ so the table always names every scenario that ran.
 """
 import pytest
 
+from upynode_cli.build import fetch_and_build
 from upynode_cli.project import BUILD
 from upynode_vboard import faults
 
@@ -20,6 +21,16 @@ TABLE_PATH = BUILD / "faults.json"
 def fault_table():
     """The table: fault_table.add(faults.row(...)) -> the row."""
     return TABLE
+
+
+@pytest.fixture(scope="session")
+def board_build(tmp_path_factory):
+    """The board as `upynode build` makes it from lib/ now (2 s), for this
+    suite's virtual boards and power cuts: a build/board older than the
+    firmware would test the wrong code."""
+    out = tmp_path_factory.mktemp("faultboard")
+    fetch_and_build(out)
+    return str(out)
 
 
 def pytest_runtest_setup(item):

@@ -474,5 +474,184 @@ class FlakyHttp:
         self.stop()
 
 
+
+# -- power cuts while the queue is written -----------------------------------
+# Runs in the VM on the board's lib/ with the flash folder as its cwd: opens
+# the queue and lists it ("O" + its records), then appends and acknowledges
+# in a loop until it is killed, saying what it attempts and what completed.
+# Records are "<id>:<filler made from the id>", so the host can tell an
+# intact record from a torn or mixed one. Ids go up by one across trials.
+QUEUE_SCRIPT = """
+from upynode.backlog import Backlog
+MAX, NEXT, PUTS, POPS = %d, %d, %d, %d
+def rec(i):
+    return ("%%d:" %% i) + ("%%d" %% (i * 7919)) * (1 + i %% 5)
+b = Backlog("t", MAX, lambda s: print("L " + s))
+print("O " + " ".join(r.decode() for r in b.peek(len(b))))
+i = NEXT
+while True:
+    for _ in range(PUTS):
+        print("P %%d" %% i)
+        b.put(rec(i).encode())
+        print("p %%d" %% i)
+        i += 1
+    if POPS:
+        got = b.peek(POPS)
+        ids = " ".join(r.decode().split(":")[0] for r in got)
+        print("Q " + ids)
+        b.pop(len(got))
+        print("q " + ids)
+    if not PUTS and not len(b):
+        print("E")
+        break
+"""
+
+
+def queue_record_ok(text):
+    """The id of an intact trial record, else None."""
+    head, _, body = text.partition(":")
+    if not head.isdigit():
+        return None
+    i = int(head)
+    return i if body == str(i * 7919) * (1 + i % 5) else None
+
+
+def queue_power_cuts(lib_dir, flash_dir, trials=200, seed=7, max_bytes=1024, heapsize="85K"):
+    """SIGKILL the queue's writer at random points, `trials` times, each run
+    restarting on the same flash folder; then drain the queue. Returns
+    {"produced", "delivered", "dropped", "torn", "problems", "kills_after_open"}:
+    produced {(1, id): record}, delivered [record] (duplicates included),
+    dropped: records a full queue dropped (and said so) that never got out,
+    torn: trials whose record being written did not survive (the power cut
+    took it), problems: what broke the queue's promises."""
+    import random
+    from upynode_cli.project import micropython
+    rnd = random.Random(seed)
+    env = dict(os.environ)
+    env["MICROPYPATH"] = str(lib_dir)
+    env.pop("UPYNODE_VBOARD", None)
+    os.makedirs(str(flash_dir), exist_ok=True)
+    attempted = []        # every id the writer started to put
+    delivered = []        # ids acknowledged (sent), in order, repeats included
+    dropped = set()       # ids a full queue dropped
+    live = []             # what the queue holds, as far as the host knows
+    problems = []
+    torn = kills_after_open = 0
+    next_id = 1
+    t_open = 0.1  # how long the VM takes to open the queue, learnt as it goes
+    prev_inflight = None  # the id being written when the last trial was killed
+    prev_popping = ()     # the ids being acknowledged then
+
+    def run(puts, pops, kill):
+        # kill: None (let it finish), ("open", s): s after the queue opened,
+        # ("start", s): s after the VM started (while it opens the queue)
+        argv = [micropython(), "-X", "heapsize=" + heapsize, "-c", QUEUE_SCRIPT % (max_bytes, next_id, puts, pops)]
+        t0 = time.monotonic()
+        proc = subprocess.Popen(argv, cwd=str(flash_dir), env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines = []
+        opened = threading.Event()
+
+        def read():
+            for ln in proc.stdout:
+                if ln.startswith(b"O"):
+                    opened.t = time.monotonic() - t0
+                    opened.set()
+                lines.append(ln.decode("utf-8", "replace").rstrip("\n"))
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        if kill is None:
+            proc.wait(60)
+        else:
+            if kill[0] == "open":
+                opened.wait(20)
+            time.sleep(kill[1])
+            proc.kill()
+            proc.wait()
+        reader.join(10)
+        return proc.returncode, lines, getattr(opened, "t", None)
+
+    for trial in range(trials + 1):
+        final = trial == trials
+        puts, pops = (0, 8) if final else (rnd.randint(1, 4), rnd.choice((0, 1, 2, 3, 5)))
+        if final:
+            kill = None
+        elif rnd.random() < 0.15:  # during start-up and the queue's open (and its repair)
+            kill = ("start", rnd.uniform(0.5 * t_open, 1.1 * t_open))
+        else:  # while appending, acknowledging, compacting
+            kill = ("open", rnd.uniform(0, 0.06))
+        rc, lines, took = run(puts, pops, kill)
+        if os.environ.get("UPYNODE_FAULTS_TRACE"):
+            print("trial %d: puts %d pops %d kill %s rc %s" % (trial, puts, pops, kill, rc), *lines, sep="\n  ")
+        if not final and rc != -signal.SIGKILL:
+            problems.append("trial %d: the writer exited by itself (status %s): %s" % (trial, rc, " | ".join(lines[-5:])))
+            break
+        if final and (rc != 0 or "E" not in lines):
+            problems.append("draining: status %s: %s" % (rc, " | ".join(lines[-5:])))
+        inflight = None
+        popping = ()
+        opened = False
+        for ln in lines:
+            kind, _, rest = ln.partition(" ")
+            if kind == "O":
+                opened = True
+                if took:
+                    t_open = 0.8 * t_open + 0.2 * took
+                got = rest.split()
+                ids = [queue_record_ok(r) for r in got]
+                if None in ids:
+                    problems.append("trial %d: corrupt record(s) at open: %s" % (trial, [r for r, i in zip(got, ids) if i is None][:3]))
+                    ids = [i for i in ids if i is not None]
+                if ids != sorted(set(ids)):
+                    problems.append("trial %d: queue out of order or repeated: %s" % (trial, ids))
+                # acknowledged records whose pop the cut interrupted may be gone or not
+                missing = [i for i in live if i not in ids and i not in prev_popping]
+                if missing:
+                    problems.append("trial %d: lost from the queue: %s" % (trial, missing))
+                strange = [i for i in ids if i not in live and i != prev_inflight
+                           and i not in dropped and i not in delivered]
+                if strange:
+                    problems.append("trial %d: records the queue should not hold: %s" % (trial, strange))
+                if prev_inflight is not None and prev_inflight not in ids:
+                    torn += 1
+                live = ids
+            elif kind == "P":
+                inflight = int(rest)
+                attempted.append(inflight)
+            elif kind == "p":
+                live.append(int(rest))
+                inflight = None
+            elif kind == "L":
+                m = DROP_LINE.match(rest)
+                if m:
+                    n = int(m.group(2))
+                    dropped.update(live[:n])
+                    live = live[n:]
+                elif "torn" not in rest:
+                    problems.append("trial %d: the queue said: %s" % (trial, rest))
+            elif kind == "Q":
+                ids = [int(x) for x in rest.split()]
+                if ids != live[:len(ids)]:
+                    problems.append("trial %d: peek gave %s, not the oldest %s" % (trial, ids, live[:len(ids)]))
+                delivered.extend(ids)
+                popping = ids
+            elif kind == "q":
+                live = live[len(rest.split()):]
+                popping = ()
+            elif kind != "E" and ln.strip():
+                problems.append("trial %d: %s" % (trial, ln))
+        if opened and not final:
+            kills_after_open += 1
+        if opened:  # else it was cut before the queue opened: nothing changed
+            prev_inflight, prev_popping = inflight, popping
+        if attempted:
+            next_id = attempted[-1] + 1
+    if live:
+        problems.append("records left after draining: %s" % live[:20])
+    return {"produced": {(1, i): {"boot": 1, "seq": i} for i in attempted},
+            "delivered": [{"boot": 1, "seq": i} for i in delivered],
+            "dropped": len(dropped - set(delivered)), "torn": torn, "problems": problems,
+            "kills_after_open": kills_after_open}
+
 if __name__ == "__main__":
     sys.exit(main())
