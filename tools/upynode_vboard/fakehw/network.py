@@ -69,9 +69,9 @@ class WLAN:
         # One state per interface, as on the chip, however often it is made.
         if interface_id not in _IFACES:
             f = _flash()
-            s = {"target": None, "t0": 0, "hostname": "upynode", "pm": 2}
+            s = {"target": None, "t0": 0, "hostname": "upynode", "pm": 2, "static": None, "lost": False}
             if interface_id == STA_IF and f["sta"] and f["auto"] and f["ssid"]:
-                s["target"], s["t0"] = (f["ssid"], f["key"]), time.ticks_ms()
+                s["target"], s["t0"] = (f["ssid"], f["key"], f.get("bssid")), time.ticks_ms()
             _IFACES[interface_id] = s
         self._s = _IFACES[interface_id]
         self._if = interface_id
@@ -101,12 +101,17 @@ class WLAN:
         if not self.active():
             raise OSError("Cannot connect to AP")
         f = _flash()
-        if ssid is not None or password is not None:
-            # wifi_station_set_config(): written to flash at once
+        if bssid is not None and len(bssid) != 6:
+            raise ValueError
+        if ssid is not None or password is not None or bssid is not None:
+            # wifi_station_set_config() of a zeroed station_config: written to
+            # flash at once, and what is not given is cleared (bssid_set too)
             f["ssid"], f["key"] = ssid or "", password or ""
-            _save(ssid=f["ssid"], key=f["key"])
-        self._s["target"] = (f["ssid"], f["key"])
+            f["bssid"] = _hex(bssid) if bssid is not None else None
+            _save(ssid=f["ssid"], key=f["key"], bssid=f["bssid"])
+        self._s["target"] = (f["ssid"], f["key"], f.get("bssid"))
         self._s["t0"] = time.ticks_ms()
+        self._s["lost"] = False
 
     def disconnect(self):
         self._require(STA_IF)
@@ -116,17 +121,32 @@ class WLAN:
         s = self._s
         if param is not None:
             if param == "rssi" and self._if == STA_IF:
-                return -60 if self.isconnected() else 31  # 31: the SDK's "no value"
+                if not self.isconnected():
+                    return 31  # the SDK's "no value"
+                return _world.get("aps")[s["target"][0]].get("rssi", -60)
             raise ValueError("unknown status param")
         if self._if != STA_IF:
             return -1
         if not self.active() or s["target"] is None:
             return STAT_IDLE
-        if time.ticks_diff(time.ticks_ms(), s["t0"]) < _world.get("connect_ms"):
-            return STAT_CONNECTING
-        ssid, key = s["target"]
+        ssid, key, bssid = s["target"]
         ap = _world.get("aps").get(ssid)
-        if not ap or not ap.get("up", True):
+        found = ap and ap.get("up", True) and bssid in (None, _bssid(ssid, ap))
+        if s["lost"] and found:
+            # The AP is back: the SDK's auto-reconnect joins again, which
+            # takes as long as a join
+            s["lost"], s["t0"] = False, time.ticks_ms()
+        # With bssid_set the SDK looks for that AP only (no full scan); a
+        # static IP skips DHCP.
+        ms = _world.get("connect_ms_known" if bssid else "connect_ms")
+        if s["static"]:
+            ms -= _world.get("dhcp_ms")
+        if time.ticks_diff(time.ticks_ms(), s["t0"]) < ms:
+            return STAT_CONNECTING
+        if not found:
+            # Gone while joined too: the link drops (isconnected() False)
+            # and the SDK keeps looking for it
+            s["lost"] = True
             return STAT_NO_AP_FOUND
         if ap.get("password", "") != key:
             return STAT_WRONG_PASSWORD
@@ -137,8 +157,17 @@ class WLAN:
         return self._if == STA_IF and self.status() == STAT_GOT_IP
 
     def ifconfig(self, ip_mask_gateway_dns=None):
+        # network_wlan.c esp_ifconfig(): setting takes exactly 4 items and
+        # stops the station's DHCP client (a static address, kept until a
+        # reset here); reading gives what is set, joined or not.
         if ip_mask_gateway_dns is not None:
+            v = tuple(ip_mask_gateway_dns)
+            if len(v) != 4:
+                raise ValueError("requested length 4 but object has length %d" % len(v))
+            self._s["static"] = v
             return
+        if self._s["static"]:
+            return self._s["static"]
         up = self.isconnected() if self._if == STA_IF else self.active()
         if not up:
             return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
@@ -187,8 +216,18 @@ class WLAN:
         if not self.active():
             raise OSError("STA must be active")
         aps = _world.get("aps")
-        return [(ssid.encode(), b"\x00" * 6, 6, -60, AUTH_WPA2_PSK, 0)
+        import binascii
+        return [(ssid.encode(), binascii.unhexlify(_bssid(ssid, aps[ssid])), aps[ssid].get("channel", 6),
+                 aps[ssid].get("rssi", -60), AUTH_WPA2_PSK, 0)
                 for ssid in aps if aps[ssid].get("up", True)]
+
+
+def _bssid(ssid, ap):
+    # The AP's MAC as 12 hex digits: the world's, or one made from the name
+    b = ap.get("bssid")
+    if b:
+        return b.replace(":", "").lower()
+    return _hex(bytes([2, len(ssid) & 255]) + (ssid.encode() + b"\0\0\0\0")[:4])
 
 
 def _mac(iface):
