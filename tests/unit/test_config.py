@@ -215,3 +215,176 @@ def test_a_driver_that_cannot_load_is_named_with_its_reason(tmp_path, monkeypatc
     assert 'sensors[0].type = "broken"' in err and "nonexistent_dependency" in err
     err = error_of(merged(sensors=[{"type": "bme280"}]))
     assert "adc, dht11, dht22, ds18b20, mcp9808" in err
+
+
+# --- issue 7: hostile files -------------------------------------------------
+
+def write(tmp_path, data):
+    p = tmp_path / "config.json"
+    p.write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
+    return str(p)
+
+
+def load_error(path):
+    with pytest.raises(config.ConfigError) as e:
+        config.load(path)
+    return str(e.value)
+
+
+def test_a_latin1_file_is_named_with_its_first_bad_byte_and_offset(tmp_path):
+    data = json.dumps(merged(wifi={"password": "caf\u00e9-secret"}), ensure_ascii=False).encode("latin-1")
+    msg = load_error(write(tmp_path, data))
+    at = data.index(b"\xe9")
+    assert msg.startswith("%s is not UTF-8 text (byte 0xe9 at offset %d)" % (tmp_path / "config.json", at)), msg
+    assert "secret" not in msg
+
+
+@pytest.mark.parametrize("data", [b"\xc3(", b"ab\xed\xa0\x80", b"\xe0\x80\x80", b"\xf8\x88", b"ok\xe2\x82",
+                                  b"\xf4\x90\x80\x80", b"\x80", b"\xc1\xbf"])
+def test_the_bad_byte_is_where_cpython_finds_it(data):
+    with pytest.raises(UnicodeDecodeError) as e:
+        data.decode()
+    assert config._utf8_error(data) == e.value.start
+
+
+def test_an_oversized_file_is_refused_by_its_size_without_reading_it(tmp_path, monkeypatch):
+    # One wrong value padded with spaces: 6 KB ran setup mode out of memory.
+    text = json.dumps(merged(interval_s="often")) + " " * 6000
+    path = write(tmp_path, text.encode())
+    import builtins
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: pytest.fail("read %s" % p) if p == path
+                        else real_open(p, *a, **k))
+    msg = load_error(path)
+    assert msg == ("%s is %d bytes, over the 4096 a node reads (its RAM is ~32 KB): remove what is not needed"
+                   % (path, len(text)))
+
+
+def test_text_over_the_limit_is_refused_by_the_host_tool_too():
+    msg = error_of(json.dumps(merged()) + " " * 4096)
+    assert "config.json is over 4096 bytes" in msg
+
+
+@pytest.mark.parametrize("depth", [7, 1500, 10000])
+def test_deep_nesting_is_one_clear_error(depth):
+    msg = error_of('{"sensors": ' + "[" * depth + "]" * depth + "}")
+    assert ("nested more than 5 levels" in msg or "over 4096 bytes" in msg) and "Recursion" not in msg, msg
+
+
+@pytest.mark.parametrize("section", ["wifi", "webrepl", "mqtt", "homeassistant", "http"])
+@pytest.mark.parametrize("value", ["wrPW9x", ["wrPW9x"], 31337])
+def test_a_section_written_as_a_value_never_shows_it(section, value):
+    msg = error_of(merged(**{section: value}))
+    assert msg.startswith(section + " = ***: expected a JSON object"), msg
+    assert "wrPW9x" not in msg and "31337" not in msg
+
+
+def test_a_whole_file_that_is_one_string_is_not_shown():
+    msg = error_of('"hunter2secret"')
+    assert msg.startswith("config = ***") and "hunter2" not in msg
+
+
+@pytest.mark.parametrize("key, over", [
+    ("homeassistant.url", {"transports": ["http"], "homeassistant": {"url": "https://admin:hapw123@192.0.2.5", "token": "t"}}),
+    ("http.url", {"transports": ["http"], "http": {"target": "flask", "url": "ftp://me:hapw123@h", "api_key": "k"}}),
+    ("sensors", {"sensors": "http://me:hapw123@h/"}),
+])
+def test_the_password_in_a_url_is_masked(key, over):
+    msg = error_of(merged(**over))
+    assert msg.startswith(key) and "hapw123" not in msg and "://***@" in msg, msg
+
+
+def test_masked_hides_url_passwords_for_config_get():
+    c = parse(merged(transports=["http"], http={"target": "receiver", "url": "http://u:pw77@192.0.2.5:8080",
+                                                "api_key": "k"}))
+    assert config.masked(c)["http"]["url"] == "http://***@192.0.2.5:8080"
+
+
+@pytest.mark.parametrize("doc, key", [
+    ('{"sensors": [{"type": "adc", "max": 1e999}]}', "sensors[0].max"),
+    ('{"led": {"threshold": -1e999}}', "led.threshold"),
+    ('{"sensors": [{"type": "adc", "min": NaN}]}', "sensors[0].min"),
+    ('{"interval_s": Infinity}', "interval_s"),
+    ('{"mqtt": {"hots": 1e400}}', "mqtt.hots"),
+    ('[1e999]', "config[0]"),
+])
+def test_infinity_and_nan_are_refused_naming_the_key(doc, key):
+    msg = error_of(doc)
+    assert msg.startswith(key + ": expected a finite number"), msg
+
+
+@pytest.mark.parametrize("over, words", [
+    ({"mqtt": {"base_topic": "home\u0000x"}}, ["mqtt.base_topic", "control"]),
+    ({"mqtt": {"base_topic": "home\nx"}}, ["mqtt.base_topic", "control"]),
+    ({"mqtt": {"base_topic": "ho\u007fme"}}, ["mqtt.base_topic"]),
+    ({"node_id": "kitchen\u0000"}, ["node_id", "letters, digits"]),
+    ({"mqtt": {"discovery_prefix": "homeassistant\u0001"}}, ["mqtt.discovery_prefix"]),
+    ({"sensors": [{"type": "adc", "unit": "lx\u0000"}]}, ["sensors[0].unit", "control"]),
+    ({"sensors": [{"type": "adc", "unit": "\u00b0C\n"}]}, ["sensors[0].unit", "control"]),
+    ({"sensors": [{"type": "adc", "unit": "x" * 17}]}, ["sensors[0].unit", "0 to 16"]),
+    ({"transports": ["mqtt", "mqtt"]}, ["transports", '["mqtt", "mqtt"]', "each transport once"]),
+])
+def test_what_breaks_topics_units_and_transports_is_refused(over, words):
+    msg = error_of(merged(**over))
+    for w in words:
+        assert w in msg, msg
+
+
+@pytest.mark.parametrize("kind", [{}, [], None, 1.5])
+def test_a_sensor_type_of_the_wrong_kind_is_one_error(kind):
+    msg = error_of(merged(sensors=[{"type": kind}]))
+    assert msg.startswith("sensors[0].type = %s: expected one of adc" % json.dumps(kind))
+
+
+# --- issue 7: new keys --------------------------------------------------------
+
+def test_new_keys_have_their_defaults():
+    c = parse(GOOD)
+    assert c["backlog"] == {"max_kb": 32, "per_cycle": 5} and c["retry"] == {"min_s": 2, "max_s": 300}
+    assert (c["sleep"], c["awake_max_s"], c["ntp"]) == ("none", 20, {"host": "pool.ntp.org"})
+    assert c["wifi"]["ifconfig"] == []
+
+
+def test_new_keys_accept_what_they_promise():
+    ip = ["192.168.1.50", "255.255.255.0", "192.168.1.1", "192.168.1.1"]
+    c = parse(merged(backlog={"max_kb": 256, "per_cycle": 50}, retry={"min_s": 5, "max_s": 5}, sleep="deep",
+                     interval_s=10, awake_max_s=120.0, ntp={"host": ""}, wifi={"ifconfig": ip},
+                     transports=["mqtt", "http"],
+                     http={"target": "receiver", "url": "http://192.0.2.5:8080", "api_key": "rk"}))
+    assert c["awake_max_s"] == 120 and type(c["awake_max_s"]) is int and c["wifi"]["ifconfig"] == ip
+    for host in ("192.168.1.1", "time.example", "ntp-1.lan"):
+        assert parse(merged(ntp={"host": host}))["ntp"]["host"] == host
+
+
+@pytest.mark.parametrize("over, words", [
+    ({"backlog": {"max_kb": 0}}, ["backlog.max_kb = 0", "1 to 256"]),
+    ({"backlog": {"max_kb": 257}}, ["backlog.max_kb = 257", "1 to 256"]),
+    ({"backlog": {"per_cycle": 51}}, ["backlog.per_cycle = 51", "1 to 50"]),
+    ({"backlog": {"max_kb": "32"}}, ["backlog.max_kb", "number"]),
+    ({"backlog": 32}, ["backlog = 32", "object"]),
+    ({"retry": {"min_s": 0}}, ["retry.min_s = 0", "1 to 86400"]),
+    ({"retry": {"min_s": 30, "max_s": 10}}, ["retry.max_s = 10", "30 to 86400"]),
+    ({"retry": {"max_s": 86401}}, ["retry.max_s = 86401"]),
+    ({"sleep": "light"}, ["sleep = \"light\"", "\"none\" or \"deep\""]),
+    ({"sleep": True}, ["sleep", "string"]),
+    ({"awake_max_s": 4}, ["awake_max_s = 4", "5 to 120"]),
+    ({"awake_max_s": 121}, ["awake_max_s = 121"]),
+    ({"sleep": "deep", "interval_s": 5}, ["interval_s = 5", "at least 10", "deep"]),
+    ({"sleep": "deep", "interval_s": 60, "led": {"mode": "remote"}}, ["led.mode = \"remote\"", "takes no commands"]),
+    ({"ntp": {"host": "pool ntp org"}}, ["ntp.host = \"pool ntp org\"", "host name or IPv4"]),
+    ({"ntp": {"host": "300.1.1.1"}}, ["ntp.host"]),
+    ({"ntp": {"host": "-bad.example"}}, ["ntp.host"]),
+    ({"ntp": "pool.ntp.org"}, ["ntp = \"pool.ntp.org\"", "object"]),
+    ({"wifi": {"ifconfig": ["192.168.1.50"]}}, ["wifi.ifconfig", "four IPv4", "DHCP"]),
+    ({"wifi": {"ifconfig": ["192.168.1.50", "255.255.255.0", "192.168.1.1", "192.168.1.256"]}}, ["wifi.ifconfig"]),
+    ({"wifi": {"ifconfig": [1, 2, 3, 4]}}, ["wifi.ifconfig"]),
+    ({"wifi": {"ifconfig": "dhcp"}}, ["wifi.ifconfig", "list"]),
+    ({"transports": ["http"], "http": {"target": "receiver"}}, ["http.url", "receiver"]),
+    ({"transports": ["http"], "http": {"target": "receiver", "url": "http://192.0.2.5:8080"}},
+     ["http.api_key", "receiver"]),
+    ({"http": {"target": "influx"}}, ["http.target", "ha, flask, receiver"]),
+])
+def test_new_keys_name_key_value_and_expectation(over, words):
+    msg = error_of(merged(**over))
+    for w in words:
+        assert w in msg, msg
