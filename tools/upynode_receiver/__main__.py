@@ -3,6 +3,10 @@
 Every option falls back to an environment variable, so `make server` needs no arguments:
   --db UPYNODE_DB          --keys-file UPYNODE_KEYS_FILE   (and/or UPYNODE_API_KEYS=k1,k2)
   --port UPYNODE_PORT      --fields UPYNODE_FIELDS ("1=temperature,2=humidity,3=light")
+  --mqtt UPYNODE_MQTT      --base-topic UPYNODE_BASE_TOPIC   (the MQTT password: UPYNODE_MQTT_PASSWORD)
+
+With --mqtt HOST:PORT it also subscribes to the nodes' <base-topic>/+/state and
+<base-topic>/+/backlog topics and stores their readings (QoS 1, reconnecting).
 """
 import argparse
 import logging
@@ -12,6 +16,7 @@ import sys
 import waitress
 
 from . import chartjs, receiver
+from .mqtt import MqttIngest, parse_host_port
 
 
 def main(argv=None):
@@ -28,14 +33,23 @@ def main(argv=None):
                         help='JSON file: ["key", ...] or {"api_keys": [...]} (default $UPYNODE_KEYS_FILE)')
     parser.add_argument("--fields", default=env.get("UPYNODE_FIELDS") or receiver.DEFAULT_FIELDS,
                         help="tutorial field number to quantity name (default %(default)s)")
+    parser.add_argument("--mqtt", metavar="HOST:PORT", default=env.get("UPYNODE_MQTT"),
+                        help="also store what nodes publish on this MQTT broker")
+    parser.add_argument("--base-topic", default=env.get("UPYNODE_BASE_TOPIC", "home"),
+                        help="the nodes' mqtt.base_topic (default %(default)s)")
+    parser.add_argument("--discovery-prefix", default="homeassistant",
+                        help="where the nodes' HA discovery configs (their units) are (default %(default)s)")
+    parser.add_argument("--mqtt-user", default=env.get("UPYNODE_MQTT_USER"),
+                        help="MQTT user name; the password comes from UPYNODE_MQTT_PASSWORD")
     args = parser.parse_args(argv)
 
     try:
         api_keys = receiver.load_api_keys(args.keys_file, env)
         fields = receiver.parse_field_map(args.fields)
+        mqtt_at = parse_host_port(args.mqtt) if args.mqtt else None
     except (OSError, ValueError) as exc:
         parser.error(str(exc))
-    if not api_keys:
+    if not api_keys and not mqtt_at:
         parser.error("no API keys: set UPYNODE_API_KEYS=key1,key2 or pass --keys-file keys.json")
     if not chartjs.is_installed():
         print("warning: Chart.js is not fetched, the page will show no charts;"
@@ -45,6 +59,11 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"upynode receiver: http://{args.host}:{args.port}/  db={args.db}  {len(api_keys)} API key(s)",
           flush=True)
+    if mqtt_at:
+        # paho's own thread: it connects, retries and stores while waitress serves HTTP.
+        MqttIngest(args.db, *mqtt_at, base_topic=args.base_topic,
+                   discovery_prefix=args.discovery_prefix, username=args.mqtt_user,
+                   password=env.get("UPYNODE_MQTT_PASSWORD")).start()
     # waitress refuses bigger bodies itself, before Flask sees them.
     waitress.serve(app, host=args.host, port=args.port, ident="upynode-receiver",
                    max_request_body_size=receiver.MAX_BODY_BYTES)
