@@ -1,0 +1,95 @@
+"""The node over MQTT as a Home Assistant user sees it: the entities that
+discovery makes, their device, the LED switch, availability after the node
+dies, and the entities after Home Assistant restarts."""
+from conftest import numeric
+
+QUANTITIES = ("temperature", "light", "light_raw")
+
+
+def test_entities_appear_with_classes_units_and_one_device(ha, ha_node):
+    node, vb = ha_node(world={"temperature": 22.75, "light": 512})
+    with vb:
+        temp = ha.wait_state("sensor.%s_temperature" % node, numeric)
+        light = ha.wait_state("sensor.%s_light" % node, numeric)
+        raw = ha.wait_state("sensor.%s_light_raw" % node, numeric)
+    assert temp["state"] == "22.75"
+    assert temp["attributes"] == {"friendly_name": node + " temperature", "device_class": "temperature",
+                                  "unit_of_measurement": "°C", "state_class": "measurement"}
+    # light in % of the ADC's scale: no HA device class fits it
+    assert light["state"] == "50.0"
+    assert light["attributes"] == {"friendly_name": node + " light", "unit_of_measurement": "%",
+                                   "state_class": "measurement"}
+    assert raw["state"] == "512"
+    assert "unit_of_measurement" not in raw["attributes"] and "device_class" not in raw["attributes"]
+
+    ents = {e["entity_id"]: e for e in ha.entities(node)}
+    assert sorted(ents) == sorted("sensor.%s_%s" % (node, q) for q in QUANTITIES)
+    assert {e["platform"] for e in ents.values()} == {"mqtt"}
+    # The display precision the drivers declare: the MCP9808's 1/16 degC
+    # steps as hundredths, the ADC's percent in tenths, raw counts whole.
+    precision = {q: ents["sensor.%s_%s" % (node, q)]["options"]["sensor"]["suggested_display_precision"]
+                 for q in QUANTITIES}
+    assert precision == {"temperature": 2, "light": 1, "light_raw": 0}
+
+    devices = ha.devices(node)
+    assert len(devices) == 1, devices
+    dev = devices[0]
+    assert {e["device_id"] for e in ents.values()} == {dev["id"]}
+    assert (dev["name"], dev["manufacturer"], dev["model"]) == (node, "upynode", "ESP8266")
+    assert dev["sw_version"]
+    assert ha.problems_about(node, QUANTITIES) == []
+
+
+def test_the_led_switch_round_trip(ha, ha_node):
+    node, vb = ha_node(interval_s=30, led={"mode": "remote"})
+    switch = "switch.%s_led" % node
+    with vb:
+        st = ha.wait_state(switch, lambda s: s and s["state"] == "off")
+        assert st["attributes"]["friendly_name"] == node + " led"
+        assert vb.state("gpio2") == 1  # active-low: dark
+        # Taken between readings (every 30 s here), not at the next one.
+        ha.call("switch", "turn_on", entity_id=switch)
+        ha.wait_state(switch, lambda s: s["state"] == "on", timeout=10)
+        assert vb.state("gpio2") == 0  # lit
+        ha.call("switch", "turn_off", entity_id=switch)
+        ha.wait_state(switch, lambda s: s["state"] == "off", timeout=10)
+        assert vb.state("gpio2") == 1
+    assert ha.problems_about(node, ("led",)) == []
+
+
+def test_entities_are_unavailable_once_the_node_dies(ha, ha_node):
+    node, vb = ha_node(led={"mode": "remote"})
+    entities = ["sensor.%s_%s" % (node, q) for q in QUANTITIES] + ["switch.%s_led" % node]
+    with vb:
+        for e in entities:
+            ha.wait_state(e, lambda s: s and s["state"] not in ("unavailable", "unknown"))
+    # Killed (power cut): no DISCONNECT, so the broker publishes its will.
+    for e in entities:
+        ha.wait_state(e, lambda s: s["state"] == "unavailable", timeout=15)
+    assert ha.problems_about(node, QUANTITIES) == []
+
+
+def test_the_node_announces_again_when_home_assistant_restarts(ha, ha_broker, ha_node):
+    # HA restarts together with a broker that keeps nothing (no persistence):
+    # the entities only come back because the node announces them again
+    # when HA says "online" on homeassistant/status.
+    node, vb = ha_node(world={"temperature": 19.5})
+    temp = "sensor.%s_temperature" % node
+    with vb:
+        ha.wait_state(temp, numeric)
+        ha.stop()
+        ha_broker.stop()
+        ha_broker.start()  # same port, no retained discovery
+        start = len(vb.lines)
+        vb.wait_for("mqtt: connected", start=start)
+        vb.world(temperature=20.25)
+        ha.start()
+        ha.mark()
+        st = ha.wait_state(temp, lambda s: s and s["state"] == "20.25")
+        assert st["attributes"]["device_class"] == "temperature" and "restored" not in st["attributes"]
+        for q in ("light", "light_raw"):
+            ha.wait_state("sensor.%s_%s" % (node, q), numeric)
+    # the same entities, not new ones beside the remembered
+    assert sorted(e["entity_id"] for e in ha.entities(node)) == sorted(
+        "sensor.%s_%s" % (node, q) for q in QUANTITIES)
+    assert ha.problems_about(node, QUANTITIES) == []
