@@ -15,6 +15,7 @@ reason = None   # why, for the console: "<failed>: <words>"
 
 DEFAULT_WEBREPL_PASSWORD = "upynode"
 WEBREPL_CFG = "webrepl_cfg.py"
+CONFIG_TMP = config.PATH + ".tmp"
 
 
 def fail(what, words):
@@ -22,9 +23,39 @@ def fail(what, words):
     failed, reason = what, "%s: %s" % (what, words)
 
 
+def clean(log=print):
+    # A power cut between writing <name>.tmp and renaming it over <name>
+    # (upynode.save, `upynode config put`) leaves the .tmp behind, complete
+    # or torn: remove it; <name> is the last good copy. One exception: a
+    # config.json.tmp with no config.json (on FAT, save() removes the old
+    # file before the rename) is the only config there is: it is renamed,
+    # and load() checks it as any config (a torn one ends in setup mode).
+    import os
+    try:
+        names = os.listdir()
+    except OSError:
+        return
+    for n in names:
+        if n[-4:] != ".tmp":
+            continue
+        try:
+            if n == CONFIG_TMP and config.PATH not in names:
+                os.rename(n, config.PATH)
+                log("boot: %s restored from %s" % (config.PATH, n))
+            else:
+                os.remove(n)
+                log("boot: removed %s (an interrupted write)" % n)
+        except OSError as e:
+            log("boot: could not clean %s: %s" % (n, e))
+
+
 def run(log=print):
     global cfg
     c = None
+    try:
+        clean(log)
+    except Exception as e:  # nothing here may stop the boot
+        log("boot: %s" % e)
     try:
         c = config.load()
     except config.ConfigError as e:
@@ -85,8 +116,8 @@ def start_webrepl(c, log=print):
                 saved = ""
             line = "PASS = %r\n" % pw
             if saved != line:
-                with open(WEBREPL_CFG, "w") as f:
-                    f.write(line)
+                from upynode import save
+                save(WEBREPL_CFG, line)  # a cut mid-write must not cost the password
     except Exception as e:  # a full or broken filesystem must not cost WebREPL
         log("webrepl: could not save %s: %s" % (WEBREPL_CFG, e))
     try:

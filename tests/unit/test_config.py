@@ -388,3 +388,160 @@ def test_new_keys_name_key_value_and_expectation(over, words):
     msg = error_of(merged(**over))
     for w in words:
         assert w in msg, msg
+
+
+# --- setup mode never dies; boot cleans interrupted writes ---------------------
+
+NODE = {"wifi": {"ssid": "home", "password": "secret123", "timeout_s": 1, "retry_s": 60},
+        "mqtt": {"host": "127.0.0.1"}, "webrepl": {"password": "s3cret"}}
+
+
+def setup_mode(monkeypatch, tmp_path, data, fix_at_s=1200, fix=None, patch=None):
+    """setupmode.run() for a bad config.json (data, bytes), fixed after
+    fix_at_s (written over WebREPL): -> (console lines, seconds it took)."""
+    from upynode import setupmode, startup
+    import time
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.json").write_bytes(data)
+    try:
+        config.load()
+    except config.ConfigError as e:
+        startup.fail(startup.CONFIG, e)
+    monkeypatch.setattr(startup, "failed", startup.failed)
+    monkeypatch.setattr(startup, "reason", startup.reason)
+    t = [0]
+    sleep = time.sleep
+
+    def sleep_and_fix(s):
+        sleep(s)
+        t[0] += s
+        if t[0] >= fix_at_s and fix_at_s >= 0:
+            (tmp_path / "config.json").write_text(json.dumps(fix or NODE))
+    monkeypatch.setattr(time, "sleep", sleep_and_fix)
+    import gc
+    monkeypatch.setattr(gc, "collect", lambda: 0)  # ~60 ms a call in pytest's large CPython heap
+    if patch:
+        patch()
+    lines = []
+    with pytest.raises(SystemExit):  # machine.reset() once the config is valid
+        setupmode.run(lines.append)
+    return lines, t[0]
+
+
+def test_setup_mode_outlives_a_latin1_config_and_restarts_once_it_is_fixed(world, monkeypatch, tmp_path):
+    bad = json.dumps(merged(wifi={"password": "caf\u00e9"}), ensure_ascii=False).encode("latin-1")
+    lines, s = setup_mode(monkeypatch, tmp_path, bad)
+    assert s >= 1200 and lines[-1] == "setup: config.json is valid now: restarting"
+    assert "config.json is not UTF-8 text (byte 0xe9 at offset %d)" % bad.index(b"\xe9") in lines[0]
+
+
+@pytest.mark.parametrize("kb", [6, 64])
+def test_setup_mode_outlives_an_oversized_config(world, monkeypatch, tmp_path, kb):
+    bad = (json.dumps(merged(interval_s="often")) + " " * (kb * 1024)).encode()
+    lines, s = setup_mode(monkeypatch, tmp_path, bad, fix_at_s=300)
+    assert lines[0].startswith("setup mode: config: config.json is %d bytes, over the 4096" % len(bad))
+    assert lines[-1] == "setup: config.json is valid now: restarting"
+
+
+def test_setup_mode_logs_a_memory_error_and_keeps_waiting(world, monkeypatch, tmp_path):
+    # The file reread every 5 s ran the heap out: whatever a poll raises,
+    # setup mode says so and polls again.
+    import builtins
+    real_open = builtins.open
+    fails = [3]
+
+    def starved_open(p, *a, **k):
+        if p == "config.json" and fails[0]:
+            fails[0] -= 1
+            raise MemoryError("memory allocation failed, allocating 6144 bytes")
+        return real_open(p, *a, **k)
+    lines, s = setup_mode(monkeypatch, tmp_path, b"{", fix_at_s=0,
+                          patch=lambda: monkeypatch.setattr(builtins, "open", starved_open))
+    assert lines.count("setup mode: MemoryError: memory allocation failed, allocating 6144 bytes") >= 2
+    assert lines[-1] == "setup: config.json is valid now: restarting" and fails[0] == 0
+
+
+def test_setup_mode_sees_a_fix_that_keeps_the_size(world, monkeypatch, tmp_path):
+    # Compared by content, not size: "often" -> "60   " is the same length.
+    bad = json.dumps(merged(interval_s="often")).encode()
+    good = bad.replace(b'"often"', b'60     ')
+    assert len(good) == len(bad)
+    from upynode import setupmode
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.json").write_bytes(bad)
+    before = setupmode._stamp()
+    (tmp_path / "config.json").write_bytes(good)
+    assert setupmode._stamp() != before
+
+
+def test_boot_removes_interrupted_writes_and_keeps_the_files(monkeypatch, tmp_path):
+    from upynode import startup
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(NODE))
+    (tmp_path / "config.json.tmp").write_text('{"wifi": {"ss')  # `config put` cut mid-upload
+    (tmp_path / "webrepl_cfg.py").write_text("PASS = 'old1'\n")
+    (tmp_path / "webrepl_cfg.py.tmp").write_text("PASS = 'new")
+    (tmp_path / "boot.n.tmp").write_text("")
+    lines = []
+    startup.clean(lines.append)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "webrepl_cfg.py"]
+    assert config.load()["wifi"]["ssid"] == "home"
+    assert sorted(lines) == ["boot: removed %s (an interrupted write)" % n
+                             for n in ("boot.n.tmp", "config.json.tmp", "webrepl_cfg.py.tmp")]
+
+
+def test_boot_restores_a_config_whose_rename_was_cut(monkeypatch, tmp_path):
+    # On FAT, save() removes the old file before the rename: the .tmp is
+    # then the only config there is.
+    from upynode import startup
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.json.tmp").write_text(json.dumps(NODE))
+    lines = []
+    startup.clean(lines.append)
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+    assert config.load()["wifi"]["ssid"] == "home" and lines == ["boot: config.json restored from config.json.tmp"]
+
+
+def test_startup_run_cleans_before_it_reads_the_config(world, monkeypatch, tmp_path):
+    from upynode import startup
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(startup, "cfg", None)
+    monkeypatch.setattr(startup, "failed", None)
+    monkeypatch.setattr(startup, "reason", None)
+    world["aps"] = {"home": {"password": "secret123"}}
+    (tmp_path / "config.json.tmp").write_text(json.dumps(NODE))
+    lines = []
+    c = startup.run(lines.append)
+    assert c and c["wifi"]["ssid"] == "home" and not (tmp_path / "config.json.tmp").exists()
+
+
+def test_a_cut_while_saving_the_webrepl_password_keeps_the_old_one(world, monkeypatch, tmp_path):
+    # Written in place, a power cut (here: a full filesystem) mid-write
+    # left webrepl_cfg.py empty and the node without its WebREPL password.
+    import builtins
+    from upynode import startup
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "webrepl_cfg.py").write_text("PASS = 'old1'\n")
+    real_open = builtins.open
+
+    class Cut:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(28, "ENOSPC")
+
+    def cut_open(p, mode="r", *a, **k):
+        f = real_open(p, mode, *a, **k)
+        return Cut(f) if str(p).startswith("webrepl_cfg.py") and "w" in mode else f
+    monkeypatch.setattr(builtins, "open", cut_open)
+    lines = []
+    startup.start_webrepl({"webrepl": {"password": "new22"}}, lines.append)
+    assert (tmp_path / "webrepl_cfg.py").read_text() == "PASS = 'old1'\n"
+    assert any("could not save webrepl_cfg.py" in ln for ln in lines)
