@@ -1,5 +1,6 @@
 """Bodies built to break the receiver (issue 7, defect 11): numbers too large for a float
-and deeply nested JSON are a 400 that says so, never a 500, and store nothing."""
+and deeply nested JSON are a 400 that says so, never a 500, and store nothing; a key past
+its rate is a 429 with Retry-After; bodies are bounded with or without Content-Length."""
 import sqlite3
 import time
 
@@ -76,3 +77,102 @@ def test_a_batch_at_the_nesting_limit_is_accepted(client, db_path):
     raw = '{"node":"a","readings":[{"boot":1,"seq":1,"ts":%d,"t":1,"err":{"x":[[[[1]]]]}}]}' % NOW
     assert post_raw(client, raw).status_code == 201
     assert count(db_path) == 1
+
+
+# --- rate limit per API key ----------------------------------------------------------------
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def limited(db_path):
+    """An app allowing 3 requests a minute per key, on a clock the test moves."""
+    app = receiver.create_app(db_path, [KEY, "second-key"], rate_limit=3)
+    clock = app.config["RATE_LIMITER"].clock = Clock()
+    return app.test_client(), clock
+
+
+def post_reading(client, seq, key=KEY):
+    return client.post("/api/readings", headers={"X-Api-Key": key},
+                       json={"node": "a", "quantity": "t", "value": 1, "unit": "", "seq": seq})
+
+
+def test_a_key_past_its_rate_is_429_with_retry_after_and_stores_nothing(limited, db_path):
+    client, clock = limited
+    assert [post_reading(client, seq).status_code for seq in (1, 2, 3)] == [201] * 3
+    response = post_reading(client, 4)
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "20"          # one request every 60/3 s
+    assert "more than 3 requests a minute" in response.json["error"]
+    # The tutorial URL with that key is limited too; another key is not.
+    assert client.get("/update/API_key=%s/mac=5ccf7f010203/field=1/data=1" % KEY).status_code == 429
+    assert post_reading(client, 5, key="second-key").status_code == 201
+    assert count(db_path) == 4
+    clock.now += 19
+    assert post_reading(client, 4).headers["Retry-After"] == "1"
+    clock.now += 1
+    assert post_reading(client, 4).status_code == 201
+    assert post_reading(client, 6).status_code == 429
+    clock.now += 3600      # a quiet hour refills the burst, no more
+    assert [post_reading(client, seq).status_code for seq in (7, 8, 9, 10)] == [201, 201, 201, 429]
+
+
+def test_guessing_keys_is_limited_per_address(limited, db_path):
+    client, _ = limited
+    assert [post_reading(client, 1, key=f"guess{i}").status_code for i in range(4)] == [401, 401, 401, 429]
+    assert post_reading(client, 1).status_code == 201       # the real key has its own rate
+    assert count(db_path) == 1
+
+
+def test_rate_limit_zero_is_no_limit(db_path):
+    client = receiver.create_app(db_path, [KEY], rate_limit=0).test_client()
+    assert {post_reading(client, seq).status_code for seq in range(1, 101)} == {201}
+
+
+# --- limits of the real server (waitress) ------------------------------------------------------
+
+@pytest.fixture
+def live(tmp_path):
+    from upynode_vboard.receiver_process import ReceiverProcess
+    with ReceiverProcess(str(tmp_path / "live.sqlite3"), KEY, rate_limit=2) as rx:
+        yield rx
+
+
+def send(url, body, headers, chunked=False):
+    """(status, headers) of one POST; a chunked one has no Content-Length to check."""
+    import http.client
+    import urllib.parse
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        if chunked:
+            conn.request("POST", parts.path, body=iter([body[i:i + 4096] for i in range(0, len(body), 4096)]),
+                         headers=headers, encode_chunked=True)
+        else:
+            conn.request("POST", parts.path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.headers
+    finally:
+        conn.close()
+
+
+def test_the_command_limits_rate_and_chunked_bodies(live):
+    import json
+    headers = {"X-Api-Key": KEY, "Content-Type": "application/json"}
+    url = live.url + "/api/readings"
+    small = json.dumps({"node": "a", "quantity": "t", "value": 1, "unit": ""}).encode()
+    # A body without Content-Length is bounded as well.
+    big = json.dumps([{"node": "n" * 60, "quantity": "t", "value": 1, "unit": ""}] * 800).encode()
+    assert len(big) > receiver.MAX_BODY_BYTES
+    assert send(url, big, headers, chunked=True)[0] == 413
+    assert send(url, small, headers, chunked=True)[0] == 201
+    assert send(url, small, headers)[0] == 201
+    status, response_headers = send(url, small, headers)
+    assert status == 429 and response_headers["Retry-After"] == "30"
+    assert count(live.db) == 2

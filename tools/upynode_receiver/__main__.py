@@ -3,6 +3,7 @@
 Every option falls back to an environment variable, so `make server` needs no arguments:
   --db UPYNODE_DB          --keys-file UPYNODE_KEYS_FILE   (and/or UPYNODE_API_KEYS=k1,k2)
   --port UPYNODE_PORT      --fields UPYNODE_FIELDS ("1=temperature,2=humidity,3=light")
+  --rate-limit UPYNODE_RATE_LIMIT (requests a minute per API key, 0 = none)
   --mqtt UPYNODE_MQTT      --base-topic UPYNODE_BASE_TOPIC   (the MQTT password: UPYNODE_MQTT_PASSWORD)
 
 With --mqtt HOST:PORT it also subscribes to the nodes' <base-topic>/+/state and
@@ -33,6 +34,10 @@ def main(argv=None):
                         help='JSON file: ["key", ...] or {"api_keys": [...]} (default $UPYNODE_KEYS_FILE)')
     parser.add_argument("--fields", default=env.get("UPYNODE_FIELDS") or receiver.DEFAULT_FIELDS,
                         help="tutorial field number to quantity name (default %(default)s)")
+    parser.add_argument("--rate-limit", type=int, metavar="N",
+                        default=int(env.get("UPYNODE_RATE_LIMIT", receiver.DEFAULT_RATE_LIMIT)),
+                        help="requests a minute per API key before 429 Too Many Requests"
+                             " (default %(default)s; 0 = no limit)")
     parser.add_argument("--mqtt", metavar="HOST:PORT", default=env.get("UPYNODE_MQTT"),
                         help="also store what nodes publish on this MQTT broker")
     parser.add_argument("--base-topic", default=env.get("UPYNODE_BASE_TOPIC", "home"),
@@ -49,13 +54,15 @@ def main(argv=None):
         mqtt_at = parse_host_port(args.mqtt) if args.mqtt else None
     except (OSError, ValueError) as exc:
         parser.error(str(exc))
+    if args.rate_limit < 0:
+        parser.error("--rate-limit must be 0 (no limit) or more")
     if not api_keys and not mqtt_at:
         parser.error("no API keys: set UPYNODE_API_KEYS=key1,key2 or pass --keys-file keys.json")
     if not chartjs.is_installed():
         print("warning: Chart.js is not fetched, the page will show no charts;"
               f" run: {chartjs.FETCH_COMMAND}", file=sys.stderr)
 
-    app = receiver.create_app(args.db, api_keys, fields)
+    app = receiver.create_app(args.db, api_keys, fields, rate_limit=args.rate_limit)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"upynode receiver: http://{args.host}:{args.port}/  db={args.db}  {len(api_keys)} API key(s)",
           flush=True)

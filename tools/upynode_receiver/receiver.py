@@ -9,15 +9,18 @@ Endpoints
   GET  /api/held           ?node=   the (boot, seq) of every reading held of that node
   GET  /                   nodes, their latest readings, and 24 h charts (Chart.js)
 """
+import hashlib
 import hmac
 import json
+import math
 import os
+import threading
 import time
 from pathlib import Path
 
 from flask import (Blueprint, Flask, abort, current_app, g, jsonify, render_template, request,
                    send_from_directory)
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, TooManyRequests
 
 from upynode_cli.project import BUILD
 
@@ -31,6 +34,7 @@ DEFAULT_FIELDS = "1=temperature,2=humidity,3=light"
 
 MAX_BODY_BYTES = 64 * 1024      # a batch of ~500 queued readings fits; far more than one node sends
 MAX_URL_CHARS = 1024            # tutorial URLs are ~100 chars
+DEFAULT_RATE_LIMIT = 60         # requests a minute per API key; a node sends one or two a cycle
 CHART_WINDOW_S = 24 * 3600
 CHART_MAX_READINGS = 100000
 
@@ -79,17 +83,60 @@ def close_db(_exc):
         conn.close()
 
 
+def key_digest(key):
+    # Keys are compared as SHA-256 digests: all the same length, so the comparison's time
+    # does not tell a key's length either.
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
 def require_key(candidate):
-    """Abort with 401 unless `candidate` is one of the app's API keys."""
+    """Abort with 401 unless `candidate` is one of the app's API keys, and with 429 when that
+    key (or, for unknown keys, the client's address) has used up its rate."""
+    limiter = current_app.config["RATE_LIMITER"]
     if not candidate:
         abort(401, description="missing API key (header X-Api-Key or Authorization: Bearer <key>)")
-    candidate = candidate.encode("utf-8", "surrogatepass")
+    digest = key_digest(candidate)
     # Compare with every key, no early exit: timing says nothing about which or how many match.
     valid = False
     for key in current_app.config["API_KEYS"]:
-        valid |= hmac.compare_digest(candidate, key)
+        valid |= hmac.compare_digest(digest, key)
     if not valid:
+        # Guessing keys costs the guesser's address its rate too.
+        limiter.take(("unknown key from", request.remote_addr))
         abort(401, description="unknown API key")
+    limiter.take(digest)
+
+
+class RateLimiter:
+    """A token bucket per client: `per_minute` requests in a burst, then one every
+    60/per_minute s. take() aborts with 429 and Retry-After when the bucket is empty.
+    per_minute 0: no limit."""
+
+    MAX_CLIENTS = 10000     # past this, full buckets are forgotten (they are the default)
+
+    def __init__(self, per_minute, clock=time.monotonic):
+        self.per_minute = per_minute
+        self.clock = clock
+        self.buckets = {}           # client -> (tokens, when counted)
+        self.lock = threading.Lock()    # waitress serves from several threads
+
+    def take(self, client):
+        if not self.per_minute:
+            return
+        rate = self.per_minute / 60
+        with self.lock:
+            now = self.clock()
+            tokens, then = self.buckets.get(client, (self.per_minute, now))
+            tokens = min(self.per_minute, tokens + (now - then) * rate)
+            if tokens < 1:
+                self.buckets[client] = (tokens, now)
+                wait_s = math.ceil((1 - tokens) / rate)
+                raise TooManyRequests(description=f"more than {self.per_minute} requests a minute"
+                                      f" with this key: retry in {wait_s} s", retry_after=wait_s)
+            self.buckets[client] = (tokens - 1, now)
+            if len(self.buckets) > self.MAX_CLIENTS:
+                self.buckets = {c: (t, w) for c, (t, w) in self.buckets.items()
+                                if t + (now - w) * rate < self.per_minute}
 
 
 def key_from_headers(headers):
@@ -202,22 +249,25 @@ def json_error(exc):
     response.status_code = exc.code
     if exc.code == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if getattr(exc, "retry_after", None) is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
 # --- the app ---------------------------------------------------------------------------------
 
-def create_app(db_path=DEFAULT_DB, api_keys=(), field_quantities=None, chartjs_dir=chartjs.VENDOR_DIR):
+def create_app(db_path=DEFAULT_DB, api_keys=(), field_quantities=None, chartjs_dir=chartjs.VENDOR_DIR,
+               rate_limit=DEFAULT_RATE_LIMIT):
     """The receiver's Flask app; field_quantities maps tutorial field numbers to quantity
-    names (default DEFAULT_FIELDS)."""
+    names (default DEFAULT_FIELDS); rate_limit: requests a minute per API key (0: none)."""
     store.init_db(db_path)
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         DB_PATH=str(db_path),
         CHARTJS_DIR=str(chartjs_dir),
-        # Bytes, so compare_digest never meets non-ASCII str (it raises TypeError on those).
-        API_KEYS=[k.encode() for k in api_keys if k],
+        API_KEYS=[key_digest(k) for k in api_keys if k],
+        RATE_LIMITER=RateLimiter(rate_limit),
         FIELD_QUANTITIES=(parse_field_map(DEFAULT_FIELDS) if field_quantities is None
                           else dict(field_quantities)),
     )

@@ -23,9 +23,10 @@ SUBSCRIBED_LINE = "subscribed to"       # what upynode_receiver.mqtt logs on eac
 
 class ReceiverProcess:
     def __init__(self, db, api_key, port=None, log_path=None, mqtt=None, base_topic="home",
-                 rate_limit=None):
+                 rate_limit=0):
         self.db, self.api_key, self.port = db, api_key, port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
+        # No rate limit unless asked for: virtual nodes post every second or faster.
         self.mqtt, self.base_topic, self.rate_limit = mqtt, base_topic, rate_limit
         # The log is read back to see the MQTT subscription; a temporary file unless named.
         self._own_log = log_path is None
