@@ -545,3 +545,32 @@ def test_a_cut_while_saving_the_webrepl_password_keeps_the_old_one(world, monkey
     startup.start_webrepl({"webrepl": {"password": "new22"}}, lines.append)
     assert (tmp_path / "webrepl_cfg.py").read_text() == "PASS = 'old1'\n"
     assert any("could not save webrepl_cfg.py" in ln for ln in lines)
+
+
+# --- the host tool: the same checks, one line each, never a traceback ------------
+
+@pytest.mark.parametrize("name, data, words", [
+    ("latin1.json", json.dumps(merged(wifi={"password": "caf\u00e9"}), ensure_ascii=False).encode("latin-1"),
+     ["not UTF-8 text (byte 0xe9 at offset"]),
+    ("deep.json", ('{"sensors": ' + "[" * 1500 + "]" * 1500 + "}").encode(), ["nested more than 5 levels"]),
+    ("deeper.json", ('{"sensors": ' + "[" * 10000 + "]" * 10000 + "}").encode(), ["over 4096 bytes"]),
+    ("type_obj.json", json.dumps(merged(sensors=[{"type": {}}])).encode(), ["sensors[0].type = {}"]),
+    ("type_list.json", json.dumps(merged(sensors=[{"type": []}])).encode(), ["sensors[0].type = []"]),
+    ("inf.json", b'{"sensors": [{"type": "adc", "max": 1e999}]}', ["sensors[0].max: expected a finite number"]),
+    ("webrepl.json", json.dumps(merged(webrepl="wrPW9x")).encode(), ["webrepl = ***"]),
+])
+def test_config_check_and_put_give_one_line_errors(tmp_path, name, data, words):
+    from helpers import cli, one_line_error
+    f = tmp_path / name
+    f.write_bytes(data)
+    err = one_line_error(cli("config", "check", f), name + " is not valid, the node would go to setup mode", *words)
+    assert "wrPW9x" not in err
+    # put checks before it looks for the board
+    one_line_error(cli("config", "put", f, "--port", tmp_path / "no-such-port"), "nothing was written", *words)
+
+
+def test_config_check_accepts_the_example():
+    from helpers import cli
+    from upynode_cli.project import REPO
+    r = cli("config", "check", REPO / "config.example.json")
+    assert r.returncode == 0 and "config.example.json is valid" in r.stderr, r.stderr

@@ -1,5 +1,5 @@
 """`upynode config get|set|put|edit`: a node's config.json, over WebREPL
-(--host) or USB (--port).
+(--host) or USB (--port); `upynode config check FILE` checks a file here.
 
 Every write is validated by the firmware's own config module first, then
 written with transport.safe_write: uploaded to config.json.tmp, checked by
@@ -37,13 +37,25 @@ def add_arguments(p):
     u = sub.add_parser("put", parents=[common, writes], help="upload a whole config file")
     u.add_argument("file", help="local config.json to upload")
     sub.add_parser("edit", parents=[common, writes], help="edit the node's config.json in $EDITOR")
+    c = sub.add_parser("check", help="check a local config file as the node would (no board needed)")
+    c.add_argument("file", help="local config.json to check")
 
 
-def validate(text, what):
+def validate(data, what, done="nothing was written"):
+    # data: the file's bytes (or text), checked as the node reads it:
+    # size, UTF-8, JSON, then every key.
     try:
-        firmware_config().parse(text)
+        firmware_config().parse(data)
     except ValueError as e:  # config.ConfigError is a ValueError
-        raise CliError("%s is not valid, nothing was written: %s" % (what, e))
+        raise CliError("%s is not valid, %s: %s" % (what, done, e))
+
+
+def read_local(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise CliError("cannot read %s: %s" % (path, e.strerror))
 
 
 def parse_pairs(pairs):
@@ -57,7 +69,7 @@ def parse_pairs(pairs):
         path = key.split(".")
         try:
             value = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # validation says what is wrong with it
             value = raw
         # Where the default is a string, a bare word stays a string: no need
         # to quote wifi.ssid=1234 as '"1234"'.
@@ -101,7 +113,7 @@ def read_device(t):
 
 
 def write_device(t, text, reset_after):
-    data = text.encode("utf-8")
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
     safe_write(t, CONFIG, data)
     say("upynode: config.json written on %s (%d bytes)" % (t.device_name, len(data)))
     if reset_after:
@@ -135,20 +147,28 @@ def edit_text(text):
 
 
 def run(args):
+    try:
+        return _run(args)
+    except RecursionError:  # CPython's json and dumps on a value nested thousands deep
+        raise CliError("config.json is nested too deeply to handle; replace it with `config put`")
+
+
+def _run(args):
     # Check what can be checked before the network.
+    if args.action == "check":
+        validate(read_local(args.file), args.file, "the node would go to setup mode")
+        say("upynode: %s is valid" % args.file)
+        return 0
     if args.action == "set":
         pairs = parse_pairs(args.pairs)
     if args.action == "put":
-        try:
-            with open(args.file) as f:
-                put_text = f.read()
-        except OSError as e:
-            raise CliError("cannot read %s: %s" % (args.file, e.strerror))
+        put_text = read_local(args.file)
         validate(put_text, args.file)
 
     with connect(args) as t:
         if args.action == "get":
-            text = read_device(t)
+            raw = read_file(t, CONFIG)
+            text = raw.decode("utf-8", "replace")
             try:
                 cfg = json.loads(text)
             except ValueError as e:
@@ -160,7 +180,7 @@ def run(args):
             conf = firmware_config()
             sys.stdout.write(dumps(cfg if args.show_secrets else conf.masked(cfg)))
             try:
-                conf.parse(text)
+                conf.parse(raw)  # the bytes, as the node reads them
             except ValueError as e:
                 say("upynode: warning: this config does not validate: %s" % e)
             return 0
