@@ -26,3 +26,15 @@ def save(path, data):
     except OSError:
         os.remove(path)
         os.rename(tmp, path)
+
+
+# The watchdog (machine.WDT), once the loop started it. On the ESP8266 a
+# started WDT is fed by feed() alone (time.sleep and socket waits stop
+# feeding it) and fires 1.6 to 3.2 s after the last feed: every wait longer
+# than about a second is sliced and calls feed() between slices.
+wdt = None
+
+
+def feed():
+    if wdt:
+        wdt.feed()

@@ -9,46 +9,20 @@
 # -> HTTP status, or None if that quantity is not sent.
 
 
-class _Net:
-    # Stands in for usocket inside urequests only (urequests 0.9.1 has no
-    # timeout): each socket it makes gets settimeout(t) before connect(), so
-    # connect, send and every read are bounded. The sockets are kept so that
-    # they are closed even where urequests forgets to (an error that is not
-    # an OSError, a redirect).
-    def __init__(self, t):
-        import usocket
-        self.u = usocket
-        self.t = t
-        self.socks = []
-        self.getaddrinfo = usocket.getaddrinfo
-        self.SOCK_STREAM = usocket.SOCK_STREAM
-
-    def socket(self, *a):
-        s = self.u.socket(*a)
-        self.socks.append(s)
-        s.settimeout(self.t)
-        return s
-
-
 def request(method, url, t, headers, data=None, limit=0):
     # -> (status, up to `limit` bytes of the body or None). Raises on
     # network errors; the sockets are closed either way.
     import urequests
-    net = _Net(t)
-    urequests.usocket = net
-    r = None
+    from upynode.sock import Net
+    net = Net(t)
+    real = urequests.usocket
+    urequests.usocket = net  # every socket it makes is one of ours (upynode.sock)
     try:
         r = urequests.request(method, url, data=data, headers=headers)
         return r.status_code, (r.raw.read(limit) if limit else None)
     finally:
-        urequests.usocket = net.u
-        if r:
-            r.close()
-        for s in net.socks:
-            try:
-                s.close()
-            except OSError:
-                pass
+        urequests.usocket = real
+        net.close()
 
 
 def why(e):
@@ -64,6 +38,15 @@ def setup(t, cfg, node_id, units, log, url):
     t.log = log
     t.base = url.rstrip("/")
     t.where = "%s %s" % (t.name, t.base)  # for log lines: no secrets
+    prime_url(url, log)
+
+
+def prime_url(url, log):
+    # Resolve the URL's host at boot (upynode.sock.prime)
+    from upynode.sock import prime
+    hp = url.split("/")[2].split("@")[-1] if url.count("/") >= 2 else ""
+    h, _, p = hp.partition(":")
+    prime(h, int(p) if p.isdigit() else 80, log)
 
 
 def idle(t):  # poll() and close(): HTTP takes no commands, every request closes its socket

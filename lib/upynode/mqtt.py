@@ -22,51 +22,6 @@ _CHANGED = const(1)  # only if they differ from what FP_FILE says was announced
 _AGAIN = const(2)    # all of them: Home Assistant restarted and forgot them
 
 
-class _Sock:
-    # umqtt.simple's socket, with a timeout from before connect() on. umqtt
-    # calls setblocking(True) after every first byte it reads, which on the
-    # ESP8266 means "wait forever": here it means "wait timeout_s". Also
-    # notes when the broker last said anything, for the keepalive.
-    def __init__(self, t):
-        import usocket
-        self.s = usocket.socket()
-        self.t = t
-        self.s.settimeout(t)
-        self.rx = time.ticks_ms()
-
-    def connect(self, addr):
-        self.s.connect(addr)
-
-    def read(self, n):
-        b = self.s.read(n)
-        if b:
-            self.rx = time.ticks_ms()
-        return b
-
-    def write(self, *a):
-        return self.s.write(*a)
-
-    def setblocking(self, flag):
-        if flag:
-            self.s.settimeout(self.t)
-        else:
-            self.s.setblocking(False)
-
-    def close(self):
-        self.s.close()
-
-
-class _Net:
-    # Stands in for the `socket` module inside umqtt.simple only.
-    def __init__(self, t):
-        import usocket
-        self.getaddrinfo = usocket.getaddrinfo
-        self.t = t
-
-    def socket(self):
-        return _Sock(self.t)
-
-
 class Mqtt:
     name = "mqtt"
 
@@ -93,13 +48,16 @@ class Mqtt:
         self.ha_status = c["discovery_prefix"] + "/status"
         self.announce = _CHANGED if self.discovery else _NOTHING
         self.where = "mqtt %s:%d" % (c["host"], c["port"])
+        from upynode.sock import prime
+        prime(c["host"], c["port"], log)
 
     def connect(self):
         import umqtt.simple as U
         c = self.c
         # umqtt.simple has no timeout of its own: without one a silent broker
         # or a half-open connection blocks the node forever.
-        U.socket = _Net(c["timeout_s"])
+        from upynode.sock import Net
+        U.socket = Net(c["timeout_s"])
         # bytes throughout: umqtt counts len(), which for a str is characters
         user = c["user"].encode() if c["user"] else None
         cl = U.MQTTClient(self.node_id.encode(), c["host"], c["port"], user,

@@ -7,6 +7,8 @@ import gc
 import json
 import time
 
+import upynode
+from upynode import feed
 from upynode import sensors as S
 
 OOM_RESET = 3  # MemoryErrors in a row before a reset (the heap is fragmented)
@@ -47,6 +49,9 @@ class Node:
         from upynode.led import Led
         self.led = Led(cfg["led"])
         self.txs = transports(cfg, S.units(self.sens), self.led, log, self.sens)
+        if self.led.mode == "ha_state":
+            from upynode.http import prime_url
+            prime_url(cfg["homeassistant"]["url"], log)
         self.retry = cfg["retry"]
         self.clock = Clock(cfg["ntp"]["host"], log)
         for t in self.txs:
@@ -133,6 +138,7 @@ class Node:
         for t in self.txs:
             ok = False
             if online and (not t.fails or time.ticks_diff(now, t.retry_at) >= 0):
+                feed()
                 ok = t.send(msg)
                 if ok:
                     t.fails = 0
@@ -175,13 +181,12 @@ class Node:
             t.fails = 1
             t.retry_at = self._backoff(1, time.ticks_ms())
 
-    def idle(self, due, wdt):
+    def idle(self, due):
         # Commands and keepalives until the next reading is due; at least
         # one look even when the cycle overran, so a slow cycle never
         # starves the LED switch or the broker's keepalive.
         while True:
-            if wdt:
-                wdt.feed()
+            feed()
             for t in self.txs:
                 t.poll()
             left = time.ticks_diff(due, time.ticks_ms())
@@ -201,11 +206,14 @@ class Node:
             machine.reset()
 
 
-def run(cfg, log=print, cycles=0, wdt=None):
+def run(cfg, log=print, cycles=0):
     n = Node(cfg, log)
-    if wdt is None:  # a wedged node resets itself
-        import machine
-        wdt = machine.WDT()
+    # A wedged node resets itself. From here on every wait is sliced and
+    # feeds it (upynode.feed), and no DNS lookup happens (upynode.sock).
+    import machine
+    from upynode import sock
+    sock.dns = False
+    upynode.wdt = machine.WDT()
     gc.collect()
     log("node %s: %d sensor(s), every %d s, to %s; boot %d" % (
         cfg["node_id"], len(n.sens), cfg["interval_s"], ", ".join(t.where for t in n.txs), n.boot))
@@ -218,7 +226,9 @@ def run(cfg, log=print, cycles=0, wdt=None):
         seq += 1
         taken += 1
         try:
+            feed()
             n.clock.sync()
+            feed()
             n.cycle(seq)
             if n.led.mode == "ha_state" and not n.wifi_down:
                 from upynode import ha
@@ -238,7 +248,7 @@ def run(cfg, log=print, cycles=0, wdt=None):
             log("%d.%d-%d: not taken: the cycle before overran its interval" % (n.boot, seq + 1, seq + missed))
             seq += missed
         try:
-            n.idle(due, wdt)
+            n.idle(due)
         except MemoryError:  # e.g. announcing to HA between readings
             n.out_of_memory(seq)
     return seq

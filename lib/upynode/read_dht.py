@@ -1,8 +1,12 @@
 # DHT11 / DHT22 on one GPIO. The sensor answers garbage or nothing when it
-# is read too often, so reads are spaced by its minimum interval; a timeout
-# (OSError ETIMEDOUT) or a checksum error is retried, then left to the
-# caller to report. The config keys are declared in sensor_dht.
+# is read too often, so reads are spaced by its minimum interval: asked
+# again sooner, it gives its latest measurement rather than make the node
+# wait (commands and the watchdog would wait too). A timeout (OSError
+# ETIMEDOUT) or a checksum error is retried, then left to the caller to
+# report. The config keys are declared in sensor_dht.
 import time
+
+from upynode import feed
 
 MIN_GAP_MS = {"dht11": 1000, "dht22": 2000}
 
@@ -18,15 +22,21 @@ class Sensor:
         # The sensor needs about a second after power-up: count from now.
         self.last = time.ticks_ms()
         self.units = units  # sensor_dht.quantities(c)
+        self.latest = None
 
     def _measure(self):
         wait = self.gap - time.ticks_diff(time.ticks_ms(), self.last)
-        if wait > 0:
-            time.sleep_ms(wait)
+        while wait > 0:  # in slices: the watchdog is fed by feed() alone
+            time.sleep_ms(min(wait, 500))
+            feed()
+            wait = self.gap - time.ticks_diff(time.ticks_ms(), self.last)
         self.last = time.ticks_ms()
         self.dev.measure()
 
     def read(self):
+        if self.latest and time.ticks_diff(time.ticks_ms(), self.last) < self.gap:
+            return self.latest
+        self.latest = None
         for attempt in range(self.retries + 1):
             try:
                 self._measure()
@@ -38,5 +48,6 @@ class Sensor:
                     raise
         # The driver's DHT22 values are tenths times 0.1 (51.300000000000004
         # where floats are doubles): round them to the part's tenths.
-        return ((self.units[0][0], round(self.dev.temperature(), 1)),
-                (self.units[1][0], round(self.dev.humidity(), 1)))
+        self.latest = ((self.units[0][0], round(self.dev.temperature(), 1)),
+                       (self.units[1][0], round(self.dev.humidity(), 1)))
+        return self.latest

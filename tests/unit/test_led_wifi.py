@@ -39,67 +39,6 @@ def test_non_inverted_led_on_an_external_pin(world):
     assert _world.STATE.get("gpio14") == 1
 
 
-def node_cfg():
-    from upynode import config
-    return config.parse('{"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"}, "webrepl": {"password": "s3cret"}, '
-                        '"sensors": [{"type": "mcp9808"}]}')
-
-
-class Tx:
-    """A transport whose send() answers `ok`, as Mqtt and Http do: True
-    when the message got through, False when it did not."""
-    name = where = "test"
-
-    def __init__(self, ok):
-        self.ok = ok
-
-    def send(self, msg):
-        return self.ok
-
-
-@pytest.mark.parametrize("oks, blinks", [
-    ([True], 1), ([False], 0), ([], 0),
-    ([False, False], 0), ([False, True], 1), ([True, True], 1),  # one blink per cycle, not per transport
-])
-def test_heartbeat_blinks_once_per_cycle_that_published_and_never_on_a_failed_one(world, monkeypatch, oks, blinks):
-    # Through node.cycle, as the loop drives the LED: the cycle decides what
-    # "published" means from what the transports' send() answered.
-    from upynode import node, sensors
-    world["temperature"] = 21.0
-    led = ledmod.Led(dict(LED, mode="heartbeat"))
-    sens = sensors.load(node_cfg()["sensors"])
-    gpio = []
-    put = _world.put_state
-    monkeypatch.setattr(_world, "put_state", lambda n, v: (gpio.append(v) if n == "gpio2" else None, put(n, v)))
-    lines = []
-    assert node.cycle(1, sens, led, [Tx(ok) for ok in oks], lines.append) is (blinks == 1)
-    assert gpio == [0, 1] * blinks  # lit (active-low), then dark again; nothing at all without a publish
-    assert gpio2() == 1  # dark between cycles
-    assert lines[-1].endswith(", ".join("test " + ("sent" if ok else "NOT SENT") for ok in oks))
-
-
-def test_heartbeat_stays_dark_when_the_broker_refuses(world, monkeypatch):
-    # The real MQTT transport, its connect refused: send() fails, no blink.
-    from upynode import node, sensors
-    from upynode.mqtt import Mqtt
-
-    def refused(self):
-        raise OSError(111)
-    monkeypatch.setattr(Mqtt, "connect", refused)
-    c = node_cfg()
-    led = ledmod.Led(c["led"])
-    assert led.mode == "heartbeat"  # the default
-    gpio = []
-    put = _world.put_state
-    monkeypatch.setattr(_world, "put_state", lambda n, v: (gpio.append(v) if n == "gpio2" else None, put(n, v)))
-    lines = []
-    tx = Mqtt(c["mqtt"], "n1", [], led, lines.append)
-    assert node.cycle(1, sensors.load(c["sensors"]), led, [tx], lines.append) is False
-    assert gpio == []
-    assert lines == ["mqtt: mqtt 127.0.0.1:1883: connection refused", lines[-1]]
-    assert lines[-1].startswith("1: {") and lines[-1].endswith("} -> mqtt NOT SENT")
-
-
 def test_off_mode_never_lights(world):
     led = ledmod.Led(dict(LED, mode="off"))
     led.update({"temperature": 99}, True)

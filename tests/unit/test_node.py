@@ -11,6 +11,8 @@ import pytest
 from upynode import config, node, sensors
 from upynode.led import Led
 
+REAL_TRANSPORTS = node.transports
+
 
 class FakeTx:
     """A sink that keeps history (as MQTT does): `down` makes it fail."""
@@ -42,7 +44,7 @@ class FakeTx:
 
 
 def cfg(**over):
-    d = {"wifi": {"ssid": "x"}, "mqtt": {"host": "h"}, "webrepl": {"password": "s3cret"}, "sensors": [{"type": "adc"}, {"type": "mcp9808"}],
+    d = {"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"}, "webrepl": {"password": "s3cret"}, "sensors": [{"type": "adc"}, {"type": "mcp9808"}],
          "led": {"mode": "threshold", "quantity": "temperature", "threshold": 20}}
     d.update(over)
     return config.parse(json.dumps(d))
@@ -62,6 +64,28 @@ def test_transports_are_named_and_only_the_configured_http_target_is_imported(wo
     assert txs[1].where == {"ha": "ha http://127.0.0.1:8123", "flask": "flask http://127.0.0.1:9"}[target]
     assert mod in sys.modules and other not in sys.modules
 
+
+
+class Watchdog:
+    """machine.WDT for the loop under CPython: counts feeds (the fake's
+    own, for the VM, resets the board from a thread)."""
+    feeds = 0
+
+    def __init__(self, **kw):
+        pass
+
+    def feed(self):
+        Watchdog.feeds += 1
+
+
+@pytest.fixture(autouse=True)
+def watchdog(monkeypatch):
+    import machine
+    import upynode
+    monkeypatch.setattr(machine, "WDT", Watchdog)
+    monkeypatch.setattr(upynode, "wdt", None)
+    Watchdog.feeds = 0
+    return Watchdog
 
 
 @pytest.fixture
@@ -236,10 +260,72 @@ def test_wifi_lost_while_running_is_noticed_and_nothing_is_tried(online, monkeyp
     assert tx.calls == calls and len(tx.q) == 3
     assert "wifi: connection lost" in lines and "rssi" not in lines[-1].split("->")[0]
     online["aps"]["x"]["up"] = True
-    clock.sleep(400)  # the station rejoins (the fake takes connect_ms)
-    n.cycle(5)
-    assert "wifi: back" in lines and [m["seq"] for m in tx.sent] == [1, 5]
-    assert [r["seq"] for r in tx.replayed] == [2, 3, 4]
+    n.cycle(5)  # the station sees the AP again and rejoins, which takes a join's time
+    clock.sleep(5)
+    n.cycle(6)
+    assert "wifi: back" in lines and [m["seq"] for m in tx.sent] == [1, 6]
+    assert [r["seq"] for r in tx.replayed] == [2, 3, 4, 5]
+
+
+class Tx:
+    """A sink whose send() answers `ok`, as the transports' send() do."""
+    name = where = "test"
+    history = False
+
+    def __init__(self, ok):
+        self.ok = ok
+
+    def send(self, msg):
+        return self.ok
+
+    def poll(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _gpio2_writes(monkeypatch):
+    import _world
+    gpio = []
+    put = _world.put_state
+    monkeypatch.setattr(_world, "put_state", lambda n, v: (gpio.append(v) if n == "gpio2" else None, put(n, v)))
+    return gpio
+
+
+@pytest.mark.parametrize("oks, blinks", [
+    ([True], 1), ([False], 0), ([], 0),
+    ([False, False], 0), ([False, True], 1), ([True, True], 1),  # one blink per cycle, not per transport
+])
+def test_heartbeat_blinks_once_per_cycle_that_published_and_never_on_a_failed_one(online, monkeypatch, oks, blinks):
+    import _world
+    online["temperature"] = 21.0
+    lines = []
+    n = make(monkeypatch, [Tx(ok) for ok in oks], lines, led={"mode": "heartbeat"})
+    gpio = _gpio2_writes(monkeypatch)
+    assert n.cycle(1) is (blinks == 1)
+    assert gpio == [0, 1] * blinks  # lit (active-low), then dark again; nothing at all without a publish
+    assert _world.STATE.get("gpio2") == 1  # dark between cycles
+    assert lines[-1].endswith(", ".join("test " + ("sent" if ok else "NOT SENT") for ok in oks))
+
+
+def test_heartbeat_stays_dark_when_the_broker_refuses(online, monkeypatch):
+    # The real MQTT transport, its connect refused: send() fails, no blink.
+    from upynode.mqtt import Mqtt
+
+    def refused(self):
+        raise OSError(111)
+    monkeypatch.setattr(Mqtt, "connect", refused)
+    monkeypatch.setattr(node, "transports", REAL_TRANSPORTS)
+    c = cfg(mqtt={"host": "127.0.0.1"}, led={"mode": "heartbeat"})
+    c["node_id"] = "n1"
+    lines = []
+    n = node.Node(c, lines.append)
+    gpio = _gpio2_writes(monkeypatch)
+    assert n.cycle(1) is False
+    assert gpio == []
+    assert "mqtt: mqtt 127.0.0.1:1883: connection refused" in lines
+    assert lines[-1].startswith("1.1: {") and lines[-1].endswith("} -> mqtt queued")
 
 
 def _run(monkeypatch, c, tx, cycles, log):
@@ -319,7 +405,7 @@ def test_mqtt_announce_requests(world):
     from upynode import mqtt
     c = cfg()
     m = mqtt.Mqtt(c["mqtt"], "n1", [("temperature", "°C")], None, lambda s: None)
-    assert m.name == "mqtt" and m.where == "mqtt h:1883"
+    assert m.name == "mqtt" and m.where == "mqtt 127.0.0.1:1883"
     assert m.announce == mqtt._CHANGED  # the first connect announces only what changed since the last one
     m._message(b"homeassistant/status", b"online")
     assert m.announce == mqtt._AGAIN  # HA restarted: everything again

@@ -1,0 +1,125 @@
+# TCP sockets for umqtt.simple and urequests (neither has a timeout of its
+# own): every wait is bounded by the transport's timeout_s, and sliced into
+# waits of SLICE_S with the watchdog fed between them (upynode.feed). Host
+# names are resolved before the watchdog starts and kept: a DNS lookup on
+# the ESP8266 waits up to several seconds without feeding it.
+import time
+
+import socket as usocket  # "socket" on MicroPython 1.2x and CPython alike
+
+from upynode import feed
+
+SLICE_S = 1
+_TIMEOUTS = (11, 110, 116)  # EAGAIN, ETIMEDOUT (lwIP and the unix port)
+_addrs = {}
+dns = True  # False once the watchdog runs: then only resolved names connect
+
+
+def getaddrinfo(host, port, *a):
+    k = "%s:%d" % (host, port)
+    if k not in _addrs:
+        if not dns and not _is_ip(host):
+            raise OSError(-2)  # "host name not found": resolved at boot only
+        _addrs[k] = usocket.getaddrinfo(host, port, *a)
+    return _addrs[k]
+
+
+def _is_ip(h):
+    p = h.split(".")
+    return len(p) == 4 and all(x.isdigit() for x in p)
+
+
+def prime(host, port, log=print):
+    # At boot: resolve now, while a slow DNS answer cannot starve the watchdog.
+    if host:
+        try:
+            getaddrinfo(host, port, 0, usocket.SOCK_STREAM)
+        except OSError:
+            log("dns: cannot resolve %s: give its IP address in config.json "
+                "(the name is looked up at boot only)" % host)
+
+
+class Sock:
+    def __init__(self, t, *a):
+        self.s = usocket.socket(*a)
+        self.t = t * 1000
+        self.blocking = True
+        self.s.settimeout(SLICE_S)
+        self.rx = time.ticks_ms()  # when the peer last said anything
+
+    def connect(self, addr):
+        feed()
+        self.s.connect(addr)
+
+    def _wait(self, fn, *a):
+        # fn(*a), tried again after each slice's timeout until t has passed
+        end = time.ticks_add(time.ticks_ms(), self.t)
+        while True:
+            feed()
+            try:
+                return fn(*a)
+            except OSError as e:
+                if e.args[0] not in _TIMEOUTS or time.ticks_diff(end, time.ticks_ms()) <= 0:
+                    raise
+
+    def read(self, n=-1):
+        if not self.blocking:
+            b = self.s.read(n)
+        elif n < 0:
+            b = self._wait(self.s.read)
+        else:
+            b = b""
+            while len(b) < n:
+                more = self._wait(self.s.read, n - len(b))
+                if not more:
+                    break  # closed by the peer
+                b += more
+        if b:
+            self.rx = time.ticks_ms()
+        return b
+
+    def readline(self):
+        return self._wait(self.s.readline)
+
+    def write(self, data, n=None):
+        if n is not None:
+            data = memoryview(data)[:n]
+        return self._wait(self.s.write, data)
+
+    def setblocking(self, flag):
+        # umqtt asks for blocking after the first byte of a message: here
+        # that means "wait up to timeout_s, in slices"
+        self.blocking = flag
+        if flag:
+            self.s.settimeout(SLICE_S)
+        else:
+            self.s.setblocking(False)
+
+    def settimeout(self, t):
+        pass  # the transport's timeout_s rules
+
+    def close(self):
+        self.s.close()
+
+
+class Net:
+    # Stands in for the socket module inside umqtt.simple and urequests.
+    SOCK_STREAM = usocket.SOCK_STREAM
+
+    def __init__(self, t):
+        self.t = t
+        self.socks = []  # to close even where urequests forgets to
+        self.getaddrinfo = getaddrinfo
+
+    def socket(self, *a):
+        s = Sock(self.t, *a)
+        self.socks.append(s)
+        return s
+
+    def close(self):
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.socks = []
