@@ -124,7 +124,9 @@ def test_a_key_past_its_rate_is_429_with_retry_after_and_stores_nothing(limited,
 
 def test_guessing_keys_is_limited_per_address(limited, db_path):
     client, _ = limited
-    assert [post_reading(client, 1, key=f"guess{i}").status_code for i in range(4)] == [401, 401, 401, 429]
+    answers = [post_reading(client, 1, key=f"guess{i}") for i in range(4)]
+    assert [a.status_code for a in answers] == [401, 401, 401, 429]
+    assert "from this address with unknown keys" in answers[-1].json["error"]
     assert post_reading(client, 1).status_code == 201       # the real key has its own rate
     assert count(db_path) == 1
 

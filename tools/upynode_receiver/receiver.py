@@ -102,7 +102,7 @@ def require_key(candidate):
         valid |= hmac.compare_digest(digest, key)
     if not valid:
         # Guessing keys costs the guesser's address its rate too.
-        limiter.take(("unknown key from", request.remote_addr))
+        limiter.take(("unknown key from", request.remote_addr), "from this address with unknown keys")
         abort(401, description="unknown API key")
     limiter.take(digest)
 
@@ -120,7 +120,7 @@ class RateLimiter:
         self.buckets = {}           # client -> (tokens, when counted)
         self.lock = threading.Lock()    # waitress serves from several threads
 
-    def take(self, client):
+    def take(self, client, what="with this key"):
         if not self.per_minute:
             return
         rate = self.per_minute / 60
@@ -132,7 +132,7 @@ class RateLimiter:
                 self.buckets[client] = (tokens, now)
                 wait_s = math.ceil((1 - tokens) / rate)
                 raise TooManyRequests(description=f"more than {self.per_minute} requests a minute"
-                                      f" with this key: retry in {wait_s} s", retry_after=wait_s)
+                                      f" {what}: retry in {wait_s} s", retry_after=wait_s)
             self.buckets[client] = (tokens - 1, now)
             if len(self.buckets) > self.MAX_CLIENTS:
                 self.buckets = {c: (t, w) for c, (t, w) in self.buckets.items()
