@@ -65,6 +65,14 @@ def fault_config(port, **over):
     return node_config(port, **over)
 
 
+def assert_ok(row, *boards):
+    """The scenario's row is ok; if not, say why with the end of the node's console."""
+    if row["result"] != "ok":
+        tail = "\n".join("\n".join(vb.lines[-40:]) for vb in boards)
+        raise AssertionError("%s: %s\n%s\nnode console (end):\n%s" % (
+            row["scenario"], row["result"], "\n".join(row["problems"]), tail))
+
+
 def pytest_runtest_setup(item):
     TABLE.current = item.name
 

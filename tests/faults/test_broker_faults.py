@@ -4,7 +4,7 @@ answers. Every reading the node took reaches the receivers, the old ones on
 the backlog topic, and the node ends alive and publishing."""
 import time
 
-from conftest import fault_config
+from conftest import assert_ok, fault_config
 from helpers import HOME_AP
 from upynode_vboard import faults
 
@@ -25,7 +25,39 @@ def test_broker_killed_mid_run_and_restarted_30_s_later(fault_broker, collector,
         fault_broker.restart()
         made, got = faults.settle(vb, [collector], start=n)
     row = fault_table.add(faults.row("broker killed, restarted 30 s later", made, got, faults.drops_reported(vb.lines)))
-    assert row["result"] == "ok", row["problems"]
+    assert_ok(row, vb)
     assert len(readings_since(vb, n, "queued")) >= 20  # the outage was real: readings waited on flash
     assert collector.records(collector.backlog_topic), "the queued readings came on the backlog topic"
+    assert vb.boots == 1
+
+
+def test_broker_frozen_longer_than_the_keepalive_then_resumed(fault_broker, collector, make_vboard, fault_table):
+    vb = make_vboard(fault_config(fault_broker.port), aps=HOME_AP)  # keepalive 10 s
+    with vb:
+        collector.wait(lambda r: len(r) >= 3, timeout=40, what="3 live readings")
+        fault_broker.freeze()  # SIGSTOP: the connection stays open, nothing answers
+        n = len(vb.lines)
+        time.sleep(20)
+        fault_broker.thaw()
+        made, got = faults.settle(vb, [collector], start=n)
+    row = fault_table.add(faults.row("broker frozen (SIGSTOP) 20 s > keepalive", made, got, faults.drops_reported(vb.lines)))
+    assert_ok(row, vb)
+    assert len(readings_since(vb, n, "queued")) >= 10
+
+
+def test_a_server_that_accepts_and_never_answers_then_a_broker(fault_broker, collector, make_vboard, fault_table):
+    port = fault_broker.port
+    time.sleep(1.5)  # the broker has saved the receivers' subscription
+    fault_broker.kill()
+    vb = make_vboard(fault_config(port), aps=HOME_AP)
+    with faults.SilentServer(port) as silent:
+        vb.start()
+        faults.wait_readings(vb, 12)  # readings taken against the silent server
+    assert silent.accepted, "the node never dialled the silent server"
+    fault_broker.restart()
+    made, got = faults.settle(vb, [collector])
+    row = fault_table.add(faults.row("TCP server that never answers, then a broker", made, got,
+                                     faults.drops_reported(vb.lines)))
+    assert_ok(row, vb)
+    assert faults.outcomes(vb.lines, "mqtt")[(1, 1)] == "queued"
     assert vb.boots == 1

@@ -113,6 +113,16 @@ def drops_reported(lines, transport=None):
 DRAINED = r'^\d+\.\d+: \{(?!.*"q": ).*\} -> %s sent'
 
 
+def wait_readings(vb, n, timeout=60, start=0):
+    """Wait until the node has logged n readings from console line `start` on."""
+    t_end = time.monotonic() + timeout
+    while len(produced(vb.lines[start:])) < n:
+        if time.monotonic() > t_end or not vb.running():
+            raise AssertionError("the node logged %d of %d readings in %ss; console:\n%s"
+                                 % (len(produced(vb.lines[start:])), n, timeout, "\n".join(vb.lines[-40:])))
+        time.sleep(0.2)
+
+
 def settle(vb, receivers, transport="mqtt", timeout=60, start=0):
     """The end of a scenario: wait until the node has replayed its queue and
     sent a reading live (it is alive and publishing), power it off, and wait
@@ -328,7 +338,9 @@ class FaultBroker:
             raise RuntimeError("the fault suite needs mosquitto (apt-get install mosquitto)")
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="upynode-faultbroker-")
-        os.chmod(self.dir, 0o755)
+        # started as root, mosquitto runs as the user "mosquitto": it must
+        # be able to write its sessions here
+        os.chmod(self.dir, 0o777)
         self.proc = None
         self.log = None
 
