@@ -150,6 +150,7 @@ def test_a_bad_message_is_one_log_line_and_the_next_is_stored(ingest, node, db_p
     assert store.held(db_path, NODE) == [[1, 2]]
 
 
+@pytest.mark.broker      # a broker of its own, to restart: not the session's `broker` fixture
 def test_it_reconnects_and_subscribes_again_after_a_broker_restart(db_path, caplog):
     caplog.set_level(logging.INFO, logger="upynode_receiver.mqtt")
     port = brokers.free_port()
