@@ -124,7 +124,8 @@ def numeric(st):
 
 @pytest.fixture
 def ha_node(ha, ha_broker, make_vboard, request):
-    """ha_node(suffix="", **config) -> (node_id, stopped VBoard) for a node
+    """ha_node(suffix="", world=None, **config) -> (node_id, stopped VBoard)
+    for a node
     on the home WiFi reporting to the session's broker and HA; its id is the
     test's name (HA ids: lower case)."""
     def make(suffix="", world=None, **over):
@@ -132,5 +133,7 @@ def ha_node(ha, ha_broker, make_vboard, request):
         over.setdefault("node_id", node_id)
         over.setdefault("homeassistant", {"url": ha.url, "token": ha.token})
         cfg = node_config(ha_broker.port, **over)
-        return cfg["node_id"], make_vboard(cfg, aps=HOME_AP, **(world or {}))
+        vb = make_vboard(cfg, aps=HOME_AP, **(world or {}))
+        vb.config = cfg  # to change and write_config() again
+        return cfg["node_id"], vb
     return make
