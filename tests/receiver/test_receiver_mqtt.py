@@ -56,7 +56,8 @@ def db_path(tmp_path):
 @pytest.fixture
 def ingest(broker, db_path, topics):
     base, prefix = topics
-    with MqttIngest(db_path, "127.0.0.1", broker.port, base_topic=base, discovery_prefix=prefix) as ing:
+    with MqttIngest(db_path, "127.0.0.1", broker.port, base_topic=base, discovery_prefix=prefix,
+                    client_id=f"receiver-{base}") as ing:
         yield ing
 
 
@@ -156,7 +157,8 @@ def test_it_reconnects_and_subscribes_again_after_a_broker_restart(db_path, capl
     port = brokers.free_port()
     broker = brokers.Broker(port=port).start()
     try:
-        with MqttIngest(db_path, "127.0.0.1", port, reconnect_max_s=1) as ing:
+        with MqttIngest(db_path, "127.0.0.1", port, reconnect_max_s=1,
+                        client_id=f"receiver-{uuid.uuid4().hex[:8]}") as ing:
             node = Publisher(port)
             node.publish(f"home/{NODE}/state", json.dumps({"boot": 1, "seq": 1, "up": 5, "t": 1}))
             node.close()
@@ -185,6 +187,19 @@ def test_the_receiver_command_subscribes_with_mqtt_and_answers_what_it_holds(bro
         wait_for(lambda: rx.held(NODE) == [[3, 1], [3, 2], [3, 4]])
         assert f"{base}/{NODE}/state: message must be a JSON object" in rx.log_text()
         assert rx.proc.poll() is None
+
+
+def test_what_nodes_publish_while_the_receiver_restarts_is_stored_after(broker, node, tmp_path, topics):
+    base, _ = topics
+    rx = ReceiverProcess(str(tmp_path / "rx.sqlite3"), "k", mqtt=f"127.0.0.1:{broker.port}", base_topic=base)
+    with rx:
+        node.publish(f"{base}/{NODE}/state", json.dumps({"boot": 1, "seq": 1, "up": 1, "t": 1}))
+        wait_for(lambda: rx.held(NODE) == [[1, 1]])
+    # Stopped (killed, no goodbye to the broker): its persistent session keeps QoS 1 messages.
+    node.publish(f"{base}/{NODE}/state", json.dumps({"boot": 1, "seq": 2, "up": 2, "t": 2}))
+    node.publish(f"{base}/{NODE}/backlog", json.dumps({"boot": 1, "seq": 3, "up": 3, "t": 3}))
+    with rx:
+        wait_for(lambda: rx.held(NODE) == [[1, 1], [1, 2], [1, 3]])
 
 
 @pytest.mark.parametrize("text, expected", [("127.0.0.1:1884", ("127.0.0.1", 1884)),

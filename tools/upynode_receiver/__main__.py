@@ -44,6 +44,9 @@ def main(argv=None):
                         help="the nodes' mqtt.base_topic (default %(default)s)")
     parser.add_argument("--discovery-prefix", default="homeassistant",
                         help="where the nodes' HA discovery configs (their units) are (default %(default)s)")
+    parser.add_argument("--mqtt-client-id",
+                        help="the receiver's MQTT client id, whose session the broker keeps while it is"
+                             " away (default upynode-receiver-<base-topic>; one per receiver)")
     parser.add_argument("--mqtt-user", default=env.get("UPYNODE_MQTT_USER"),
                         help="MQTT user name; the password comes from UPYNODE_MQTT_PASSWORD")
     args = parser.parse_args(argv)
@@ -69,7 +72,8 @@ def main(argv=None):
     if mqtt_at:
         # paho's own thread: it connects, retries and stores while waitress serves HTTP.
         MqttIngest(args.db, *mqtt_at, base_topic=args.base_topic,
-                   discovery_prefix=args.discovery_prefix, username=args.mqtt_user,
+                   discovery_prefix=args.discovery_prefix, client_id=args.mqtt_client_id,
+                   username=args.mqtt_user,
                    password=env.get("UPYNODE_MQTT_PASSWORD")).start()
     # waitress refuses bigger bodies itself, before Flask sees them.
     waitress.serve(app, host=args.host, port=args.port, ident="upynode-receiver",

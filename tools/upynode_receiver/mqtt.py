@@ -8,17 +8,17 @@ and stores each record through the same checks and the same (node, boot, seq, qu
 deduplication as the HTTP API (the node is the topic's node id). A bad message is one
 log line naming its topic and what is wrong, never the end of the subscriber. paho's
 network thread reconnects after the broker goes away (1 s, doubling up to
-reconnect_max_s) and subscribes again on every connect.
+reconnect_max_s) and subscribes again on every connect. Its session is persistent
+(client id upynode-receiver-<base>): messages published while it is away are kept by
+the broker for it (a broker restart without persistence loses them).
 
 In a test or a script:
     with MqttIngest(db_path, "127.0.0.1", port) as ingest:   # waits until subscribed
         ...
         store.held(db_path, node)                            # [[boot, seq], ...]
 """
-import itertools
 import json
 import logging
-import os
 import threading
 import time
 
@@ -33,7 +33,10 @@ log = logging.getLogger("upynode_receiver.mqtt")
 
 KINDS = ("state", "backlog")
 MAX_PAYLOAD_BYTES = 64 * 1024       # as the HTTP API's MAX_BODY_BYTES; a record is ~200 bytes
-_client_numbers = itertools.count(1)
+
+
+def default_client_id(base_topic):
+    return "upynode-receiver-" + base_topic.replace("/", "-")
 
 
 def parse_host_port(text, default_port=1883):
@@ -67,11 +70,12 @@ class MqttIngest:
         self.handled = self.rejected = 0        # messages on the nodes' topics, bad ones
         self.subscribed = threading.Event()
         self.connects = 0           # how many times it subscribed (reconnects show here)
-        # A client id of its own per process by default: two receivers with one id
-        # would throw each other off the broker.
-        client_id = client_id or f"upynode-receiver-{os.getpid()}-{next(_client_numbers)}"
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  clean_session=True)
+        # A persistent session (clean_session False) under a fixed client id: while the
+        # receiver restarts, the broker keeps the nodes' QoS 1 messages for it. Two
+        # receivers on one broker need ids of their own (they would throw each other off).
+        self.client_id = client_id or default_client_id(self.base_topic)
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                  clean_session=False)
         if username:
             self.client.username_pw_set(username, password)
         self.client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)

@@ -5,7 +5,8 @@ simulator and the tests.
         ...                      # a node posts to rx.url, or publishes on the broker
         rx.held("node-id")       # [[boot, seq], ...] the receiver holds of that node
 
-With mqtt, start() returns once the receiver has subscribed to the nodes' topics.
+With mqtt, start() returns once the receiver has subscribed to the nodes' topics; stop()
+then start() again is a receiver restart (the broker kept its session meanwhile).
 """
 import json
 import os
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import uuid
 import urllib.request
 
 from .services import free_port, terminate, wait_listening
@@ -28,6 +30,10 @@ class ReceiverProcess:
         self.url = "http://127.0.0.1:%d" % self.port
         # No rate limit unless asked for: virtual nodes post every second or faster.
         self.mqtt, self.base_topic, self.rate_limit = mqtt, base_topic, rate_limit
+        # Its own MQTT client id, kept across stop() and start(): the broker keeps what
+        # nodes publish while this receiver is stopped, and another test's receiver on the
+        # same broker gets none of it.
+        self.mqtt_client_id = "upynode-receiver-test-" + uuid.uuid4().hex[:12]
         # The log is read back to see the MQTT subscription; a temporary file unless named.
         self._own_log = log_path is None
         self.log_path = log_path or tempfile.mkstemp(prefix="upynode-receiver-", suffix=".log")[1]
@@ -38,7 +44,8 @@ class ReceiverProcess:
         env["UPYNODE_API_KEYS"] = self.api_key
         argv = [sys.executable, "-m", "upynode_receiver", "--port", str(self.port), "--db", self.db]
         if self.mqtt:
-            argv += ["--mqtt", self.mqtt, "--base-topic", self.base_topic]
+            argv += ["--mqtt", self.mqtt, "--base-topic", self.base_topic,
+                     "--mqtt-client-id", self.mqtt_client_id]
         if self.rate_limit is not None:
             argv += ["--rate-limit", str(self.rate_limit)]
         self.log = open(self.log_path, "w")
