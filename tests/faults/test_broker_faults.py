@@ -18,12 +18,12 @@ def readings_since(vb, start, outcome):
 def test_broker_killed_mid_run_and_restarted_30_s_later(fault_broker, collector, make_vboard, fault_table):
     vb = make_vboard(fault_config(fault_broker.port), aps=HOME_AP)
     with vb:
-        collector.wait(lambda r: len(r) >= 3, timeout=40, what="3 live readings")
+        faults.wait_readings(vb, 3)
         fault_broker.kill()
         n = len(vb.lines)
         time.sleep(30)
         fault_broker.restart()
-        made, got = faults.settle(vb, [collector], start=n)
+        made, got = faults.settle(vb, [collector], start=len(vb.lines))
     row = fault_table.add(faults.row("broker killed, restarted 30 s later", made, got, faults.drops_reported(vb.lines)))
     assert_ok(row, vb)
     assert len(readings_since(vb, n, "queued")) >= 20  # the outage was real: readings waited on flash
@@ -34,12 +34,12 @@ def test_broker_killed_mid_run_and_restarted_30_s_later(fault_broker, collector,
 def test_broker_frozen_longer_than_the_keepalive_then_resumed(fault_broker, collector, make_vboard, fault_table):
     vb = make_vboard(fault_config(fault_broker.port), aps=HOME_AP)  # keepalive 10 s
     with vb:
-        collector.wait(lambda r: len(r) >= 3, timeout=40, what="3 live readings")
+        faults.wait_readings(vb, 3)
         fault_broker.freeze()  # SIGSTOP: the connection stays open, nothing answers
         n = len(vb.lines)
         time.sleep(20)
         fault_broker.thaw()
-        made, got = faults.settle(vb, [collector], start=n)
+        made, got = faults.settle(vb, [collector], start=len(vb.lines))
     row = fault_table.add(faults.row("broker frozen (SIGSTOP) 20 s > keepalive", made, got, faults.drops_reported(vb.lines)))
     assert_ok(row, vb)
     assert len(readings_since(vb, n, "queued")) >= 10
@@ -55,7 +55,7 @@ def test_a_server_that_accepts_and_never_answers_then_a_broker(fault_broker, col
         faults.wait_readings(vb, 12)  # readings taken against the silent server
     assert silent.accepted, "the node never dialled the silent server"
     fault_broker.restart()
-    made, got = faults.settle(vb, [collector])
+    made, got = faults.settle(vb, [collector], start=len(vb.lines))
     row = fault_table.add(faults.row("TCP server that never answers, then a broker", made, got,
                                      faults.drops_reported(vb.lines)))
     assert_ok(row, vb)
