@@ -10,7 +10,7 @@ SERVER_PORT ?= 8080
 TRANSPORT ?= both
 UPY     := $(BIN)/upynode
 
-.PHONY: venv board sim test test-fast faults bench server flash deploy config repl ports clean
+.PHONY: venv board ha-venv sim test test-fast faults bench server flash deploy config repl ports clean
 
 venv: $(BIN)/.installed
 $(BIN)/.installed: requirements.txt tools/pyproject.toml
@@ -31,6 +31,11 @@ sim: board
 
 test: board
 	$(BIN)/python -m pytest -q tests
+
+# Home Assistant 2024.3.3 for tests/ha, in build/ha-venv (once; a stamp
+# marks it done). tests/ha install it themselves when missing.
+ha-venv: venv
+	$(BIN)/python -m upynode_vboard.homeassistant install
 
 # Everything that needs no MicroPython VM, broker or browser: seconds
 test-fast: venv
