@@ -152,11 +152,14 @@ def send(url, body, headers, chunked=False):
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
-        if chunked:
-            conn.request("POST", parts.path, body=iter([body[i:i + 4096] for i in range(0, len(body), 4096)]),
-                         headers=headers, encode_chunked=True)
-        else:
-            conn.request("POST", parts.path, body=body, headers=headers)
+        try:
+            if chunked:
+                conn.request("POST", parts.path, body=iter([body[i:i + 4096] for i in range(0, len(body), 4096)]),
+                             headers=headers, encode_chunked=True)
+            else:
+                conn.request("POST", parts.path, body=body, headers=headers)
+        except (BrokenPipeError, ConnectionResetError):
+            pass        # the server answered and closed before the whole body was sent: read that answer
         response = conn.getresponse()
         response.read()
         return response.status, response.headers
@@ -176,5 +179,6 @@ def test_the_command_limits_rate_and_chunked_bodies(live):
     assert send(url, small, headers, chunked=True)[0] == 201
     assert send(url, small, headers)[0] == 201
     status, response_headers = send(url, small, headers)
-    assert status == 429 and response_headers["Retry-After"] == "30"
+    # One request every 30 s; less the time since the last one (a loaded machine is slow).
+    assert status == 429 and 1 <= int(response_headers["Retry-After"]) <= 30
     assert count(live.db) == 2
