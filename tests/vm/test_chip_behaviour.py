@@ -19,7 +19,7 @@ import textwrap
 import pytest
 
 from helpers import CHIP_HEX, MAC, NODE_ID, run_in_vm
-from upynode_vboard.runner import RESET_EXIT, WDT_EXIT, VBoard
+from upynode_vboard.runner import RESET_EXIT, WDT_EXIT, VBoard, clock_dir
 
 
 
@@ -409,6 +409,65 @@ result = [a, b, len(rtc.memory())]
 import machine
 result = machine.RTC().memory()
 """, "b''", None, "ports/esp8266/machine_rtc.c mp_hal_rtc_init(): no magic -> user length 0"),
+    # 9. the clock and NTP
+    ("clock_reads_2000_after_power_on", """
+import time
+t = time.time()
+result = [time.gmtime(0)[0], type(t).__name__, t < 60, list(time.localtime(0))]
+""", [2000, "int", True, [2000, 1, 1, 0, 0, 0, 5, 1]], {"chip_clock": True},
+     "docs/library/time.rst (v1.29): ports other than unix, windows, webassembly, alif, mimxrt and rp2 "
+     "use the 2000 epoch; ports/esp8266/machine_rtc.c mp_hal_rtc_init(): delta 0 at power-on"),
+    ("ntptime_settime_sets_the_clock", """
+import network, time, ntptime, utime
+sta = network.WLAN(network.STA_IF)
+sta.active(True)
+sta.connect('home', 'secret123')
+while not sta.isconnected():
+    time.sleep_ms(10)
+ntptime.settime()
+result = [ntptime.timeout, abs(time.time() + 946684800 - utime.time()) < 5, time.localtime()[0] >= 2026]
+""", [1, True, True], {"aps": {"home": {"password": "secret123"}}, "connect_ms": 10, "chip_clock": True},
+     "micropython-lib net/ntptime: NTP_DELTA by gmtime(0)[0], settime() -> RTC().datetime()"),
+    ("ntptime_without_an_answer", """
+import network, time, ntptime
+sta = network.WLAN(network.STA_IF)
+sta.active(True)
+sta.connect('home', 'secret123')
+while not sta.isconnected():
+    time.sleep_ms(10)
+ntptime.timeout = 0.1
+try:
+    ntptime.settime()
+    r = 'set'
+except OSError as e:
+    r = e.args[0]
+result = [r, time.time() < 60]
+""", [110, True], {"aps": {"home": {"password": "secret123"}}, "connect_ms": 10, "faults": {"ntp": "timeout"},
+                    "chip_clock": True},
+     "micropython-lib ntptime: s.settimeout(timeout); recv() -> OSError(ETIMEDOUT)"),
+    ("ntptime_on_the_vms_own_clock", """
+import network, time, ntptime
+sta = network.WLAN(network.STA_IF)
+sta.active(True)
+sta.connect('home', 'secret123')
+while not sta.isconnected():
+    time.sleep_ms(10)
+ntptime.settime()
+result = [time.gmtime(0)[0], abs(ntptime.time() - time.time()) < 5]
+""", [1970, True], {"aps": {"home": {"password": "secret123"}}, "connect_ms": 10},
+     "(without chip_clock the VM keeps the unix port's 1970 clock, and ntptime follows its epoch)"),
+    ("ntptime_without_wifi", """
+import ntptime
+ntptime.timeout = 0.1
+ntptime.time()
+""", raises("OSError", "110"), None, "(no network: nothing answers)"),
+    ("ticks_wrap_at_2_to_the_30", """
+import time
+result = [time.ticks_add(0, -1), time.ticks_diff(0, 2**30 - 1), time.ticks_diff(time.ticks_add(5, 2**30), 5),
+          time.ticks_ms() < 60000]
+""", [2**30 - 1, 1, 0, True], {"chip_clock": True},
+     "py/mphal + extmod/modtime.c: MICROPY_PY_TIME_TICKS_PERIOD = MICROPY_SMALL_INT_MAX + 1 = 2**30 on "
+     "the 32-bit ports; ports/esp8266 ticks count from boot"),
     ("pin_number_must_be_an_int", """
 import machine
 machine.Pin(2.0)
@@ -430,7 +489,9 @@ print('@' + json.dumps(result))
 def run(program, state, world=None):
     state.mkdir(exist_ok=True)
     (state / "world.json").write_text(json.dumps(world or {}))
-    p = run_in_vm(WRAP % textwrap.indent(program.strip() + "\nresult = result", "    "), state)
+    # "chip_clock": the fake time (runner.clock_dir()) instead of the VM's
+    path = (clock_dir(),) if (world or {}).get("chip_clock") else ()
+    p = run_in_vm(WRAP % textwrap.indent(program.strip() + "\nresult = result", "    "), state, path=path)
     return p
 
 
@@ -550,3 +611,25 @@ def test_the_board_boots_again_after_the_watchdog_fired(tmp_path):
         vb.wait_for(r"VM exited with status 0", timeout=10)
     out = vb.output()
     assert out.index("cause 0") < out.index("[vboard: watchdog reset]") < out.index("cause 3"), out
+
+
+def test_the_clock_runs_on_over_a_deep_sleep_and_not_over_a_power_cut(tmp_path):
+    # ports/esp8266/machine_rtc.c rtc_prepare_deepsleep(): the RTC's delta
+    # gains the sleep; a power cut loses RTC memory, so 2000-01-01 again.
+    state = tmp_path / "vboard"
+    world = {"aps": {"home": {"password": "secret123"}}, "connect_ms": 10, "chip_clock": True}
+    p = run("""
+import network, time, ntptime, machine
+sta = network.WLAN(network.STA_IF)
+sta.active(True)
+sta.connect('home', 'secret123')
+while not sta.isconnected():
+    time.sleep_ms(10)
+ntptime.settime()
+machine.deepsleep(10)
+""", state, world)
+    assert p.returncode == RESET_EXIT, p.stdout.decode() + p.stderr.decode()
+    woke = "import time, utime\nresult = abs(time.time() + 946684800 - utime.time()) < 5"
+    assert result_of(run(woke, state, world)) is True
+    (state / "clock.json").unlink()  # what VBoard.start() does: power on
+    assert result_of(run("import time\nresult = time.time() < 60", state, world)) is True

@@ -247,9 +247,17 @@ class RTC:
         pass
 
     def datetime(self, datetimetuple=None):
+        # ports/esp8266/machine_rtc.c: (year, month, day, weekday, hours,
+        # minutes, seconds, milliseconds); setting ignores the weekday. The
+        # clock itself is the fake time module's (in the VM).
         if datetimetuple is None:
             t = time.localtime()
             return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0)
+        d = tuple(datetimetuple)
+        if len(d) != 8:
+            raise ValueError("requested length 8 but object has length %d" % len(d))
+        if hasattr(time, "_set"):  # the VM's fake time (CPython's has no RTC to set)
+            time._set(time.mktime((d[0], d[1], d[2], d[4], d[5], d[6], 0, 0)))
 
     def memory(self, data=None):
         # RTC memory survives reset and deep sleep, not a power cut.

@@ -1,13 +1,33 @@
-# Fake `ntptime`: the VM's clock is the host's already; nothing is dialled.
+# Fake `ntptime` (micropython-lib micropython/net/ntptime): time() asks the
+# NTP server, settime() sets the RTC from it. The "server" is the host's
+# clock; nothing is dialled. A world fault "ntp": "timeout", or a station
+# that is not joined, is a server that does not answer: recv() gives up
+# after `timeout` seconds with OSError(110), ETIMEDOUT, as on the chip.
 import time as _time
 
-host = "127.0.0.1"
+import _world
+
+try:  # the host's clock: the VM's own time module under the fake one
+    from utime import time as _host_time
+except ImportError:  # CPython (unit tests)
+    from time import time as _host_time
+
+host = "pool.ntp.org"
 timeout = 1
 
 
 def time():
-    return int(_time.time())
+    import network
+    if _world.fault("ntp") == "timeout" or not network.WLAN(network.STA_IF).isconnected():
+        _time.sleep(timeout)
+        raise OSError(110)
+    t = int(_host_time())
+    # NTP_DELTA by the port's epoch, as ntptime.py picks it
+    return t - 946684800 if _time.gmtime(0)[0] == 2000 else t
 
 
 def settime():
-    pass
+    t = time()
+    import machine
+    tm = _time.gmtime(t)
+    machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
