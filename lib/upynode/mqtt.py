@@ -50,9 +50,12 @@ class Mqtt:
         self.where = "mqtt %s:%d" % (c["host"], c["port"])
         from upynode.sock import prime
         prime(c["host"], c["port"], log)
+        # Loaded now, while the heap is in one piece: loading code needs
+        # contiguous blocks, which a fragmented loop heap may not have.
+        import umqtt.simple  # noqa: F401
 
     def connect(self):
-        import umqtt.simple as U
+        from umqtt import simple as U
         c = self.c
         # umqtt.simple has no timeout of its own: without one a silent broker
         # or a half-open connection blocks the node forever.

@@ -60,8 +60,11 @@ class Node:
             t.clock = self.clock
             t.q = None
             if getattr(t, "history", False):
-                from upynode.backlog import Backlog
-                t.q = Backlog(t.name, cfg["backlog"]["max_kb"] * 1024, log)
+                self.queue(t, False)
+        # What the loop does not read again: the sensor entries above all
+        # (a dict each, with every default), freed for the loop's heap.
+        for k in ("sensors", "webrepl", "led", "ntp", "sleep", "awake_max_s"):
+            cfg.pop(k, None)
         self.boot = next_boot()
         self.reset = machine.reset_cause()
         self.sta = network.WLAN(network.STA_IF)
@@ -69,6 +72,20 @@ class Node:
         self.wifi_fails = 0
         self.wifi_retry = 0
         self.oom = 0
+
+    def queue(self, t, make=True):
+        # t's queue on flash. Loaded when first needed (a sink failed, or
+        # a queue was left from before): online, the module costs no heap.
+        if t.q is None:
+            if not make:
+                import os
+                try:
+                    os.stat("backlog_%s.q" % t.name)
+                except OSError:
+                    return None
+            from upynode.backlog import Backlog
+            t.q = Backlog(t.name, self.cfg["backlog"]["max_kb"] * 1024, self.log)
+        return t.q
 
     def queued(self):
         n = d = 0
@@ -148,8 +165,8 @@ class Node:
             if ok:
                 word = "sent"
                 sent = True
-            elif t.q is not None:
-                t.q.put(json.dumps(rec))
+            elif getattr(t, "history", False):
+                self.queue(t).put(json.dumps(rec))
                 word = "queued"
             else:
                 word = "NOT SENT"

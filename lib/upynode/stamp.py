@@ -32,6 +32,10 @@ class Clock:
         self.last = time.ticks_ms()
         self.epoch = None     # unix seconds at up_ms == 0, once synced
         self.synced_at = None
+        if host:
+            # Loaded now, while the heap is in one piece (frozen in the
+            # ESP8266's firmware, where it costs no heap at all)
+            import ntptime  # noqa: F401
 
     def uptime(self):
         now = time.ticks_ms()
@@ -53,7 +57,7 @@ class Clock:
             self.log("ntp: %s: %s" % (self.host, e))
             self.synced_at = self.up_ms - RESYNC_MS + 60000  # again in a minute
             return
-        t = time.time()
+        t = int(time.time())  # an int on the chip; the ports with a float clock give a float
         if time.gmtime(0)[0] == 2000:
             t += EPOCH_2000
         first = self.epoch is None
