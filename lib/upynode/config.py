@@ -69,6 +69,12 @@ def _secret(key):
     return k in SECRETS or k == "config" or (type(d) is dict and any(s in d for s in SECRETS))
 
 
+def _key(k):
+    # A key of the user's as a message names it: quoted when it is odd
+    # (a newline in it would forge a console line), cut when long.
+    return k if 0 < len(k) <= 40 and not _ctrl(k) and not any(ch in k for ch in ' :=."[]') else json.dumps(k[:40])
+
+
 def _show(key, value):
     # Errors name the value, except a secret's; a long one is cut short
     # (the message is repeated on the console every minute).
@@ -107,8 +113,8 @@ def merge(defaults, user, prefix=""):
     for k in user:
         key = prefix + k
         if k not in defaults:
-            raise ConfigError("%s: unknown key (expected one of: %s)"
-                              % (key, ", ".join(sorted(defaults))))
+            raise ConfigError("%s%s: unknown key (expected one of: %s)"
+                              % (prefix, _key(k), ", ".join(sorted(defaults))))
         d, v = defaults[k], user[k]
         if key in MAPS:
             if _kind(v) != "object":
@@ -127,7 +133,7 @@ def _int(c, key, lo, hi, path):
     v = c[key]
     # the range first: int() of 1e999 (inf) raises OverflowError
     if _kind(v) != "number" or not lo <= v <= hi or v != int(v):
-        _fail(path + key, v, "a whole number from %d to %d" % (lo, hi))
+        _fail(path + _key(key), v, "a whole number from %d to %d" % (lo, hi))
     # JSON's 60.0 is a whole number, but ticks_add(), range() and Pin() take
     # only an int on the chip: keep the int
     c[key] = int(v)
@@ -436,7 +442,7 @@ def _scan(v, key, depth):
         raise ConfigError("%s: expected a finite number (1e999 and the like are infinite)" % key)
     if isinstance(v, dict):
         for k in v:
-            _scan(v[k], (key + "." if depth else "") + k, depth + 1)
+            _scan(v[k], (key + "." if depth else "") + _key(k), depth + 1)
     elif isinstance(v, list):
         for i, x in enumerate(v):
             _scan(x, "%s[%d]" % (key, i), depth + 1)
