@@ -127,6 +127,77 @@ def test_join_works_on_a_chip_that_kept_nothing(world):
     assert wifi.join(W, lambda m: None)
 
 
+def test_join_with_a_static_address_skips_dhcp(world, clock):
+    world["aps"] = {"home": {"password": "secret123"}}
+    world.update(connect_ms=300, dhcp_ms=100)
+    t0 = clock.ms
+    ip = ["192.168.1.50", "255.255.255.0", "192.168.1.1", "192.168.1.1"]
+    lines = []
+    assert wifi.join(dict(W, ifconfig=ip), lines.append)
+    assert network.WLAN(network.STA_IF).ifconfig() == tuple(ip) and "192.168.1.50" in lines[-1]
+    assert clock.ms - t0 < 300  # joined before a DHCP join could have
+
+
+DEEP_AP = {"home": {"password": "secret123", "bssid": "c0:ff:ee:00:00:01", "channel": 11}}
+
+
+def test_a_deep_sleep_node_learns_the_aps_bssid_once_and_joins_by_it_after(world, clock):
+    # ~4 s with a full scan, ~1.5 s with the BSSID (the figures)
+    from upynode import rtcmem
+    world["aps"] = dict(DEEP_AP)
+    world.update(connect_ms=4000, connect_ms_known=1500)
+    w = dict(W, timeout_s=10)
+    t0 = clock.ms
+    assert wifi.join(w, lambda m: None, learn=True)
+    first = clock.ms - t0
+    m = rtcmem.load()
+    assert (m["bssid"], m["ch"]) == (bytes.fromhex("c0ffee000001"), 11)
+    network.WLAN(network.STA_IF).disconnect()
+    reset_chip()  # a wake: RTC memory and the SDK's flash stay
+    t0 = clock.ms
+    assert wifi.join(w, lambda m: None, learn=True)
+    assert first >= 4000 and clock.ms - t0 < 2000
+
+
+def test_a_replaced_ap_is_joined_without_the_old_bssid_and_learnt_again(world, clock):
+    from upynode import rtcmem
+    world["aps"] = dict(DEEP_AP)
+    world.update(connect_ms=400, connect_ms_known=150)
+    assert wifi.join(W, lambda m: None, learn=True)
+    network.WLAN(network.STA_IF).disconnect()
+    reset_chip()
+    world["aps"] = {"home": dict(DEEP_AP["home"], bssid="c0:ff:ee:00:00:02")}  # a new router
+    lines = []
+    assert wifi.join(W, lines.append, learn=True)
+    assert "attempt 1/2: network not found" in lines[0]
+    assert rtcmem.load()["bssid"] == bytes.fromhex("c0ffee000002")
+
+
+def test_join_lets_the_chip_finish_rejoining_our_network_by_itself(world, clock, monkeypatch):
+    # After a reset the SDK rejoins the network in its flash; when that is
+    # ours, connect() would start the join over (and write the flash again).
+    world["aps"] = {"home": {"password": "secret123"}}
+    world["connect_ms"] = 300
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    sta.connect("home", "secret123")
+    reset_chip()
+    calls = []
+    monkeypatch.setattr(network.WLAN, "connect", lambda self, *a, **k: calls.append(a))
+    assert wifi.join(W, lambda m: None)
+    assert calls == []
+
+
+def test_join_uses_the_configs_password_when_the_chips_rejoin_fails(world, clock):
+    world["aps"] = {"home": {"password": "newpass12"}}
+    world["connect_ms"] = 50
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    sta.connect("home", "oldpass12")
+    reset_chip()
+    assert wifi.join(dict(W, password="newpass12", retries=1), lambda m: None)
+
+
 def test_setup_ap_is_open_and_named_after_the_chip(world):
     wifi.start_ap("upynode-" + CHIP_HEX, lambda m: None)
     assert _world.STATE["ap"] == {"active": True, "ssid": "upynode-" + CHIP_HEX, "security": network.AUTH_OPEN}
