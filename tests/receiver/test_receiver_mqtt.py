@@ -213,3 +213,19 @@ def test_mqtt_address_parsing(text, expected):
 def test_bad_mqtt_address_is_refused(text):
     with pytest.raises(ValueError, match="expected HOST:PORT"):
         parse_host_port(text)
+
+
+@pytest.mark.parametrize("argv, env, message", [
+    (["--mqtt", "broker:port"], {"UPYNODE_API_KEYS": "k"}, "expected HOST:PORT"),
+    (["--rate-limit", "-1"], {"UPYNODE_API_KEYS": "k"}, "--rate-limit must be 0"),
+    ([], {}, "no API keys"),
+])
+def test_the_command_refuses_bad_options(monkeypatch, capsys, argv, env, message):
+    from upynode_receiver import __main__ as command
+    for name in ("UPYNODE_API_KEYS", "UPYNODE_KEYS_FILE", "UPYNODE_MQTT", "UPYNODE_RATE_LIMIT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_:
+        command.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -4,7 +4,8 @@ Every option falls back to an environment variable, so `make server` needs no ar
   --db UPYNODE_DB          --keys-file UPYNODE_KEYS_FILE   (and/or UPYNODE_API_KEYS=k1,k2)
   --port UPYNODE_PORT      --fields UPYNODE_FIELDS ("1=temperature,2=humidity,3=light")
   --rate-limit UPYNODE_RATE_LIMIT (requests a minute per API key, 0 = none)
-  --mqtt UPYNODE_MQTT      --base-topic UPYNODE_BASE_TOPIC   (the MQTT password: UPYNODE_MQTT_PASSWORD)
+  --mqtt UPYNODE_MQTT      --base-topic UPYNODE_BASE_TOPIC
+  --mqtt-user UPYNODE_MQTT_USER   (its password only from UPYNODE_MQTT_PASSWORD: not on a command line)
 
 With --mqtt HOST:PORT it also subscribes to the nodes' <base-topic>/+/state and
 <base-topic>/+/backlog topics and stores their readings (QoS 1, reconnecting).
