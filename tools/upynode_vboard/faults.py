@@ -447,11 +447,15 @@ class SilentServer:
 class FlakyHttp:
     """A receiver for http.target "receiver" on 127.0.0.1:port whose mode
     the test switches: "ok" (takes the batch: 201), "500" (answers 500 and
-    keeps nothing), or down (stop(): nothing listens on the port).
-    batches: every body taken in "ok" mode; records(): their readings."""
+    keeps nothing), or down (stop(): nothing listens on the port). With an
+    upstream (the reference receiver's URL), "ok" passes each request on and
+    answers what the receiver answered: the node meets the real receiver,
+    and the test sees every batch it took, duplicates included.
+    batches: every body taken (2xx) in "ok" mode; records(): their readings."""
 
-    def __init__(self, api_key, port=None):
+    def __init__(self, api_key, port=None, upstream=None):
         self.api_key = api_key
+        self.upstream = upstream
         self.port = port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.mode = "ok"
@@ -504,8 +508,22 @@ class FlakyHttp:
             except (ValueError, KeyError, TypeError, AssertionError):
                 self.bad.append((path, dict(headers), body[:200]))
                 return 400
-            self.batches.append(batch)
-            return 201
+            code = 201
+            if self.upstream:
+                import urllib.error
+                import urllib.request
+                req = urllib.request.Request(self.upstream + path, data=body, method="POST",
+                                             headers={"X-API-Key": self.api_key, "Content-Type": "application/json"})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        code = r.status
+                except urllib.error.HTTPError as e:
+                    code = e.code
+                except OSError:
+                    code = 502
+            if 200 <= code < 300:
+                self.batches.append(batch)
+            return code
 
     def records(self):
         with self._lock:

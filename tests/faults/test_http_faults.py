@@ -1,0 +1,47 @@
+"""The reference receiver (http.target "receiver", batches on POST
+/api/readings) fails under a running node: down, then answering 500, then
+back. The node keeps what was not acknowledged and replays it in batches;
+the receiver ends up holding every reading, once."""
+import urllib.request
+import json
+
+from conftest import assert_ok, fault_config
+from helpers import HOME_AP, NODE_ID
+from upynode_vboard import faults
+from upynode_vboard.receiver_process import ReceiverProcess
+
+KEY = "faults-key-51c9"
+
+
+def test_receiver_down_then_500_then_back(make_vboard, fault_table, tmp_path):
+    with ReceiverProcess(str(tmp_path / "readings.db"), KEY, log_path=str(tmp_path / "receiver.log")) as rcv:
+        # the node's URL: a stand-in in front of the receiver that can be down or answer 500
+        front = faults.FlakyHttp(KEY, upstream=rcv.url)
+        cfg = fault_config(1, transports=["http"], mqtt={"host": ""},
+                           http={"target": "receiver", "url": front.url, "api_key": KEY, "timeout_s": 2},
+                           backlog={"max_kb": 8, "per_cycle": 5})
+        vb = make_vboard(cfg, aps=HOME_AP)
+        front.start()
+        with vb:
+            faults.wait_readings(vb, 3)
+            front.stop()                       # down: nothing listens
+            n = len(vb.lines)
+            faults.wait_readings(vb, 8, start=n)
+            front.start()
+            front.mode = "500"                 # up, refusing
+            m = len(vb.lines)
+            faults.wait_readings(vb, 6, start=m)
+            front.mode = "ok"                  # back
+            made, got = faults.settle(vb, [front], "receiver", start=len(vb.lines))
+        front.stop()
+        with urllib.request.urlopen(rcv.url + "/api/held?node=" + NODE_ID) as r:
+            held = json.load(r)["held"]
+    row = fault_table.add(faults.row("HTTP receiver down, then 500s, then back", made, got,
+                                     faults.drops_reported(vb.lines, "receiver")))
+    assert_ok(row, vb)
+    assert front.refused >= 2 and not front.bad  # backoff: not every cycle tries
+    out = faults.outcomes(vb.lines, "receiver")
+    assert [out[k] for k in sorted(out)[:3]] == ["sent"] * 3
+    assert sum(1 for v in out.values() if v == "queued") >= 12
+    # the reference receiver holds each reading once, whatever came twice
+    assert sorted(map(tuple, held)) == sorted(made)
