@@ -54,3 +54,53 @@ def test_deepsleep_without_a_time_sleeps_until_reset(tmp_path):
         vb.wait_for(r"deep sleep until reset", timeout=30)
     assert vb.output().count("awake") == 1
     assert [w["sleep_ms"] for w in vb.wakes] == [None]
+
+
+NAPPER = """
+import machine
+from upynode import sleep, rtcmem
+sleep.chained()
+m = rtcmem.load() or rtcmem.empty()
+print('wake', m['wakes'], m['seq'], machine.reset_cause(), sleep.wall(m) is not None)
+if m['wakes'] < 3:
+    m['seq'] += 10
+    sleep.nap(%d, sleep.awake_ms(), print, m, ts=1795600000)
+"""
+
+
+def napper_board(tmp_path, interval_s):
+    import shutil
+    from upynode_cli.project import LIB
+    board = tmp_path / "board"
+    (board / "lib" / "upynode").mkdir(parents=True)
+    for name in ("__init__.py", "rtcmem.py", "sleep.py"):
+        shutil.copy(LIB / "upynode" / name, board / "lib" / "upynode" / name)
+    (board / "main.py").write_text(NAPPER % interval_s)
+    return board
+
+
+def test_nap_wakes_again_with_the_state_intact(tmp_path):
+    vb = VBoard(napper_board(tmp_path, 60), tmp_path / "vboard")
+    vb.world(sleep_scale=0.001)
+    with vb:
+        vb.wait_for(r"wake 3 30 5 True", timeout=30)
+        vb.wait_for(r"VM exited with status 0", timeout=10)
+    wakes = [ln for ln in vb.output().splitlines() if ln.startswith("wake")]
+    assert wakes == ["wake 0 0 0 False", "wake 1 10 5 True", "wake 2 20 5 True", "wake 3 30 5 True"]
+    # each nap: what was left of the 60 s after that wake's awake time
+    assert len(vb.wakes) == 3 and all(55000 < w["sleep_ms"] <= 60000 for w in vb.wakes)
+
+
+def test_a_long_interval_chains_sleeps_and_its_links_start_nothing(tmp_path):
+    # 2 h: two links of at most sleep.MAX_MS; a link's wake goes back to
+    # sleep before the firmware prints (or joins WiFi)
+    vb = VBoard(napper_board(tmp_path, 7200), tmp_path / "vboard")
+    vb.world(sleep_scale=0.00001)
+    with vb:
+        vb.wait_for(r"wake 3 30 5 True", timeout=60)
+        vb.wait_for(r"VM exited with status 0", timeout=10)
+    wakes = [ln for ln in vb.output().splitlines() if ln.startswith("wake")]
+    assert wakes == ["wake 0 0 0 False", "wake 1 10 5 True", "wake 2 20 5 True", "wake 3 30 5 True"]
+    links = [w["sleep_ms"] for w in vb.wakes]
+    assert links[0::2] == [3600000] * 3 and all(3500000 < ms <= 3600000 for ms in links[1::2])
+    assert vb.boots == 7
