@@ -104,3 +104,16 @@ def test_a_long_interval_chains_sleeps_and_its_links_start_nothing(tmp_path):
     links = [w["sleep_ms"] for w in vb.wakes]
     assert links[0::2] == [3600000] * 3 and all(3500000 < ms <= 3600000 for ms in links[1::2])
     assert vb.boots == 7
+
+
+def test_the_board_keeps_the_chips_clock_when_the_world_asks(tmp_path):
+    # world chip_clock: the fake time (fakehw/clock): epoch 2000, and the
+    # clock reads 2000-01-01 after power-on, until NTP sets it
+    board = tmp_path / "board"
+    board.mkdir()
+    (board / "main.py").write_text("import time\nprint('clock', time.gmtime(0)[0], time.time() < 60)\n")
+    vb = VBoard(board, tmp_path / "vboard")
+    vb.world(chip_clock=True)
+    with vb:
+        vb.wait_for(r"VM exited", timeout=30)
+    assert "clock 2000 True" in vb.output()
