@@ -139,7 +139,8 @@ def install(venv=VENV, log=print):
     venv's python. Raises InstallError with the reason when it cannot."""
     venv = Path(venv)
     stamp = venv / STAMP_NAME
-    if stamp.exists() and Path(venv_python(venv)).exists():
+    want = "homeassistant==%s\n" % VERSION
+    if stamp.exists() and stamp.read_text().startswith(want) and Path(venv_python(venv)).exists():
         return venv_python(venv)
     t0 = time.monotonic()
     wheel = _wheel(log)
@@ -154,7 +155,7 @@ def install(venv=VENV, log=print):
          log)
     _run([venv_python(venv), "-c", "import homeassistant.components.mqtt, homeassistant.components.stream, josepy; "
           "import homeassistant.components.camera"], "checking the install", log)
-    stamp.write_text("homeassistant==%s\n%s\n" % (VERSION, "\n".join(reqs + pins)))
+    stamp.write_text(want + "\n".join(reqs + pins) + "\n")
     log("homeassistant: installed in %.0f s" % (time.monotonic() - t0))
     return venv_python(venv)
 
