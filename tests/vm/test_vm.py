@@ -12,6 +12,7 @@ from upynode_vboard.mqttwatch import Watch
 from upynode_vboard.services import free_port
 
 STATE = "home/%s/state" % NODE_ID
+BACKLOG = "home/%s/backlog" % NODE_ID
 AP_LINE = r'access point "upynode-%s"' % CHIP_HEX
 
 
@@ -117,19 +118,26 @@ def test_wifi_that_comes_back_after_a_power_cut_brings_the_node_back(broker, wat
     assert not vb.state("ap")["active"]
 
 
-def test_a_dead_broker_costs_only_the_cycles_it_is_down(make_vboard):
+def test_a_dead_broker_loses_no_reading(make_vboard):
+    # Down: each reading waits on flash. Back: live readings go on, and the
+    # queued ones follow on the backlog topic, oldest first.
     port = free_port()
-    vb = make_vboard(node_config(port, mqtt={"timeout_s": 2}), aps=HOME_AP)
+    vb = make_vboard(node_config(port, mqtt={"timeout_s": 2}, retry={"min_s": 1, "max_s": 2}), aps=HOME_AP)
     with vb:
-        vb.wait_for(r"^2: .*NOT SENT")
+        vb.wait_for(r"^1\.3: .*mqtt queued")
         assert "connection refused" in vb.output()
         with brokers.Broker(port=port) as b:
-            w = Watch(b.port, (STATE,))
+            w = Watch(b.port, (STATE, BACKLOG))
             try:
-                got = wait_readings(w, lambda r: len(r) >= 2)
+                w.wait(lambda m: {json.loads(p)["seq"] for t, p, _ in m if t == BACKLOG} >= {1, 2, 3}
+                       and any(t == STATE for t, p, _ in m))
+                live = [json.loads(p) for p, _ in w.on(STATE)]
+                old = [json.loads(p) for p, _ in w.on(BACKLOG)]
             finally:
                 w.close()
-        assert got[0]["seq"] > 2 and got[1]["seq"] == got[0]["seq"] + 1
+        assert [r["seq"] for r in old][:3] == [1, 2, 3]  # oldest first
+        assert min(r["seq"] for r in live) > 3 and all(r["boot"] == 1 for r in old + live)
+        assert "heap" not in old[0] and "light_raw" in old[0]  # the reading, not the diagnostics
     assert vb.boots == 1
 
 
@@ -169,9 +177,9 @@ def test_a_broker_that_never_answers_costs_only_its_cycles(make_vboard):
     try:
         vb = make_vboard(node_config(srv.getsockname()[1], mqtt={"timeout_s": 1}), aps=HOME_AP)
         with vb:
-            vb.wait_for(r"^1: .*NOT SENT", timeout=15)
-            vb.wait_for(r"^2: .*NOT SENT", timeout=15)
-        assert "timed out" in vb.output() and len(held) >= 2
+            vb.wait_for(r"^1\.1: .*mqtt queued", timeout=15)
+            vb.wait_for(r"^1\.2: .*mqtt queued", timeout=15)
+        assert "timed out" in vb.output() and len(held) >= 1
     finally:
         stop.set()
         t.join()
@@ -187,7 +195,7 @@ def test_a_broker_gone_silent_is_noticed_by_the_keepalive(make_vboard):
     with brokers.Broker() as b:
         vb = make_vboard(node_config(b.port, interval_s=2, mqtt={"keepalive": 10, "timeout_s": 2}), aps=HOME_AP)
         with vb:
-            vb.wait_for(r"^1: .*mqtt sent")
+            vb.wait_for(r"^1\.1: .*mqtt sent")
             b.proc.send_signal(signal.SIGSTOP)
             try:
                 start = len(vb.lines)

@@ -167,7 +167,7 @@ def test_http_to_home_assistant_and_an_led_that_follows_an_entity(make_vboard):
         del cfg["mqtt"]
         vb = make_vboard(cfg, aps=HOME_AP, temperature=22.75)
         with vb:
-            vb.wait_for(r"^1: .*ha sent")
+            vb.wait_for(r"^1\.1: .*ha sent")
             entity = "sensor.%s_temperature" % NODE
             deadline = time.monotonic() + 10
             while entity not in ha.states and time.monotonic() < deadline:
