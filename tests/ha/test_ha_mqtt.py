@@ -93,3 +93,21 @@ def test_the_node_announces_again_when_home_assistant_restarts(ha, ha_broker, ha
     assert sorted(e["entity_id"] for e in ha.entities(node)) == sorted(
         "sensor.%s_%s" % (node, q) for q in QUANTITIES)
     assert ha.problems_about(node, QUANTITIES) == []
+
+
+def test_a_sensor_taken_out_of_the_config_leaves_home_assistant(ha, ha_node):
+    node, vb = ha_node()
+    with vb:
+        ha.wait_state("sensor.%s_light" % node, numeric)
+        ha.wait_state("sensor.%s_temperature" % node, numeric)
+    vb.write_config(dict(vb.config, sensors=[{"type": "mcp9808"}]))  # the ADC removed
+    with vb:
+        for q in ("light", "light_raw"):
+            ha.wait_state("sensor.%s_%s" % (node, q), lambda s: s is None)
+        ha.wait_state("sensor.%s_temperature" % node, lambda s: s and numeric(s) and s["state"] == "21.5")
+    assert [e["entity_id"] for e in ha.entities(node)] == ["sensor.%s_temperature" % node]
+    assert len(ha.devices(node)) == 1
+    # Not asserted here: HA's log. The first state messages without the
+    # ADC's quantities can reach HA before it has removed their entities,
+    # which then log defect 3's template warning (about half the runs);
+    # the template fix for defect 3 ends both.
