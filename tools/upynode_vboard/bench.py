@@ -1,106 +1,802 @@
-"""Heap figures for the firmware, measured in the MicroPython VM.
+"""make bench (upynode-bench): what the firmware costs, beside the 2016
+tutorial's MQTT publisher, all measured in one run; one table, and the same
+figures in build/bench.json to compare across commits.
 
-1. Import cost of each module as deployed (.mpy) and from source: the heap
-   it keeps, and the smallest heap in which the import succeeds at all
-   (compiling on the device needs far more than loading a .mpy). The fakes
-   are loaded first and their cost is not counted.
-2. A boot plus a few cycles against a real broker: the free heap the node
-   reports in each state message.
+Three programs on the same virtual board, precompiled the same way:
+- tutorial: the 2016 tutorial's publisher (TUTORIAL_* below): reads ADC(0)
+  and publishes the raw value to home/esp8266_<id> with umqtt.simple every
+  cycle. It publishes with QoS 1 (the tutorial used QoS 0) so that both
+  programs wait for the broker's PUBACK and row 6 times the same thing;
+- node: the firmware as a user configures it: MQTT with Home Assistant
+  discovery, ADC + MCP9808 + DHT22, LED heartbeat, the offline queue;
+- full: the same plus HTTP to the reference receiver.
 
-The unix port is 64-bit: its objects are up to twice the ESP8266's, so
-these are upper bounds for the chip.
+Rows:
+1. 32-bit heap per stage, in MicroPython's WebAssembly port (heap32.py):
+   bytes kept after each stage and the heap each stage's peak needs, less
+   the interpreter and the stand-ins for the chip's modules.
+2. The smallest -X heapsize (1 KB steps) in which the 64-bit VM boots and
+   delivers every cycle of CYCLES (all acknowledged), as deployed (.mpy)
+   and from source.
+3. Heap drift: gc.mem_alloc() after gc.collect() at cycle 20 and 2,000.
+4. Bytes on the wire per cycle each way and round trips (TCP connects plus
+   answers after the node spoke), counted by a loopback proxy in front of
+   the broker and the receiver; per deep-sleep wake, first and later.
+5. The deployed size: every file, and the five largest modules.
+6. Boot to the first PUBACK, median of 5 boots, real time.
+
+Rows 2-4 run the VM on a clock whose sleeps return at once
+(heap32_vm/time.py): 2,000 cycles take seconds, and the firmware still sees
+its intervals pass. Row 6 runs on the real clock: it times the firmware's
+own waits too (WiFi join, the DHT's power-up).
 """
+import argparse
 import json
 import os
+import re
+import select
 import shutil
+import socket
+import statistics
 import subprocess
+import sys
 import tempfile
+import threading
+import time
 
 from upynode_cli import build
-from upynode_cli.project import BOARD, LIB, micropython
+from upynode_cli.project import BUILD, REPO, micropython
 
-from . import brokers, runner
-from .mqttwatch import Watch
+from . import brokers, heap32, runner
+from .receiver_process import ReceiverProcess
+from .services import free_port
 
-# Every firmware module (read from lib/, so a new one is measured without
-# editing this list) and the two fetched dependencies.
-MODULES = sorted("upynode." + f[:-3] for f in os.listdir(LIB / "upynode")
-                 if f.endswith(".py") and f != "__init__.py") + ["umqtt.simple", "urequests"]
+SSID, WIFI_PASSWORD = "bench", "bench-wifi"
+API_KEY = "bench-api-key"
+CONFIGS = ("tutorial", "node", "full")
 
-PROBE = """
-import gc, sys
-import machine, network, dht, _world, webrepl, esp
-for name in %r:
-    gc.collect()
-    before = gc.mem_alloc()
-    try:
-        __import__(name)
-    except ImportError as e:
-        print(name, 'missing')
-        continue
-    gc.collect()
-    print(name, gc.mem_alloc() - before)
+# The 2016 tutorial, as its readers typed it (boot.py joins the WiFi).
+TUTORIAL_BOOT = """import network
+sta = network.WLAN(network.STA_IF)
+sta.active(True)
+sta.connect(%(ssid)r, %(password)r)
+while not sta.isconnected():
+    pass
+"""
+TUTORIAL_SETUP = """import machine, ubinascii, time
+from umqtt.simple import MQTTClient
+CLIENT_ID = b"esp8266_" + ubinascii.hexlify(machine.unique_id())
+TOPIC = b"home/" + CLIENT_ID
+adc = machine.ADC(0)
+c = MQTTClient(CLIENT_ID, %(host)r, %(port)d)
+c.connect()
+"""
+TUTORIAL_CYCLE = """c.publish(TOPIC, str(adc.read()).encode(), qos=1)
 """
 
 
-def _probe(env, module, heap_kb):
-    r = subprocess.run([micropython(), "-X", "heapsize=%dK" % heap_kb, "-c", PROBE % ([module],)],
-                       capture_output=True, text=True, env=env)
-    lines = r.stdout.strip().splitlines()
-    return lines[-1].split()[-1] if r.returncode == 0 and lines else None
+def tutorial_main(host, port, interval, marks=()):
+    # marks: cycles after which to print the heap in use (row 3); every
+    # cycle prints its number, as the node's console does.
+    body = TUTORIAL_CYCLE
+    if marks:
+        body += ("print('tutorial: cycle', n)\nif n in %r:\n    import gc\n    gc.collect()\n"
+                 "    print('bench: cycle %%d alloc %%d' %% (n, gc.mem_alloc()))\n" % (tuple(marks),))
+    loop = "n = 0\nwhile True:\n    n += 1\n" + "".join("    " + line + "\n" for line in body.splitlines())
+    return TUTORIAL_SETUP % {"host": host, "port": port} + loop + "    time.sleep(%d)\n" % interval
 
 
-def import_costs(lib_dir):
-    """{module: (bytes kept, smallest heap in KB the import succeeds in)}"""
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join(["", runner.compiled_fakes(), lib_dir]),
-               UPYNODE_VBOARD=tempfile.mkdtemp())
-    # Each module alone, in a fresh VM, so shared imports are counted in each.
-    out = {}
-    for m in MODULES:
-        kept = _probe(env, m, 256) or "error"
-        lo, hi = 8, 256  # binary search on the heap size, in KB
-        while lo < hi:
+def node_config(kind, mqtt_port, http_url="", interval=2, sleep="none"):
+    cfg = {"wifi": {"ssid": SSID, "password": WIFI_PASSWORD},
+           "webrepl": {"password": "bench"},
+           "interval_s": interval,
+           "sensors": [{"type": "adc", "quantity": "light"}, {"type": "mcp9808"},
+                       {"type": "dht22", "prefix": "room_"}],
+           "led": {"mode": "heartbeat"},
+           "mqtt": {"host": "127.0.0.1", "port": mqtt_port}}
+    if sleep != "none":
+        cfg["sleep"] = sleep
+    if kind == "full":
+        cfg["transports"] = ["mqtt", "http"]
+        cfg["http"] = {"target": "receiver", "url": http_url, "api_key": API_KEY}
+    return cfg
+
+
+# -- the boards --------------------------------------------------------------
+
+class Boards:
+    """Board folders built once from this checkout: the node's as deployed
+    (.mpy) and from source, the tutorial's the same two ways."""
+
+    def __init__(self, root):
+        self.root = root
+        self.node = {}
+        for how in ("mpy", "py"):
+            d = os.path.join(root, "node-" + how)
+            build.build(d, source=how == "py")
+            self.node[how] = d
+        self.shim = os.path.join(root, "shim")  # the clock, first on MICROPYPATH
+        os.makedirs(self.shim, exist_ok=True)
+        with open(os.path.join(self.shim, "time.mpy"), "wb") as f:
+            f.write(heap32.clock_mpy(self.shim))
+        os.remove(os.path.join(self.shim, "time.py"))
+
+    def make(self, kind, how, cfg_or_port, dest):
+        """A fresh board in dest: the node with its config, or the tutorial
+        (boot.py, main.py, umqtt.simple) publishing to the port given."""
+        src = self.node[how]
+        if kind == "tutorial":
+            os.makedirs(os.path.join(dest, "lib"))
+            shutil.copytree(os.path.join(src, "lib", "umqtt"), os.path.join(dest, "lib", "umqtt"))
+            port, marks = cfg_or_port
+            with open(os.path.join(dest, "boot.py"), "w") as f:
+                f.write(TUTORIAL_BOOT % {"ssid": SSID, "password": WIFI_PASSWORD})
+            with open(os.path.join(dest, "main.py"), "w") as f:
+                f.write(tutorial_main("127.0.0.1", port, 2, marks))
+        else:
+            shutil.copytree(src, dest)
+            runner.check_loopback(cfg_or_port)
+            with open(os.path.join(dest, "config.json"), "w") as f:
+                json.dump(cfg_or_port, f)
+        return dest
+
+
+def deployed_size(board):
+    files = {}
+    for dirpath, dirnames, names in os.walk(board):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            if n.endswith((".py", ".mpy")):
+                files[os.path.relpath(p, board)] = os.path.getsize(p)
+    largest = sorted(files.items(), key=lambda kv: -kv[1])[:5]
+    return {"total": sum(files.values()), "files": len(files), "largest": largest}
+
+
+# -- the wire ------------------------------------------------------------------
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 in front of a sink. Counts bytes each way,
+    TCP connects, and turns (the sink sending after the node spoke: with the
+    connects, the round trips). marks: the counters as each cycle began:
+    with mqtt_topic, at each PUBLISH to a topic that matches; else at each
+    new connection. Cycle k is from mark k-1 to mark k; the first one
+    also carries everything before (connect, subscribe, announce). first_puback: monotonic time of the
+    sink's first PUBACK."""
+
+    def __init__(self, target_port, mqtt_topic=None):
+        self.target = target_port
+        self.topic = re.compile(mqtt_topic) if mqtt_topic else None
+        self.up = self.down = self.conns = self.turns = self.pubacks = 0
+        self.marks = []
+        self.first_puback = None
+        self.lock = threading.Lock()
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def counters(self):
+        with self.lock:
+            return (self.up, self.down, self.conns, self.turns)
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                s = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                if not self.topic:
+                    self.marks.append((self.up, self.down, self.conns, self.turns))
+                self.conns += 1
+            threading.Thread(target=self._pipe, args=(c, s), daemon=True).start()
+
+    def _pipe(self, c, s):
+        last = None
+        bufs = {c: b"", s: b""}
+        try:
+            while not self.closed:
+                r, _, _ = select.select([c, s], [], [], 0.5)
+                for sock in r:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (s if sock is c else c).sendall(data)
+                    with self.lock:
+                        if sock is c:
+                            self.up += len(data)
+                        else:
+                            self.down += len(data)
+                            if last is c:
+                                self.turns += 1
+                        last = sock
+                        if self.topic:
+                            bufs[sock] = self._packets(bufs[sock] + data, sock is c)
+        except OSError:
+            pass
+        finally:
+            c.close()
+            s.close()
+
+    def _packets(self, buf, upstream):
+        # Whole MQTT packets off the front of buf; the rest is kept.
+        while len(buf) >= 2:
+            n, shift, i = 0, 0, 1
+            while True:
+                if i >= len(buf):
+                    return buf
+                n |= (buf[i] & 0x7F) << shift
+                shift += 7
+                i += 1
+                if not buf[i - 1] & 0x80:
+                    break
+            if len(buf) < i + n:
+                return buf
+            kind = buf[0] >> 4
+            if upstream and kind == 3:
+                tlen = buf[i] << 8 | buf[i + 1]
+                topic = buf[i + 2:i + 2 + tlen].decode("utf-8", "replace")
+                if self.topic.search(topic):  # as the packet began
+                    self.marks.append((self.up - len(buf), self.down, self.conns, self.turns))
+            elif not upstream and kind == 4:
+                self.pubacks += 1
+                if self.first_puback is None:
+                    self.first_puback = time.monotonic()
+            buf = buf[i + n:]
+        return buf
+
+    def close(self):
+        self.closed = True
+        self.srv.close()
+
+
+def span(marks, a, b):
+    return [round(((marks[b][0] - marks[a][0])) / (b - a), 1), round((marks[b][1] - marks[a][1]) / (b - a), 1),
+            round((marks[b][2] - marks[a][2] + marks[b][3] - marks[a][3]) / (b - a), 2)]
+
+
+# -- the VM --------------------------------------------------------------------
+
+class VM:
+    """The unix port booting a board (boot.py, [_bench.py,] main.py), on the
+    bench's clock unless real_clock; boots again after a reset or deep sleep
+    while boots < max_boots; lines: its console."""
+
+    def __init__(self, boards, board, heap, real_clock=False, pre=None, max_boots=1, on_boot_end=None):
+        self.board = board
+        self.state = board + ".state"
+        os.makedirs(self.state, exist_ok=True)
+        with open(os.path.join(self.state, "world.json"), "w") as f:
+            json.dump({"aps": {SSID: {"password": WIFI_PASSWORD}}}, f)
+        argv, env = runner.vm_argv(board, heap, self.state, boot=False)
+        if not real_clock:
+            env["MICROPYPATH"] = boards.shim + os.pathsep + env["MICROPYPATH"]
+        names = ("boot.py", "main.py")
+        if pre:
+            with open(os.path.join(board, "_bench.py"), "w") as f:
+                f.write(pre)
+            names = ("boot.py", "_bench.py", "main.py")
+        self.argv = argv + ["-c", "import _vboot; _vboot.run(%r)" % (names,)]
+        self.env = env
+        self.max_boots = max_boots
+        self.on_boot_end = on_boot_end
+        self.lines = []
+        self.exits = []
+        self.cond = threading.Condition()
+        self.proc = None
+        self.stopped = False
+        self.t0 = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped and len(self.exits) < self.max_boots:
+            if self.t0 is None:
+                self.t0 = time.monotonic()
+            self.proc = subprocess.Popen(self.argv, cwd=self.board, env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for raw in self.proc.stdout:
+                with self.cond:
+                    self.lines.append(raw.decode("utf-8", "replace").rstrip())
+                    self.cond.notify_all()
+            rc = self.proc.wait()
+            if self.on_boot_end:
+                self.on_boot_end(rc)
+            with self.cond:
+                self.exits.append(rc)
+                self.cond.notify_all()
+            if rc != runner.RESET_EXIT:
+                break
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+    def wait(self, predicate, timeout):
+        """predicate(lines) -> True (done), False (failed) or None (not yet):
+        its answer; None when the time ran out."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                r = predicate(self.lines)
+                if r is not None:
+                    return r
+                if self.stopped:
+                    return predicate(self.lines) or False
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(min(left, 0.5))
+
+    def stop(self):
+        self.stopped = True
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        self.thread.join(10)
+
+
+CYCLE_LINE = re.compile(r"^(?:\d+\.)?(\d+): \{.*\} -> (.*)$")
+FAILED = re.compile(r"out of memory|MemoryError|Traceback|restarting in")
+
+
+def node_progress(n, sinks=1):
+    """A predicate: True once cycles 1..n were each acknowledged by every
+    sink, False at the first sign of trouble."""
+    def check(lines):
+        done = set()
+        for line in lines:
+            if FAILED.search(line):
+                return False
+            m = CYCLE_LINE.match(line)
+            if m:
+                words = m.group(2).split(", ")
+                if len(words) != sinks or not all(w.endswith(" sent") for w in words):
+                    return False
+                done.add(int(m.group(1)))
+        return True if set(range(1, n + 1)) <= done else None
+    return check
+
+
+def tutorial_progress(proxy, n):
+    def check(lines):
+        if any(FAILED.search(line) for line in lines):
+            return False
+        return True if proxy.pubacks >= n else None
+    return check
+
+
+class Sinks:
+    """The broker and the receiver, for the whole run."""
+
+    def __init__(self, tmp):
+        self.broker = brokers.Broker().start()
+        self.rx = ReceiverProcess(os.path.join(tmp, "receiver.sqlite3"), API_KEY).start()
+        self.rx_port = int(self.rx.url.rsplit(":", 1)[1])
+
+    def close(self):
+        self.rx.stop()
+        self.broker.stop()
+
+
+class Bench:
+    def __init__(self, quick=False, log=print):
+        self.quick = quick
+        self.log = log
+        self.tmp = tempfile.mkdtemp(prefix="upynode-bench-")
+        self.boards = Boards(os.path.join(self.tmp, "boards"))
+        self.sinks = Sinks(self.tmp)
+        self.runs = 0
+        self.cycles = 5 if quick else 20
+        self.marks = (5, 50) if quick else (20, 2000)
+
+    def close(self):
+        self.sinks.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _start(self, kind, how, heap, marks=(), real_clock=False, sleep="none", max_boots=1, on_boot_end=None):
+        """(vm, mqtt proxy, http proxy or None) for a fresh board."""
+        self.runs += 1
+        topic = r"^home/esp8266_[0-9a-f]+$" if kind == "tutorial" else r"/state$"
+        mp = Proxy(self.sinks.broker.port, topic)
+        hp = Proxy(self.sinks.rx_port) if kind == "full" else None
+        dest = os.path.join(self.tmp, "run%d" % self.runs)
+        if kind == "tutorial":
+            self.boards.make(kind, how, (mp.port, marks), dest)
+            pre = None
+        else:
+            url = "http://127.0.0.1:%d" % hp.port if hp else ""
+            interval = 10 if sleep == "deep" else 2
+            self.boards.make(kind, how, node_config(kind, mp.port, url, interval, sleep), dest)
+            pre = DRIFT_PRE % (tuple(marks),) if marks else None
+        vm = VM(self.boards, dest, heap, real_clock, pre, max_boots, on_boot_end)
+        return vm, mp, hp
+
+    def _finish(self, vm, *proxies):
+        vm.stop()
+        for p in proxies:
+            if p:
+                p.close()
+        shutil.rmtree(vm.board, ignore_errors=True)
+        shutil.rmtree(vm.state, ignore_errors=True)
+
+    def delivers(self, kind, how, heap_kb, n):
+        vm, mp, hp = self._start(kind, how, "%dK" % heap_kb)
+        try:
+            check = tutorial_progress(mp, n) if kind == "tutorial" else node_progress(n, 2 if hp else 1)
+            return vm.wait(check, 60) is True
+        finally:
+            self._finish(vm, mp, hp)
+
+    def min_heap(self, kind, how, lo=8, hi=256):
+        """Row 2: the smallest heap in KB that delivers every cycle."""
+        if not self.delivers(kind, how, hi, self.cycles):
+            return None
+        while hi - lo > 1:
             mid = (lo + hi) // 2
-            if _probe(env, m, mid) is None:
-                lo = mid + 1
-            else:
+            if self.delivers(kind, how, mid, self.cycles):
                 hi = mid
-        out[m] = (kept, lo)
+            else:
+                lo = mid
+        return hi
+
+    def drift_and_wire(self, kind, heap="256K"):
+        """Rows 3 and 4: heap in use at the marks; bytes per cycle."""
+        vm, mp, hp = self._start(kind, "mpy", heap, self.marks)
+        last = self.marks[-1]
+        rx = re.compile(r"^bench: cycle (\d+) alloc (\d+)")
+        try:
+            def check(lines):
+                if any(FAILED.search(line) for line in lines):
+                    return False
+                return True if any(line.startswith("bench: cycle %d " % last) for line in lines) else None
+            ok = vm.wait(check, 600)
+            alloc = {}
+            for line in vm.lines:
+                m = rx.match(line)
+                if m:
+                    alloc[int(m.group(1))] = int(m.group(2))
+            out = {"drift": {str(k): alloc.get(k) for k in self.marks}, "ok": bool(ok)}
+            if not ok:
+                out["error"] = "\n".join(vm.lines[-5:])
+            a, b = (2, self.marks[-1] - 2)
+            wire = {}
+            for name, p in (("mqtt", mp), ("http", hp)):
+                if p is None:
+                    continue
+                if len(p.marks) > b:
+                    m = p.marks[1]
+                    wire[name] = {"first": [m[0], m[1], m[2] + m[3]], "cycle": span(p.marks, a, b)}
+            out["wire"] = wire
+            return out
+        finally:
+            self._finish(vm, mp, hp)
+
+    def wakes(self, kind, wakes=4):
+        """Row 4, deep sleep: bytes and round trips per wake (first, later)."""
+        snaps = []
+        holder = {}
+
+        def on_boot_end(rc):
+            snaps.append([p.counters() if p else (0, 0, 0, 0) for p in holder["proxies"]])
+
+        vm = None
+        try:
+            vm, mp, hp = self._start(kind, "mpy", "256K", sleep="deep", max_boots=wakes,
+                                     on_boot_end=on_boot_end)
+            holder["proxies"] = (mp, hp)
+            vm.wait(lambda lines: True if len(vm.exits) >= wakes else
+                    (False if vm.exits and vm.exits[-1] != runner.RESET_EXIT else None), 120)
+        finally:
+            if vm:
+                self._finish(vm, mp, hp)
+        if len(snaps) < 2:
+            return None
+        per = []
+        prev = [(0, 0, 0, 0)] * len(snaps[0])
+        for s in snaps:
+            up = sum(c[0] - p[0] for c, p in zip(s, prev))
+            down = sum(c[1] - p[1] for c, p in zip(s, prev))
+            rt = sum(c[2] - p[2] + c[3] - p[3] for c, p in zip(s, prev))
+            per.append((up, down, rt))
+            prev = s
+        later = per[1:]
+        return {"first": list(per[0]),
+                "later": [round(statistics.mean(x[i] for x in later), 1) for i in range(3)],
+                "wakes": len(per)}
+
+    def boot_to_puback(self, kind, times=5):
+        """Row 6: seconds from starting the VM to the first PUBACK, real clock."""
+        got = []
+        for _ in range(times):
+            vm, mp, hp = self._start(kind, "mpy", runner.HEAPSIZE if kind != "full" else "256K",
+                                     real_clock=True)
+            try:
+                vm.wait(lambda lines: True if mp.first_puback else None, 60)
+                if mp.first_puback:
+                    got.append(mp.first_puback - vm.t0)
+            finally:
+                self._finish(vm, mp, hp)
+        return round(statistics.median(got), 3) if got else None
+
+
+# Row 3, the node: the heap in use after the given cycles, from a wrapper
+# around Node.cycle (run between boot.py and main.py; node is imported a
+# little earlier than main.py imports it, which rows 2 and 6 do not do).
+DRIFT_PRE = """import gc
+from upynode import node as _node
+_cycle = _node.Node.cycle
+def _counted(self, seq):
+    r = _cycle(self, seq)
+    if seq in %r:
+        gc.collect()
+        print('bench: cycle %%d alloc %%d' %% (seq, gc.mem_alloc()))
+    return r
+_node.Node.cycle = _counted
+del _node
+"""
+
+
+# -- row 1: the 32-bit heap -------------------------------------------------------
+
+NODE_STAGES = [
+    ("boot", "exec(open('boot.py').read())\n"),
+    # main.py, then what node.run() does before its loop
+    ("loop set-up", "from upynode import startup\ncfg = startup.cfg\n"
+                    "if not cfg:\n    raise RuntimeError(startup.reason)\nstartup.release()\ndel startup\n"
+                    "import gc\ngc.collect()\nfrom upynode import node\n_n = node.Node(cfg)\n"),
+    ("first cycle", "_n.cycle(1)\n"),  # connects and announces
+    # Home Assistant restarted: every entity again, from the poll between cycles
+    ("announce", "for _t in _n.txs:\n    if hasattr(_t, 'announce'):\n        _t.announce = 2\n"
+                 "    _t.poll()\n"),
+    ("cycle 2", "_n.cycle(2)\nfor _t in _n.txs:\n    _t.poll()\n"),
+    ("cycle 3", "_n.cycle(3)\nfor _t in _n.txs:\n    _t.poll()\n"),
+]
+TUTORIAL_STAGES = [
+    ("boot", "exec(open('boot.py').read())\n"),
+    ("loop set-up", TUTORIAL_SETUP % {"host": "127.0.0.1", "port": 1883}),
+    ("first cycle", TUTORIAL_CYCLE),
+    ("cycle 2", TUTORIAL_CYCLE),
+    ("cycle 3", TUTORIAL_CYCLE),
+]
+
+
+def heap32_rows(boards, quick=False):
+    """Row 1 for each program: {"stages": [...], "stand_ins": bytes}."""
+    out = {}
+    with heap32.Port() as port:
+        stand_ins = heap32.stand_in_files()
+        for kind in CONFIGS:
+            files = dict(stand_ins)
+            if kind == "tutorial":
+                files["/boot.py"] = (TUTORIAL_BOOT % {"ssid": SSID, "password": WIFI_PASSWORD}).encode()
+                with open(os.path.join(boards.node["mpy"], "lib", "umqtt", "simple.mpy"), "rb") as f:
+                    files["/lib/umqtt/simple.mpy"] = f.read()
+                stages = TUTORIAL_STAGES
+            else:
+                files.update(heap32.board_files(boards.node["mpy"],
+                                                node_config(kind, 1883, "http://127.0.0.1:8080")))
+                stages = NODE_STAGES
+            stages = [heap32.stand_ins_stage({SSID: {"password": WIFI_PASSWORD}})] + stages
+            rows = heap32.measure(port, files, stages, step=1024 if quick else 256)
+            out[kind] = {"stand_ins": rows[0]["stand_ins"],
+                         "stages": [{k: r[k] for k in ("name", "kept", "peak", "error")} for r in rows[1:]]}
     return out
 
 
-def cycles(n=5):
-    tmp = tempfile.mkdtemp(prefix="upynode-bench-")
-    board = os.path.join(tmp, "board")
-    shutil.copytree(BOARD, board)
-    with brokers.Broker() as b:
-        w = Watch(b.port, ("home/+/state",))
-        vb = runner.VBoard(board, os.path.join(tmp, "state"))
-        vb.world(aps={"home": {"password": "pw"}})
-        vb.write_config({"wifi": {"ssid": "home", "password": "pw"}, "interval_s": 1,
-                         "webrepl": {"password": "bench"},
-                         "mqtt": {"host": "127.0.0.1", "port": b.port},
-                         "sensors": [{"type": "adc"}, {"type": "mcp9808"}]})
-        with vb:
-            msgs = w.wait(lambda m: len(m) >= n, timeout=60)
-        w.close()
-    shutil.rmtree(tmp, ignore_errors=True)
-    return [json.loads(p)["heap"] for _, p, _ in msgs[:n]]
+def stage_figures(h):
+    """The four figures of row 1 from the stages."""
+    st = {s["name"]: s for s in h["stages"]}
+    peaks = [s["peak"] for s in h["stages"] if s["peak"] is not None]
+
+    def get(name, key):
+        return st[name][key] if name in st else None
+    return {"boot_peak": get("boot", "peak"), "loop_resident": get("cycle 3", "kept"),
+            "announce_peak": get("announce", "peak") if "announce" in st else get("first cycle", "peak"),
+            "cycle_peak": max(peaks) if peaks else None}
 
 
-def main():
-    board_lib = str(BOARD / "lib")
-    src = tempfile.mkdtemp(prefix="upynode-src-")
-    build.build(src, source=True)
-    mpy, py = import_costs(board_lib), import_costs(os.path.join(src, "lib"))
-    shutil.rmtree(src, ignore_errors=True)
-    print("bench: importing each module alone in the unix port (fakes loaded first, not counted)")
-    print("  %-24s %12s %12s %14s %14s" % ("module", "kept .mpy", "kept .py", "min heap .mpy", "min heap .py"))
-    for m in MODULES:
-        print("  %-24s %12s %12s %13sK %13sK" % (m, mpy[m][0], py[m][0], mpy[m][1], py[m][1]))
-    free = cycles()
-    print("bench: free heap reported by the node in its first %d state messages with -X heapsize=%s: %s"
-          % (len(free), runner.HEAPSIZE, ", ".join(map(str, free))))
+# -- calibration -------------------------------------------------------------------
+
+CALIBRATE = """import gc
+gc.collect()
+a = gc.mem_alloc()
+import machine, network, dht, esp, webrepl, _world, _vboot, time
+gc.collect()
+print(a, gc.mem_alloc() - a)
+"""
+
+
+def vm_base_and_fakes(boards, clock):
+    """(bytes the unix port holds at start, bytes its fakes add) in the VM."""
+    env = dict(os.environ, UPYNODE_VBOARD=tempfile.mkdtemp(dir=boards.root))
+    path = [runner.compiled_fakes()]
+    if clock:
+        path.insert(0, boards.shim)
+    env["MICROPYPATH"] = os.pathsep.join(path)
+    r = subprocess.run([micropython(), "-X", "heapsize=256K", "-c", CALIBRATE], capture_output=True, text=True,
+                       env=env, check=True)
+    base, fakes = map(int, r.stdout.split())
+    return base, fakes
+
+
+def calibrate(boards, min_kb, peak32, chip_free=32768):
+    """The -X heapsize at which the node runs out where a chip with
+    chip_free bytes free after boot would; how it was derived."""
+    base, fakes_clock = vm_base_and_fakes(boards, True)
+    _, fakes = vm_base_and_fakes(boards, False)
+    if not min_kb or not peak32:
+        return {"base": base, "fakes": fakes}
+    firmware64 = min_kb * 1024 - base - fakes_clock
+    ratio = firmware64 / peak32
+    heap = base + fakes + ratio * chip_free
+    return {"vm_base": base, "vm_fakes": fakes, "vm_fakes_with_clock": fakes_clock,
+            "node_min_heap_64": min_kb * 1024, "firmware_64": firmware64, "firmware_32_peak": peak32,
+            "ratio_64_32": round(ratio, 3), "chip_free": chip_free,
+            "heapsize_kb": int(-(-heap // 1024))}
+
+
+# -- the table -------------------------------------------------------------------------
+
+def git_state():
+    def git(*a):
+        r = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else None
+    dirty = git("status", "--porcelain", "--", "lib", "boot.py", "main.py")
+    return git("rev-parse", "--short", "HEAD"), bool(dirty)
+
+
+def ratio(a, b):
+    return round(a / b, 2) if a and b else None
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return "%.2f%s" % (v, unit)
+    return "%s%s" % (v, unit)
+
+
+def table(res):
+    c = res["configs"]
+    rows = []
+
+    def row(label, key, unit="", ratio_of=None):
+        vals = [key(c[k]) for k in CONFIGS]
+        cells = [fmt(v, unit) for v in vals]
+        r = [ratio(v, vals[0]) if isinstance(v, (int, float)) and isinstance(vals[0], (int, float)) else None
+             for v in vals[1:]]
+        rows.append((label, cells, ["%.2fx" % x if x else "" for x in r]))
+
+    def g(*path):
+        def get(d):
+            for p in path:
+                if d is None:
+                    return None
+                d = d[p] if isinstance(p, int) and isinstance(d, (list, tuple)) and len(d) > p else (
+                    d.get(p) if isinstance(d, dict) else None)
+            return d
+        return get
+    rows.append(("1. 32-bit heap (WebAssembly port), bytes", None, None))
+    for k, label in (("boot_peak", "boot peak"), ("loop_resident", "loop resident"),
+                     ("announce_peak", "announce peak"), ("cycle_peak", "cycle peak")):
+        row("   " + label, g("heap32", k))
+    rows.append(("2. min -X heapsize, 64-bit VM, %d cycles" % res["cycles"], None, None))
+    row("   as deployed (.mpy)", g("min_heap_kb", "mpy"), "K")
+    row("   from source (.py)", g("min_heap_kb", "py"), "K")
+    rows.append(("3. heap in use (gc.mem_alloc), 64-bit VM", None, None))
+    for m in res["marks"]:
+        row("   at cycle %d" % m, g("drift", str(m)))
+    rows.append(("4. bytes on the wire (up/down) and round trips", None, None))
+    for sink in ("mqtt", "http"):
+        for when in ("first", "cycle"):
+            for i, what in enumerate(("up", "down", "round trips")):
+                row("   %s %s cycle, %s" % (sink, "first" if when == "first" else "per", what),
+                    g("wire", sink, when, i))
+    for when in ("first", "later"):
+        for i, what in enumerate(("up", "down", "round trips")):
+            row("   deep-sleep wake, %s, %s" % (when, what), g("wake", when, i))
+    rows.append(("5. deployed size", None, None))
+    row("   total bytes", g("size", "total"))
+    rows.append(("6. boot to first PUBACK, median of 5", None, None))
+    row("   seconds", g("boot_to_puback_s"))
+    w = max(len(r[0]) for r in rows) + 2
+    out = ["%-*s %10s %10s %10s %9s %9s" % (w, "", "tutorial", "node", "full", "node/tut", "full/tut")]
+    for label, cells, ratios in rows:
+        if cells is None:
+            out.append(label)
+        else:
+            out.append("%-*s %10s %10s %10s %9s %9s" % (w, label, cells[0], cells[1], cells[2], ratios[0], ratios[1]))
+    return "\n".join(out)
+
+
+def run(quick=False, out_path=None, log=print):
+    t0 = time.monotonic()
+    commit, dirty = git_state()
+    b = Bench(quick, log)
+    res = {"commit": commit, "lib_uncommitted_changes": dirty, "quick": quick, "cycles": b.cycles,
+           "marks": list(b.marks), "configs": {k: {} for k in CONFIGS}}
+    try:
+        log("bench: row 1, the 32-bit heap (WebAssembly port)")
+        h = heap32_rows(b.boards, quick)
+        for k in CONFIGS:
+            res["configs"][k]["heap32"] = dict(stage_figures(h[k]), **h[k])
+        for k in CONFIGS:
+            c = res["configs"][k]
+            log("bench: %s: rows 2-6" % k)
+            hows = ("mpy",) if quick else ("mpy", "py")
+            c["min_heap_kb"] = {how: b.min_heap(k, how) for how in hows}
+            d = b.drift_and_wire(k)
+            c["drift"] = d["drift"]
+            c["wire"] = d["wire"]
+            if not d["ok"]:
+                c["drift_error"] = d.get("error")
+            c["wake"] = b.wakes(k) if k != "tutorial" and deep_sleep_exists() else None
+            board = os.path.join(b.tmp, "size-" + k)
+            b.boards.make(k, "mpy", (1883, ()) if k == "tutorial" else node_config(k, 1883, "http://127.0.0.1:1"),
+                          board)
+            c["size"] = deployed_size(board)
+            c["boot_to_puback_s"] = b.boot_to_puback(k, 1 if quick else 5)
+        node, tut = res["configs"]["node"], res["configs"]["tutorial"]
+        res["heap_ratio_vs_tutorial"] = ratio(node["min_heap_kb"]["mpy"], tut["min_heap_kb"]["mpy"])
+        res["heap_ratio_vs_tutorial_full"] = ratio(res["configs"]["full"]["min_heap_kb"]["mpy"],
+                                                   tut["min_heap_kb"]["mpy"])
+        res["boot_ratio_vs_tutorial"] = ratio(node["boot_to_puback_s"], tut["boot_to_puback_s"])
+        res["calibration"] = calibrate(b.boards, node["min_heap_kb"]["mpy"], node["heap32"]["cycle_peak"])
+        res["runner_heapsize"] = runner.HEAPSIZE
+    finally:
+        b.close()
+    res["runtime_s"] = round(time.monotonic() - t0, 1)
+    out_path = out_path or str(BUILD / "bench.json")
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    with open(out_path, "w") as f:
+        json.dump(res, f, indent=1)
+    return res
+
+
+def deep_sleep_exists():
+    from upynode_cli import firmware_config  # the firmware's own config module, from lib/
+    return "sleep" in firmware_config().DEFAULTS
+
+
+def report(res):
+    lines = ["bench at %s%s, %s run in %.0f s" % (res["commit"], " + uncommitted lib/ changes"
+                                                  if res["lib_uncommitted_changes"] else "",
+                                                  "quick" if res["quick"] else "full", res["runtime_s"]),
+             table(res), ""]
+    node = res["configs"]["node"]
+    lines.append("heap_ratio_vs_tutorial (row 2, .mpy): %s (full: %s); boot time ratio: %s"
+                 % (res["heap_ratio_vs_tutorial"], res["heap_ratio_vs_tutorial_full"], res["boot_ratio_vs_tutorial"]))
+    lines.append("node, five largest modules: " + ", ".join("%s %d" % kv for kv in node["size"]["largest"]))
+    cal = res.get("calibration") or {}
+    if "heapsize_kb" in cal:
+        lines.append("calibration: VM base %(vm_base)d B + fakes %(vm_fakes)d B; node firmware at its peak "
+                     "%(firmware_64)d B (64-bit) / %(firmware_32_peak)d B (32-bit) = %(ratio_64_32)s; "
+                     "a chip with %(chip_free)d B free -> -X heapsize=%(heapsize_kb)dK" % cal
+                     + " (runner.HEAPSIZE is %s)" % res["runner_heapsize"])
+    lines.append("32-bit figures: floats boxed (16 B each) as on the unix port; the ESP8266 keeps small floats "
+                 "in the object word. The stand-ins for the chip's modules (%d B) are subtracted."
+                 % node["heap32"]["stand_ins"])
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="upynode-bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer cycles, coarser searches, no source build: seconds, for the tests")
+    ap.add_argument("--out", help="where to write the JSON (default build/bench.json)")
+    a = ap.parse_args(argv)
+    if not (BUILD / "deps" / "lib").is_dir():
+        sys.exit("bench: build/deps is missing: run `upynode build` (or `make bench`)")
+    res = run(a.quick, a.out, log=lambda s: print(s, file=sys.stderr, flush=True))
+    print(report(res))
 
 
 if __name__ == "__main__":

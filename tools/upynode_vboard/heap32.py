@@ -1,0 +1,237 @@
+"""The firmware's heap on a 32-bit MicroPython: the WebAssembly port.
+
+The unix port that runs the virtual board is 64-bit: its pointers, and so
+its objects, are twice the ESP8266's. MicroPython's WebAssembly port (npm
+@micropython/micropython-webassembly-pyscript) has 32-bit pointers and loads
+the same .mpy files (v6.3) as the deployed build; it runs under Node.
+
+- Its heap grows on demand, so the bytes a stage keeps are gc.mem_alloc()
+  after gc.collect(), and the heap a stage needs at its peak is the smallest
+  starting heap in which it runs without the heap growing (a growth is where
+  a chip's fixed heap would have raised MemoryError): a binary search.
+- The GC scans the stack conservatively, so objects the current runPython()
+  call points at stay alive: each stage (boot, loop set-up, cycles, ...)
+  runs in its own call (heap32_vm/run.mjs).
+- The chip's own modules (machine, network, dht, esp, usocket, ...) are C in
+  flash on the ESP8266. Here the virtual board's fakes stand in for them
+  (fakehw/, kept in memory instead of files) plus a socket peer in memory
+  (heap32_vm/usocket.py); what they and the interpreter hold before boot is
+  measured and subtracted from every figure.
+- Floats: the ESP8266 stores small floats inside the object word; the
+  WebAssembly (and unix) port boxes each float in 16 bytes of heap. A
+  reading holds a few floats, so these figures are a little above the
+  chip's for the values of one reading, and equal for code and strings.
+
+`python -m upynode_vboard.heap32` fetches the port into build/heap32 (npm,
+pinned by integrity) and prints where it is.
+"""
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+from upynode_cli.project import BUILD, mpy_cross
+
+from . import FAKES
+
+PACKAGE = "@micropython/micropython-webassembly-pyscript"
+VERSION = "1.27.0"
+# `npm view @micropython/micropython-webassembly-pyscript@1.27.0 dist.integrity`
+INTEGRITY = ("sha512-DnXx4EqxgkeaFESrS3uKrL7mLMk4mRTd0mMzaOd3HUSiZUOAE7t11uLnjf3ftF87N2xm4knH"
+             "nWEKcVK4IYIUDA==")
+MEMBERS = ("micropython.mjs", "micropython.wasm", "README.md")
+DIR = BUILD / "heap32"
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "heap32_vm")
+RUNNER = os.path.join(HERE, "run.mjs")
+# The chip's modules that the fakes stand in for; micropython is built in.
+STAND_INS = ("_world", "machine", "_machine_more", "network", "dht", "esp", "webrepl",
+             "ntptime", "onewire", "ds18x20")
+# The fakes keep their world and state in files named by $UPYNODE_VBOARD;
+# this port has no os.getenv: they keep both in memory, as under CPython.
+WORLD_DIR_LINE = 'DIR = os.getenv("UPYNODE_VBOARD")'
+
+
+def module_path():
+    return DIR / "micropython.mjs"
+
+
+def ensure():
+    """The pinned port in build/heap32 (fetched with npm once); its path."""
+    if all((DIR / m).is_file() for m in MEMBERS) and (DIR / "integrity").read_text() == INTEGRITY:
+        return module_path()
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["npm", "pack", "%s@%s" % (PACKAGE, VERSION), "--pack-destination", tmp,
+                        "--ignore-scripts", "--silent"], check=True, cwd=tmp, stdout=subprocess.DEVNULL)
+        tgz = [f for f in os.listdir(tmp) if f.endswith(".tgz")][0]
+        data = open(os.path.join(tmp, tgz), "rb").read()
+        algo, expected = INTEGRITY.split("-", 1)
+        got = base64.b64encode(hashlib.new(algo, data).digest()).decode()
+        if got != expected:
+            raise RuntimeError("%s: integrity %s-%s, pinned %s" % (tgz, algo, got, INTEGRITY))
+        DIR.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(os.path.join(tmp, tgz)) as tar:
+            for m in MEMBERS:  # named members only: the archive chooses no paths
+                (DIR / m).write_bytes(tar.extractfile("package/" + m).read())
+    (DIR / "integrity").write_text(INTEGRITY)
+    return module_path()
+
+
+def _compile(src_text, name, out_dir):
+    src = os.path.join(out_dir, name + ".py")
+    with open(src, "w") as f:
+        f.write(src_text)
+    dest = os.path.join(out_dir, name + ".mpy")
+    subprocess.run([mpy_cross(), "-o", dest, src], check=True)
+    with open(dest, "rb") as f:
+        return f.read()
+
+
+def clock_mpy(tmp):
+    """The benchmarks' clock (heap32_vm/time.py), compiled: sleeps skipped."""
+    with open(os.path.join(HERE, "time.py")) as f:
+        return _compile(f.read(), "time", tmp)
+
+
+def stand_in_files():
+    """{path in the VM: bytes}: the stand-ins, precompiled (the chip's
+    modules are not compiled on it either), in /stand_ins."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in STAND_INS:
+            with open(os.path.join(FAKES, name + ".py")) as f:
+                text = f.read()
+            if name == "_world":
+                if WORLD_DIR_LINE not in text:
+                    raise RuntimeError("fakehw/_world.py no longer has %r: update heap32.py" % WORLD_DIR_LINE)
+                text = text.replace(WORLD_DIR_LINE, "DIR = None")
+            out["/stand_ins/%s.mpy" % name] = _compile(text, name, tmp)
+        with open(os.path.join(HERE, "usocket.py")) as f:
+            peer = f.read()
+        for name in ("usocket", "socket"):  # the firmware and umqtt import either
+            out["/stand_ins/%s.mpy" % name] = _compile(peer, name, tmp)
+        # `time` is not extensible in this port: the stand-ins' stage puts
+        # the clock in sys.modules under that name instead
+        out["/stand_ins/_vclock.mpy"] = clock_mpy(tmp)
+    return out
+
+
+def board_files(board_dir, config):
+    """{path in the VM: bytes}: a board folder as deployed, and config.json."""
+    out = {}
+    for dirpath, dirnames, files in os.walk(board_dir):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for f in files:
+            p = os.path.join(dirpath, f)
+            rel = os.path.relpath(p, board_dir).replace(os.sep, "/")
+            if rel.endswith((".py", ".mpy")):
+                with open(p, "rb") as fh:
+                    out["/" + rel] = fh.read()
+    out["/config.json"] = json.dumps(config).encode()
+    return out
+
+
+def stand_ins_stage(aps):
+    """The stage that loads the stand-ins (measured, then subtracted)."""
+    return ("stand-ins", "import sys\nsys.path.append('/stand_ins')\nimport _vclock\nsys.modules['time'] = _vclock\nimport _world\n_world.WORLD.update(%r)\n"
+            "import machine, network, dht, esp, webrepl, ntptime, usocket, socket\n"
+            % {"aps": aps, "connect_ms": 0})
+
+
+class Port:
+    """The Node process that runs jobs in the WebAssembly port."""
+
+    def __init__(self):
+        self.wasm = str(ensure())
+        self.proc = subprocess.Popen(["node", RUNNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.cache = {}
+
+    def run(self, files, stages, heap=0):
+        """[{"name", "alloc", "total", "out", "error"}] for "start", then
+        each stage that ran; heap: the starting heap in bytes (0: 1 MB)."""
+        job = {"wasm": self.wasm, "heap": heap, "stages": stages,
+               "files": {k: base64.b64encode(v).decode() for k, v in files.items()}}
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        res = json.loads(self.proc.stdout.readline() or '{"error": "node exited"}')
+        if "error" in res:
+            raise RuntimeError("WebAssembly port: " + res["error"])
+        return res["stages"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def grew_at(stages):
+    """The index of the first stage after which the heap had grown, else None."""
+    for i, st in enumerate(stages):
+        if st.get("total") != stages[0]["total"]:
+            return i
+    return None
+
+
+def measure(port, files, stages, step=256, lo=4096, hi=262144):
+    """Per stage: {"name", "kept", "peak", "error", "out"}: bytes kept after
+    the stage and the heap its peak needs, both less what the interpreter and
+    the stand-ins hold (stage 1 must be the stand-ins' stage); plus
+    "stand_ins": what that was. peak is the smallest starting heap in which
+    every stage up to this one ran without the heap growing."""
+    big = port.run(files, stages)
+    names = [s[0] for s in stages]
+    ran = big[1:]
+    if len(ran) < 1 or ran[0].get("error"):
+        raise RuntimeError("stand-ins: %s" % (ran[0].get("error") if ran else "did not run"))
+    floor = ran[0]["alloc"]  # interpreter + stand-ins, after their stage
+    probes = {}
+
+    def probe(h):
+        if h not in probes:
+            st = port.run(files, stages, heap=h)
+            g = grew_at(st)
+            # stages before the growth fit (index in `stages`, "start" is 0)
+            fits = (len(st) - 1) if g is None else g - 1
+            if st[-1].get("error") and g is None:
+                fits = len(st) - 2  # the failing stage does not count as fitting
+            probes[h] = (fits, st[0]["total"])
+        return probes[h]
+
+    out = []
+    low = lo
+    for i, name in enumerate(names):
+        st = ran[i] if i < len(ran) else {"error": "not reached"}
+        row = {"name": name, "kept": None, "peak": None, "error": st.get("error"), "out": st.get("out", [])}
+        if st.get("alloc") is not None and not st.get("error"):
+            row["kept"] = st["alloc"] - floor
+            a, b = max(low, st["alloc"]), hi
+            if probe(b)[0] < i + 1:
+                row["peak"] = None  # does not fit even the largest heap tried
+            else:
+                while b - a > step:
+                    mid = (a + b) // 2 // step * step
+                    if probe(mid)[0] >= i + 1:
+                        b = mid
+                    else:
+                        a = mid
+                row["peak"] = probe(b)[1] - floor
+                low = a
+        out.append(row)
+    out[0]["stand_ins"] = floor
+    return out
+
+
+if __name__ == "__main__":
+    try:
+        print("%s %s: %s" % (PACKAGE, VERSION, ensure()))
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
+        sys.exit("could not fetch %s %s: %s" % (PACKAGE, VERSION, e))
