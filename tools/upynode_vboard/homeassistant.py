@@ -367,9 +367,13 @@ def main(argv=None):
     ha = HomeAssistant(a.config_dir, a.mqtt_port, port=a.port, python=python).start()
     print("Home Assistant on %s (started in %.1f s); owner %s / %s\ntoken: %s"
           % (ha.url, ha.start_s, OWNER, OWNER_PASSWORD, ha.token))
+    import signal
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # stop HA too, not only this wrapper
     try:
         ha.proc.wait()
     except KeyboardInterrupt:
+        pass
+    finally:
         ha.stop()
 
 
