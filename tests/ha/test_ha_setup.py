@@ -19,7 +19,7 @@ def test_home_assistant_starts_clean_with_mqtt_loaded(ha):
     with pytest.raises(urllib.error.HTTPError) as e:
         ha.api("GET", "/api/onboarding")
     assert e.value.code == 404
-    errors = [ln for ln in ha.log_lines() if " ERROR " in ln or " CRITICAL " in ln]
+    errors = [ln for ln in ha.start_log if " ERROR " in ln or " CRITICAL " in ln]
     assert errors == []
 
 

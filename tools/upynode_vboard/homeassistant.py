@@ -278,6 +278,7 @@ class HomeAssistant:
                     pass
                 time.sleep(0.25)
             self.start_s = time.monotonic() - t0
+            self.start_log = self.log_lines()  # what HA logged while starting
             return self
         finally:
             birth.close()
