@@ -433,6 +433,30 @@ def _utf8_error(b):
     return -1
 
 
+def _too_deep(b):
+    # Before json.loads: 1,000 nested [ took all of a node's heap (and
+    # CPython's recursion). Brackets in strings do not count. Deeper than a
+    # config can be, but shallow enough to parse: _scan() names the key.
+    d, q, esc = 0, False, False
+    for c in b:
+        if q:
+            if esc:
+                esc = False
+            elif c == 92:  # backslash
+                esc = True
+            elif c == 34:
+                q = False
+        elif c == 34:  # "
+            q = True
+        elif c == 91 or c == 123:  # [ {
+            d += 1
+            if d > 4 * MAX_DEPTH:
+                return True
+        elif c == 93 or c == 125:
+            d -= 1
+    return False
+
+
 def _scan(v, key, depth):
     # Before merge(): nothing nested deeper than a valid config goes, and no
     # infinity or NaN (1e999 in JSON), which would publish "inf", not JSON.
@@ -462,13 +486,15 @@ def parse(data, name=PATH):
         i = _utf8_error(data)
         raise ConfigError("%s is not UTF-8 text (byte 0x%02x at offset %d): save it as UTF-8"
                           % (name, data[i], i) if i >= 0 else "%s is not UTF-8 text" % name)
+    if _too_deep(data):
+        raise ConfigError("%s: nested more than %d levels deep" % (name, MAX_DEPTH))
     del data
     try:
         user = json.loads(text)
     except ValueError as e:
         raise ConfigError("%s is not valid JSON (%s)" % (name, e))
-    except RuntimeError:  # CPython's RecursionError: nested thousands deep
-        raise ConfigError("%s: nested more than %d levels deep" % (name, MAX_DEPTH))
+    except MemoryError:
+        raise ConfigError("%s holds more values than the node's RAM can: remove what is not needed" % name)
     del text
     _scan(user, "config", 0)
     return validate(merge(DEFAULTS, user))
