@@ -103,13 +103,14 @@ def test_the_led_switch_follows_commands_and_reports_its_state(broker, make_vboa
 
 def test_subscriptions_come_back_after_the_broker_restarts(make_vboard):
     port = free_port()
-    cfg = node_config(port, interval_s=1, led={"mode": "remote"}, mqtt={"timeout_s": 2})
+    cfg = node_config(port, interval_s=1, led={"mode": "remote"}, mqtt={"timeout_s": 2},
+                      retry={"min_s": 1, "max_s": 2})
     vb = make_vboard(cfg, aps=HOME_AP)
     with vb:
         with brokers.Broker(port=port):
             vb.wait_for("mqtt: connected")
         start = len(vb.lines)
-        vb.wait_for("NOT SENT", start=start)
+        vb.wait_for("mqtt queued", start=start)
         with brokers.Broker(port=port):
             vb.wait_for("mqtt: connected", start=start)
             w = Watch(port, (BASE + "/led/state",))
@@ -179,8 +180,8 @@ def test_http_to_home_assistant_and_an_led_that_follows_an_entity(make_vboard):
             assert vb.state("gpio2") == 1  # 18.5 < 20: off
             ha.set_state("sensor.kitchen_temperature", "21")
             start = len(vb.lines)
-            vb.wait_for(r"^\d+: .*ha sent", start=start)
-            vb.wait_for(r"^\d+: .*ha sent", start=len(vb.lines))
+            vb.wait_for(r"^\d+\.\d+: .*ha sent", start=start)
+            vb.wait_for(r"^\d+\.\d+: .*ha sent", start=len(vb.lines))
             assert vb.state("gpio2") == 0  # 21 >= 20: on (active-low)
             ha.set_state("sensor.kitchen_temperature", "unavailable")
             vb.wait_for("sensor.kitchen_temperature is unavailable: keeping the LED on", start=start)

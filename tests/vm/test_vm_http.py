@@ -436,4 +436,7 @@ def test_heap_cost_of_the_modules(vm, capsys):
     code = {k: v[0] - v[1] for k, v in cost.items()}
     # Each HTTP target imports only itself and the shared request helper (http).
     assert code["discovery"] < 4000 and code["ha"] < 5000 and code["flask"] < 4000, code
-    assert cost["ha + urequests + discovery"][0] < 12500
+    # The three together, without the qstr pool they happen to make grow
+    # (a pool doubles when full: which import pays for it moves with the
+    # order). The sockets module (upynode.sock) comes with ha: MQTT shares it.
+    assert code["ha + urequests + discovery"] < 11500, code
