@@ -232,7 +232,7 @@ def format_table(rows):
                          for i, (v, w) in enumerate(zip(vals, widths))).rstrip()
     out = [line(heads), line(["-" * w for w in widths])] + [line(c) for c in cells]
     for r in rows:
-        for p in r.get("problems", ()) + r.get("notes", []):
+        for p in list(r.get("problems", [])) + list(r.get("notes", [])):
             out.append("  %s: %s" % (r["scenario"], p))
     return "\n".join(out)
 
