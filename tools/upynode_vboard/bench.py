@@ -104,16 +104,45 @@ def node_config(kind, mqtt_port, http_url="", interval=2, sleep="none"):
 
 # -- the boards --------------------------------------------------------------
 
-class Boards:
-    """Board folders built once from this checkout: the node's as deployed
-    (.mpy) and from source, the tutorial's the same two ways."""
+def export(rev, dest):
+    """boot.py, main.py and lib/ as committed at rev, into dest: others'
+    uncommitted work in the checkout is not measured as that commit."""
+    names = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "--", "lib", "boot.py", "main.py"],
+                           cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for n in names:
+        data = subprocess.run(["git", "show", "%s:%s" % (rev, n)], cwd=REPO, capture_output=True,
+                              check=True).stdout
+        os.makedirs(os.path.dirname(os.path.join(dest, n)) or dest, exist_ok=True)
+        with open(os.path.join(dest, n), "wb") as f:
+            f.write(data)
 
-    def __init__(self, root):
+
+def build_from(tree, out, source):
+    # upynode build, on the tree given instead of the checkout's lib/
+    from pathlib import Path
+    saved = build.REPO, build.LIB
+    build.REPO, build.LIB = Path(tree), Path(tree) / "lib"
+    try:
+        build.build(out, source=source)
+    finally:
+        build.REPO, build.LIB = saved
+
+
+class Boards:
+    """Board folders built once: the node's as deployed (.mpy) and from
+    source, from the commit rev (None: the checkout as it is); the
+    tutorial's take umqtt.simple from them."""
+
+    def __init__(self, root, rev="HEAD"):
         self.root = root
         self.node = {}
+        tree = REPO
+        if rev:
+            tree = os.path.join(root, "tree")
+            export(rev, tree)
         for how in ("mpy", "py"):
             d = os.path.join(root, "node-" + how)
-            build.build(d, source=how == "py")
+            build_from(tree, d, how == "py")
             self.node[how] = d
         self.shim = os.path.join(root, "shim")  # the clock, first on MICROPYPATH
         os.makedirs(self.shim, exist_ok=True)
@@ -270,7 +299,8 @@ class VM:
     bench's clock unless real_clock; boots again after a reset or deep sleep
     while boots < max_boots; lines: its console."""
 
-    def __init__(self, boards, board, heap, real_clock=False, pre=None, max_boots=1, on_boot_end=None):
+    def __init__(self, boards, board, heap, real_clock=False, pre=None, max_boots=1, on_boot_end=None,
+                 stages=0):
         self.board = board
         self.state = board + ".state"
         os.makedirs(self.state, exist_ok=True)
@@ -284,7 +314,8 @@ class VM:
             with open(os.path.join(board, "_bench.py"), "w") as f:
                 f.write(pre)
             names = ("boot.py", "_bench.py", "main.py")
-        self.argv = argv + ["-c", "import _vboot; _vboot.run(%r)" % (names,)]
+        code = VM_STAGES % stages if stages else "import _vboot; _vboot.run(%r)" % (names,)
+        self.argv = argv + ["-c", code]
         self.env = env
         self.max_boots = max_boots
         self.on_boot_end = on_boot_end
@@ -386,11 +417,11 @@ class Sinks:
 
 
 class Bench:
-    def __init__(self, quick=False, log=print):
+    def __init__(self, quick=False, log=print, rev="HEAD"):
         self.quick = quick
         self.log = log
         self.tmp = tempfile.mkdtemp(prefix="upynode-bench-")
-        self.boards = Boards(os.path.join(self.tmp, "boards"))
+        self.boards = Boards(os.path.join(self.tmp, "boards"), rev)
         self.sinks = Sinks(self.tmp)
         self.runs = 0
         self.cycles = 5 if quick else 20
@@ -491,8 +522,15 @@ class Bench:
             vm, mp, hp = self._start(kind, "mpy", "256K", sleep="deep", max_boots=wakes,
                                      on_boot_end=on_boot_end)
             holder["proxies"] = (mp, hp)
-            vm.wait(lambda lines: True if len(vm.exits) >= wakes else
-                    (False if vm.exits and vm.exits[-1] != runner.RESET_EXIT else None), 120)
+            def check(lines):
+                if len(vm.exits) >= wakes:
+                    return True
+                if vm.exits and vm.exits[-1] != runner.RESET_EXIT:
+                    return False
+                # readings go on and on without a sleep: the loop does not sleep
+                return False if sum(1 for x in lines if CYCLE_LINE.match(x)) > 5 * wakes else None
+            if not vm.wait(check, 120):
+                return None
         finally:
             if vm:
                 self._finish(vm, mp, hp)
@@ -515,8 +553,7 @@ class Bench:
         """Row 6: seconds from starting the VM to the first PUBACK, real clock."""
         got = []
         for _ in range(times):
-            vm, mp, hp = self._start(kind, "mpy", runner.HEAPSIZE if kind != "full" else "256K",
-                                     real_clock=True)
+            vm, mp, hp = self._start(kind, "mpy", "256K", real_clock=True)
             try:
                 vm.wait(lambda lines: True if mp.first_puback else None, 60)
                 if mp.first_puback:
@@ -546,7 +583,8 @@ del _node
 # -- row 1: the 32-bit heap -------------------------------------------------------
 
 NODE_STAGES = [
-    ("boot", "exec(open('boot.py').read())\n"),
+    # boot.py survives its own failures (into setup mode): that is no fit
+    ("boot", "exec(open('boot.py').read())\nif not startup.cfg:\n    raise RuntimeError(startup.reason)\n"),
     # main.py, then what node.run() does before its loop
     ("loop set-up", "from upynode import startup\ncfg = startup.cfg\n"
                     "if not cfg:\n    raise RuntimeError(startup.reason)\nstartup.release()\ndel startup\n"
@@ -567,38 +605,125 @@ TUTORIAL_STAGES = [
 ]
 
 
-def heap32_rows(boards, quick=False):
-    """Row 1 for each program: {"stages": [...], "stand_ins": bytes}."""
+VM_STAND_INS = ("stand-ins", "import time, machine, network, dht, esp, webrepl, ntptime, _world\n")
+# Runs the stages in the unix port, each read from its file (their text
+# does not stay in the heap), the heap in use after each: or where it failed.
+VM_STAGES = """import gc
+for _i in range(%d):
+    try:
+        exec(open('_stage%%d.py' %% _i).read())
+    except MemoryError:
+        print('\\x01stage', _i, 'MemoryError')
+        raise SystemExit(3)
+    except Exception as _e:
+        print('\\x01stage', _i, 'error', repr(_e))
+        raise SystemExit(4)
+    gc.collect()
+    print('\\x01stage', _i, gc.mem_alloc())
+"""
+
+
+def stage_lists(kind, mqtt_port):
+    """(stages for the 32-bit port, stages for the 64-bit VM): the same
+    after their stand-ins' stage."""
+    if kind == "tutorial":
+        setup = ("loop set-up", TUTORIAL_SETUP % {"host": "127.0.0.1", "port": mqtt_port})
+        stages = [TUTORIAL_STAGES[0], setup] + TUTORIAL_STAGES[2:]
+    else:
+        stages = NODE_STAGES
+    return ([heap32.stand_ins_stage({SSID: {"password": WIFI_PASSWORD}})] + stages, [VM_STAND_INS] + stages)
+
+
+class StagePeaks:
+    """Row 1 of one program: bytes kept after each stage in both ports, and
+    each stage's peak: the smallest -X heapsize in which the 64-bit VM runs
+    the stages up to it, scaled to 32 bits by the stage's kept bytes."""
+
+    def __init__(self, bench, kind, step):
+        self.b, self.kind, self.step = bench, kind, step
+        self.cache = {}
+        url = "http://127.0.0.1:%d" % bench.sinks.rx_port if kind == "full" else ""
+        self.cfg = None if kind == "tutorial" else node_config(kind, bench.sinks.broker.port, url)
+        self.wasm_stages, self.vm_stages = stage_lists(kind, bench.sinks.broker.port)
+
+    def vm_run(self, heap):
+        """[bytes in use after each stage that ran]: MemoryError or error ends it."""
+        if heap in self.cache:
+            return self.cache[heap]
+        b = self.b
+        b.runs += 1
+        dest = os.path.join(b.tmp, "run%d" % b.runs)
+        b.boards.make(self.kind, "mpy", (b.sinks.broker.port, ()) if self.kind == "tutorial" else self.cfg, dest)
+        for i, (_, code) in enumerate(self.vm_stages):
+            with open(os.path.join(dest, "_stage%d.py" % i), "w") as f:
+                f.write(code)
+        vm = VM(b.boards, dest, str(heap), stages=len(self.vm_stages))
+        vm.wait(lambda lines: None, 60)
+        out = []
+        for line in vm.lines:
+            if line.startswith("\x01stage"):
+                v = line.split()[2]
+                if not v.isdigit():
+                    break
+                out.append(int(v))
+        b._finish(vm)
+        self.cache[heap] = out
+        return out
+
+    def measure(self, port, files, hi=256 * 1024):
+        k32 = heap32.measure(port, files, self.wasm_stages)
+        big = self.vm_run(hi)
+        floor64 = big[0] if big else None
+        rows = []
+        lo = 4096
+        for i, (name, _) in enumerate(self.vm_stages):
+            if i == 0:
+                continue
+            r = {"name": name, "kept32": k32[i]["kept"], "error": k32[i]["error"],
+                 "kept64": big[i] - floor64 if len(big) > i else None, "peak64": None, "peak32": None}
+            if r["kept64"] is not None:
+                a, z = max(lo, big[i]), hi
+                while z - a > self.step:
+                    mid = (a + z) // 2 // self.step * self.step
+                    if len(self.vm_run(mid)) > i:
+                        z = mid
+                    else:
+                        a = mid
+                lo = a
+                r["peak64"] = z - floor64
+                if r["kept32"] and r["kept64"]:
+                    r["peak32"] = int(r["peak64"] * r["kept32"] / r["kept64"])
+            rows.append(r)
+        return {"stand_ins32": k32[0]["stand_ins"], "floor64": floor64, "stages": rows}
+
+
+def heap32_rows(bench, quick=False):
+    """Row 1 for each program."""
     out = {}
     with heap32.Port() as port:
         stand_ins = heap32.stand_in_files()
         for kind in CONFIGS:
+            sp = StagePeaks(bench, kind, 2048 if quick else 512)
             files = dict(stand_ins)
             if kind == "tutorial":
                 files["/boot.py"] = (TUTORIAL_BOOT % {"ssid": SSID, "password": WIFI_PASSWORD}).encode()
-                with open(os.path.join(boards.node["mpy"], "lib", "umqtt", "simple.mpy"), "rb") as f:
+                with open(os.path.join(bench.boards.node["mpy"], "lib", "umqtt", "simple.mpy"), "rb") as f:
                     files["/lib/umqtt/simple.mpy"] = f.read()
-                stages = TUTORIAL_STAGES
             else:
-                files.update(heap32.board_files(boards.node["mpy"],
-                                                node_config(kind, 1883, "http://127.0.0.1:8080")))
-                stages = NODE_STAGES
-            stages = [heap32.stand_ins_stage({SSID: {"password": WIFI_PASSWORD}})] + stages
-            rows = heap32.measure(port, files, stages, step=1024 if quick else 256)
-            out[kind] = {"stand_ins": rows[0]["stand_ins"],
-                         "stages": [{k: r[k] for k in ("name", "kept", "peak", "error")} for r in rows[1:]]}
+                files.update(heap32.board_files(bench.boards.node["mpy"], sp.cfg))
+            out[kind] = sp.measure(port, files)
     return out
 
 
 def stage_figures(h):
     """The four figures of row 1 from the stages."""
     st = {s["name"]: s for s in h["stages"]}
-    peaks = [s["peak"] for s in h["stages"] if s["peak"] is not None]
+    peaks = [s["peak32"] for s in h["stages"] if s["peak32"] is not None]
 
     def get(name, key):
         return st[name][key] if name in st else None
-    return {"boot_peak": get("boot", "peak"), "loop_resident": get("cycle 3", "kept"),
-            "announce_peak": get("announce", "peak") if "announce" in st else get("first cycle", "peak"),
+    return {"boot_peak": get("boot", "peak32"), "loop_resident": get("cycle 3", "kept32"),
+            "announce_peak": get("announce", "peak32"),
             "cycle_peak": max(peaks) if peaks else None}
 
 
@@ -626,30 +751,36 @@ def vm_base_and_fakes(boards, clock):
     return base, fakes
 
 
-def calibrate(boards, min_kb, peak32, chip_free=32768):
-    """The -X heapsize at which the node runs out where a chip with
-    chip_free bytes free after boot would; how it was derived."""
-    base, fakes_clock = vm_base_and_fakes(boards, True)
-    _, fakes = vm_base_and_fakes(boards, False)
-    if not min_kb or not peak32:
-        return {"base": base, "fakes": fakes}
-    firmware64 = min_kb * 1024 - base - fakes_clock
-    ratio = firmware64 / peak32
-    heap = base + fakes + ratio * chip_free
-    return {"vm_base": base, "vm_fakes": fakes, "vm_fakes_with_clock": fakes_clock,
-            "node_min_heap_64": min_kb * 1024, "firmware_64": firmware64, "firmware_32_peak": peak32,
-            "ratio_64_32": round(ratio, 3), "chip_free": chip_free,
-            "heapsize_kb": int(-(-heap // 1024))}
+def calibrate(boards, h, chip_free=32768):
+    """The -X heapsize at which the node in the 64-bit VM runs out where a
+    chip with chip_free bytes free after boot would, from row 1 (h): the
+    VM's own floor (interpreter and fakes, without the bench's clock), plus
+    chip_free scaled by the 64/32-bit ratio of the stage with the highest
+    peak (its kept bytes; the peaks are scaled by the same ratio)."""
+    base, fakes = vm_base_and_fakes(boards, False)
+    _, fakes_clock = vm_base_and_fakes(boards, True)
+    out = {"vm_base": base, "vm_fakes": fakes, "vm_clock": fakes_clock - fakes, "chip_free": chip_free}
+    st = [r for r in h["stages"] if r["peak32"]]
+    resident = [r for r in h["stages"] if r["name"] == "cycle 3" and r["kept32"]]
+    if resident:
+        out["ratio_64_32_resident"] = round(resident[0]["kept64"] / resident[0]["kept32"], 3)
+    if st:
+        top = max(st, key=lambda r: r["peak32"])
+        r = top["kept64"] / top["kept32"]
+        out.update({"stage": top["name"], "peak64": top["peak64"], "peak32": top["peak32"],
+                    "ratio_64_32": round(r, 3), "heapsize_kb": int(-(-(base + fakes + r * chip_free) // 1024))})
+    return out
 
 
 # -- the table -------------------------------------------------------------------------
 
-def git_state():
+def git_state(rev):
+    """(the commit measured, whether the firmware measured differs from it)"""
     def git(*a):
         r = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
         return r.stdout.strip() if r.returncode == 0 else None
-    dirty = git("status", "--porcelain", "--", "lib", "boot.py", "main.py")
-    return git("rev-parse", "--short", "HEAD"), bool(dirty)
+    dirty = False if rev else bool(git("status", "--porcelain", "--", "lib", "boot.py", "main.py"))
+    return git("rev-parse", "--short", rev or "HEAD"), dirty
 
 
 def ratio(a, b):
@@ -685,8 +816,8 @@ def table(res):
             return d
         return get
     rows.append(("1. 32-bit heap (WebAssembly port), bytes", None, None))
-    for k, label in (("boot_peak", "boot peak"), ("loop_resident", "loop resident"),
-                     ("announce_peak", "announce peak"), ("cycle_peak", "cycle peak")):
+    for k, label in (("boot_peak", "boot peak (est.)"), ("loop_resident", "loop resident"),
+                     ("announce_peak", "announce peak (est.)"), ("cycle_peak", "cycle peak (est.)")):
         row("   " + label, g("heap32", k))
     rows.append(("2. min -X heapsize, 64-bit VM, %d cycles" % res["cycles"], None, None))
     row("   as deployed (.mpy)", g("min_heap_kb", "mpy"), "K")
@@ -717,15 +848,15 @@ def table(res):
     return "\n".join(out)
 
 
-def run(quick=False, out_path=None, log=print):
+def run(quick=False, out_path=None, log=print, rev="HEAD"):
     t0 = time.monotonic()
-    commit, dirty = git_state()
-    b = Bench(quick, log)
+    commit, dirty = git_state(rev)
+    b = Bench(quick, log, rev)
     res = {"commit": commit, "lib_uncommitted_changes": dirty, "quick": quick, "cycles": b.cycles,
            "marks": list(b.marks), "configs": {k: {} for k in CONFIGS}}
     try:
         log("bench: row 1, the 32-bit heap (WebAssembly port)")
-        h = heap32_rows(b.boards, quick)
+        h = heap32_rows(b, quick)
         for k in CONFIGS:
             res["configs"][k]["heap32"] = dict(stage_figures(h[k]), **h[k])
         for k in CONFIGS:
@@ -749,7 +880,7 @@ def run(quick=False, out_path=None, log=print):
         res["heap_ratio_vs_tutorial_full"] = ratio(res["configs"]["full"]["min_heap_kb"]["mpy"],
                                                    tut["min_heap_kb"]["mpy"])
         res["boot_ratio_vs_tutorial"] = ratio(node["boot_to_puback_s"], tut["boot_to_puback_s"])
-        res["calibration"] = calibrate(b.boards, node["min_heap_kb"]["mpy"], node["heap32"]["cycle_peak"])
+        res["calibration"] = calibrate(b.boards, node["heap32"])
         res["runner_heapsize"] = runner.HEAPSIZE
     finally:
         b.close()
@@ -767,7 +898,7 @@ def deep_sleep_exists():
 
 
 def report(res):
-    lines = ["bench at %s%s, %s run in %.0f s" % (res["commit"], " + uncommitted lib/ changes"
+    lines = ["bench of %s%s, %s run in %.0f s" % (res["commit"], " + uncommitted firmware changes"
                                                   if res["lib_uncommitted_changes"] else "",
                                                   "quick" if res["quick"] else "full", res["runtime_s"]),
              table(res), ""]
@@ -777,13 +908,13 @@ def report(res):
     lines.append("node, five largest modules: " + ", ".join("%s %d" % kv for kv in node["size"]["largest"]))
     cal = res.get("calibration") or {}
     if "heapsize_kb" in cal:
-        lines.append("calibration: VM base %(vm_base)d B + fakes %(vm_fakes)d B; node firmware at its peak "
-                     "%(firmware_64)d B (64-bit) / %(firmware_32_peak)d B (32-bit) = %(ratio_64_32)s; "
-                     "a chip with %(chip_free)d B free -> -X heapsize=%(heapsize_kb)dK" % cal
-                     + " (runner.HEAPSIZE is %s)" % res["runner_heapsize"])
+        lines.append("calibration: the VM holds %(vm_base)d B (interpreter) + %(vm_fakes)d B (fakes) before the "
+                     "firmware; the node's highest peak (%(stage)s) is %(peak64)d B in 64 bits, %(peak32)d B in 32 "
+                     "(x%(ratio_64_32)s; resident in the loop x%(ratio_64_32_resident)s): a chip with %(chip_free)d B "
+                     "free -> -X heapsize=%(heapsize_kb)dK" % cal + " (runner.HEAPSIZE is %s)" % res["runner_heapsize"])
     lines.append("32-bit figures: floats boxed (16 B each) as on the unix port; the ESP8266 keeps small floats "
-                 "in the object word. The stand-ins for the chip's modules (%d B) are subtracted."
-                 % node["heap32"]["stand_ins"])
+                 "in the object word. The stand-ins for the chip's modules (%d B) are subtracted; peaks "
+                 "are the 64-bit VM's scaled by each stage's 32/64-bit kept bytes." % node["heap32"]["stand_ins32"])
     return "\n".join(lines)
 
 
@@ -792,10 +923,14 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="fewer cycles, coarser searches, no source build: seconds, for the tests")
     ap.add_argument("--out", help="where to write the JSON (default build/bench.json)")
+    ap.add_argument("--rev", default="HEAD", help="the commit whose firmware to measure (default HEAD)")
+    ap.add_argument("--worktree", action="store_true",
+                    help="measure the firmware as it is in the checkout, uncommitted changes and all")
     a = ap.parse_args(argv)
     if not (BUILD / "deps" / "lib").is_dir():
         sys.exit("bench: build/deps is missing: run `upynode build` (or `make bench`)")
-    res = run(a.quick, a.out, log=lambda s: print(s, file=sys.stderr, flush=True))
+    res = run(a.quick, a.out, log=lambda s: print(s, file=sys.stderr, flush=True),
+              rev=None if a.worktree else a.rev)
     print(report(res))
 
 

@@ -6,8 +6,8 @@
 // call: the GC scans the C stack conservatively, so objects the current
 // call still points at would stay alive. After each stage, in a call of its
 // own: gc.collect(), then the bytes in use (gc.mem_alloc()) and the heap's
-// size (mem_alloc + mem_free), which grows on demand: a growth means the
-// stage did not fit in the heap it started with.
+// size (mem_info()'s total: it grows on demand, and while a call runs it
+// grows instead of collecting).
 // One output line (JSON) per job: {"stages": [{"name", "alloc", "total",
 // "out", "error"}]}; a stage that raised ends the job.
 import { readFileSync } from "node:fs";
@@ -16,7 +16,7 @@ import { pathToFileURL } from "node:url";
 import path from "node:path";
 
 const MARK = "\x01heap32";
-// The heap's size: mem_info()'s "GC: total:" (mem_free() counts what it may still grow by)
+// mem_free() counts what the heap may still grow by: its size is mem_info()'s "GC: total:"
 const MEASURE = "import gc, micropython\ngc.collect()\nmicropython.mem_info()\nprint('\\x01heap32', gc.mem_alloc())\ndel gc, micropython\n";
 let loaders = {};
 
