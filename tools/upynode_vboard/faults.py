@@ -267,11 +267,13 @@ class Collector:
     second after the broker comes back. records(): every record received,
     duplicates included, state and backlog alike."""
 
-    def __init__(self, port, node_id, base="home", host="127.0.0.1"):
+    def __init__(self, port, node_id, base="home", host="127.0.0.1", also=()):
+        # also: more topic filters to record (Home Assistant discovery, say)
         import paho.mqtt.client as mqtt
         self.state_topic = "%s/%s/state" % (base, node_id)
         self.backlog_topic = "%s/%s/backlog" % (base, node_id)
-        self.messages = []  # (topic, payload bytes)
+        self.also = tuple(also)
+        self.messages = []  # (topic, payload bytes, retain flag)
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="upynode-faults-%d" % os.getpid(),
@@ -286,17 +288,24 @@ class Collector:
             raise RuntimeError("could not subscribe on %s:%d" % (host, port))
 
     def _on_connect(self, client, userdata, flags, rc, props=None):
-        client.subscribe([(self.state_topic, 1), (self.backlog_topic, 1)])
+        client.subscribe([(self.state_topic, 1), (self.backlog_topic, 1)] + [(t, 1) for t in self.also])
 
     def _on_message(self, client, userdata, msg):
         with self._cond:
-            self.messages.append((msg.topic, msg.payload))
+            self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
             self._cond.notify_all()
 
     def records(self, topic=None):
         with self._cond:
             msgs = list(self.messages)
-        return [json.loads(p) for t, p in msgs if topic in (None, t)]
+        want = (self.state_topic, self.backlog_topic) if topic is None else (topic,)
+        return [json.loads(p) for t, p, r in msgs if t in want]
+
+    def live(self, prefix):
+        """(topic, payload) of what was published while this client listened
+        (not retained copies the broker replays at each subscribe)."""
+        with self._cond:
+            return [(t, p) for t, p, r in self.messages if t.startswith(prefix) and not r]
 
     def state(self):
         return self.records(self.state_topic)

@@ -1,0 +1,45 @@
+"""Deep sleep ("sleep": "deep"): 50 wakes, each a boot that takes one reading
+and sleeps (the runner waits 1 % of the sleep), with the broker down for 10
+of them. The readings of those wakes wait on flash across the sleeps and
+arrive on the backlog topic; Home Assistant discovery goes out once in the
+whole run, not at every wake."""
+import pytest
+
+from conftest import assert_ok, fault_config
+from helpers import HOME_AP, NODE_ID
+from upynode_vboard import faults
+
+WAKES = 50
+DOWN = (20, 30)  # the broker is down from the 20th reading to the 30th
+
+
+@pytest.fixture
+def discovery_collector(fault_broker):
+    c = faults.Collector(fault_broker.port, NODE_ID, also=("homeassistant/#",))
+    yield c
+    c.close()
+
+
+def test_deep_sleep_50_wakes_broker_down_for_10(fault_broker, discovery_collector, make_vboard, fault_table):
+    collector = discovery_collector
+    cfg = fault_config(fault_broker.port, sleep="deep", interval_s=10, awake_max_s=10,
+                       led={"mode": "off"}, mqtt={"discovery": True})
+    vb = make_vboard(cfg, aps=HOME_AP)
+    with vb:
+        faults.wait_readings(vb, 2, timeout=60)
+        vb.wait_for(r"^\[vboard: deep sleep \d+ ms\]$", timeout=30)  # it sleeps between readings
+        faults.wait_readings(vb, DOWN[0], timeout=120)
+        fault_broker.kill()
+        faults.wait_readings(vb, DOWN[1], timeout=120)
+        fault_broker.restart()
+        faults.wait_readings(vb, WAKES, timeout=180)
+        made, got = faults.settle(vb, [collector], start=len(vb.lines))
+    row = fault_table.add(faults.row("deep sleep, %d wakes, broker down for %d" % (len(made), DOWN[1] - DOWN[0]),
+                                     made, got, faults.drops_reported(vb.lines)))
+    assert_ok(row, vb)
+    assert len(vb.wakes) >= WAKES - 1
+    assert len({b for b, s in made}) == len(made), "one reading per wake, each wake a boot"
+    queued = [k for k, v in faults.outcomes(vb.lines, "mqtt").items() if v == "queued"]
+    assert len(queued) >= DOWN[1] - DOWN[0] - 1
+    configs = [t for t, p in collector.live("homeassistant/") if t.endswith("/config") and p]
+    assert configs and len(configs) == len(set(configs)), "discovery sent more than once: %s" % sorted(configs)
