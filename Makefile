@@ -71,7 +71,9 @@ repl: venv
 	@test -n "$(PORT)$(HOST)" || { echo "usage: make repl PORT=/dev/ttyUSB0 | HOST=192.168.1.42"; exit 2; }
 	$(UPY) repl $(BOARD_ARGS)
 
-# Heap the firmware takes in the MicroPython VM, module by module
+# The committed firmware beside the 2016 tutorial's publisher, one table and
+# build/bench.json (heap 32- and 64-bit, wire bytes, size, boot time); npm
+# fetches MicroPython's WebAssembly port into build/heap32 the first time
 bench: board
 	$(BIN)/upynode-bench
 
