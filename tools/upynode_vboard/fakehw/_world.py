@@ -23,7 +23,7 @@ DEFAULTS = {
     "connect_ms": 300,
     "connect_ms_known": 110,
     "dhcp_ms": 40,
-    "sleep_scale": 0.01,   # the runner waits deep sleeps x this
+    # "sleep_scale" (the runner's, default 0.01): deep sleeps last x this
     # The station MAC (Espressif's 5c:cf:7f): machine.unique_id() is its
     # last three bytes reversed plus 0 (1e3a8b00), the AP's MAC the same
     # with 0x02 set in the first byte.

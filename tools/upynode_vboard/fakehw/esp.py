@@ -18,4 +18,4 @@ def deepsleep(time_us=0, option=0):
     # ports/esp8266/modesp.c: the older spelling of machine.deepsleep(), in
     # microseconds; the chip wakes through a reset (GPIO16 wired to RST).
     import machine
-    machine._sleep(max(1, time_us // 1000) if time_us else None)
+    machine.deepsleep(max(1, time_us // 1000)) if time_us else machine.deepsleep()

@@ -131,7 +131,7 @@ class WLAN:
             return STAT_IDLE
         ssid, key, bssid = s["target"]
         ap = _world.get("aps").get(ssid)
-        found = ap and ap.get("up", True) and bssid in (None, _bssid(ssid, ap))
+        found = ap and ap.get("up", True) and (bssid is None or bssid == _bssid(ssid, ap))
         if s["lost"] and found:
             # The AP is back: the SDK's auto-reconnect joins again, which
             # takes as long as a join
@@ -162,8 +162,8 @@ class WLAN:
         # reset here); reading gives what is set, joined or not.
         if ip_mask_gateway_dns is not None:
             v = tuple(ip_mask_gateway_dns)
-            if len(v) != 4:
-                raise ValueError("requested length 4 but object has length %d" % len(v))
+            if len(v) != 4:  # mp_obj_get_array_fixed_n()
+                raise ValueError
             self._s["static"] = v
             return
         if self._s["static"]:
