@@ -34,4 +34,7 @@ def test_http_states_and_an_led_that_follows_an_entity(ha, ha_node):
     # Entities made by POST /api/states live in the state machine only:
     # none in the registry, so no device either.
     assert ha.entities(node) == [] and ha.devices(node) == []
+    # one state per quantity, no duplicates
+    assert sorted(e for e in ha.states() if node in e) == sorted(
+        "sensor.%s_%s" % (node, q) for q in ("light", "light_raw", "temperature"))
     assert ha.problems_about(node, ("temperature", "light", "light_raw")) == []
