@@ -11,6 +11,14 @@ if ".frozen" in sys.path:
     sys.path.append(".frozen")
 
 try:
+    # The loop's code first, into a heap still in one piece: the config's
+    # checks, loaded next, are freed before the loop and leave holes that
+    # small objects fill well and code (which needs contiguous blocks) not.
+    import upynode.node  # noqa: F401
+    try:
+        import upynode.mqtt  # noqa: F401  (and umqtt.simple)
+    except ImportError:
+        pass
     from upynode import startup
     startup.run()
 except Exception as e:  # never stop the board from reaching main.py and the REPL

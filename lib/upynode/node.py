@@ -10,6 +10,9 @@ import time
 import upynode
 from upynode import feed
 from upynode import sensors as S
+from upynode import sock  # noqa: F401  (loaded with the loop: see boot.py)
+from upynode.led import Led
+from upynode.stamp import Clock, next_boot
 
 OOM_RESET = 3  # MemoryErrors in a row before a reset (the heap is fragmented)
 POLL_MS = 200  # how often commands are looked for between readings
@@ -42,11 +45,9 @@ class Node:
     def __init__(self, cfg, log=print):
         import machine
         import network
-        from upynode.stamp import Clock, next_boot
         self.cfg = cfg
         self.log = log
         self.sens = S.load(cfg["sensors"], log)
-        from upynode.led import Led
         self.led = Led(cfg["led"])
         self.txs = transports(cfg, S.units(self.sens), self.led, log, self.sens)
         if self.led.mode == "ha_state":
@@ -228,7 +229,6 @@ def run(cfg, log=print, cycles=0):
     # A wedged node resets itself. From here on every wait is sliced and
     # feeds it (upynode.feed), and no DNS lookup happens (upynode.sock).
     import machine
-    from upynode import sock
     sock.dns = False
     upynode.wdt = machine.WDT()
     gc.collect()
