@@ -442,7 +442,7 @@ try:
 except OSError as e:
     r = e.args[0]
 result = [r, time.time() < 60]
-""", [110, True], {"aps": {"home": {"password": "secret123"}}, "connect_ms": 10, "faults": {"ntp": "timeout"},
+""", [110, True], {"aps": {"home": {"password": "secret123"}}, "connect_ms": 10, "faults": {"ntptime": "timeout"},
                     "chip_clock": True},
      "micropython-lib ntptime: s.settimeout(timeout); recv() -> OSError(ETIMEDOUT)"),
     ("ntptime_on_the_vms_own_clock", """

@@ -36,7 +36,7 @@ def fake_constant(module, name):
 RESET_EXIT = fake_constant("machine", "_RESET_EXIT")
 # The VM's exit status when the fake machine.WDT fired (its thread sends the
 # VM this signal): a reset too.
-WDT_EXIT = -getattr(signal, "SIG" + fake_constant("machine", "_WDT_SIGNAL"))
+WDT_EXIT = -signal.SIGUSR2
 
 # The ESP8266 has 32-36 KB free after boot. In the 64-bit unix port, objects
 # take up to twice that (bytecode and strings do not grow, pointers do: about

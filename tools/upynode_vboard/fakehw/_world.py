@@ -33,7 +33,7 @@ DEFAULTS = {
     # DS18B20s on the 1-Wire bus: ROM code hex -> degC, null = "temperature"
     "ds18b20": {"28ff6a2b3c4d5eb3": None},
     "faults": {},          # "dht": "timeout" | "flaky", "mcp9808": "absent",
-                           # "ds18b20": "absent" | "crc", "ntp": "timeout"
+                           # "ds18b20": "absent" | "crc", "ntptime": "timeout"
 }
 
 WORLD = {}

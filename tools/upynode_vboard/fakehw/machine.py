@@ -13,17 +13,10 @@ HARD_RESET = 6
 DEEPSLEEP = 4
 
 _RESET_EXIT = 42  # exit status that tells the VM runner to boot again
-# The SDK's REASON_SOFT_WDT_RST (user_interface.h): what reset_cause() gives
-# after machine.WDT fired. machine has no name for it (WDT_RESET is 1, the
-# hardware watchdog, which a Python loop cannot starve).
-_SOFT_WDT_RESET = 3
-# ports/esp8266/ets_alt_task.c: a 1.6 s timer counts up the SDK's soft
-# watchdog and a feed clears it; at 2 it resets the chip. So it fires 1.6 to
-# 3.2 s after the last feed, by the timer's phase: the fake takes the
-# earliest, the one a node must plan for.
-_WDT_MS = 1600
-# How the watchdog's thread ends the VM (kill -USR2): the runner boots again
-_WDT_SIGNAL = "USR2"
+# Few names and strings in the fakes: each takes a runtime qstr in the VM
+# (the chip keeps its modules' names in ROM), and the firmware's qstr table
+# grows in doubling pools that want one contiguous block each (~7 KB for
+# the 640-entry pool the node would need mid-run: field notes).
 
 # ports/esp8266/machine_pin.c: GPIO 0-5, 9, 10, 12-16 exist (6-8 and 11
 # drive the flash); anything else is "invalid pin".
@@ -61,17 +54,11 @@ def deepsleep(time_ms=None):
     # the RST pin (sleep_us 0); a time <= 0 is 1 ms; the time goes to the SDK
     # as uint32 microseconds, so ms * 1000 wraps above 4294967 ms (71.6 min):
     # deepsleep(5000000) sleeps 705 s. The runner sleeps and boots again.
-    if time_ms is None:
-        us = 0
-    else:
-        us = (max(1, time_ms) * 1000) & 0xFFFFFFFF
-    _sleep(us // 1000 if us else None)
-
-
-def _sleep(ms):
     # RTC memory and the clock stay; the CPU and RAM go (the VM ends).
+    if time_ms is not None:
+        time_ms = ((max(1, time_ms) * 1000) & 0xFFFFFFFF) // 1000
     _world.put_state("reset_cause", DEEPSLEEP_RESET)
-    _world.put_state("sleep_ms", ms)
+    _world.put_state("sleep_ms", time_ms)
     raise SystemExit(_RESET_EXIT)
 
 
@@ -254,10 +241,10 @@ class RTC:
             t = time.localtime()
             return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0)
         d = tuple(datetimetuple)
-        if len(d) != 8:
-            raise ValueError("requested length 8 but object has length %d" % len(d))
-        if hasattr(time, "_set"):  # the VM's fake time (CPython's has no RTC to set)
-            time._set(time.mktime((d[0], d[1], d[2], d[4], d[5], d[6], 0, 0)))
+        if len(d) != 8:  # mp_obj_get_array_fixed_n()
+            raise ValueError
+        if hasattr(time, "settime"):  # the fake clock's (fakehw/clock); else the host's clock stays
+            time.settime(time.mktime((d[0], d[1], d[2], d[4], d[5], d[6], 0, 0)))
 
     def memory(self, data=None):
         # RTC memory survives reset and deep sleep, not a power cut.
@@ -268,37 +255,40 @@ class RTC:
         _world.put_state("rtc", binascii.hexlify(bytes(data)).decode())
 
 
-_fed = None  # ticks_ms of the last feed, once a WDT is started
-
-
 class WDT:
     # ports/esp8266/machine_wdt.c: "The timeout on ESP8266 is fixed":
     # WDT() or WDT(timeout=5000), anything else is ValueError. Starting it
     # sets ets_loop_dont_feed_sw_wdt, so from then on only feed() feeds the
     # SDK's soft watchdog: time.sleep_ms(), a socket waiting, a WiFi scan no
     # longer do (ets_loop_iter() skips its feed). It cannot be stopped.
+    # The last feed's ticks_ms are _world.STATE["wdt"] (unused otherwise in
+    # the VM: the state lives in files there).
     def __init__(self, *, id=0, timeout=5000):
-        global _fed
         if id != 0 or timeout != 5000:
             raise ValueError
-        started = _fed is not None
-        _fed = time.ticks_ms()
-        if not started:
+        if "wdt" not in _world.STATE and _world.DIR:  # in the VM only, not under CPython's tests
             import _thread
             _thread.start_new_thread(_watch, ())
+        self.feed()
 
     def feed(self):
-        global _fed
-        _fed = time.ticks_ms()
+        _world.STATE["wdt"] = time.ticks_ms()
 
 
 def _watch():
     # A thread, so that it fires whatever the firmware is doing (a busy
     # loop, a blocking socket), as the chip's timer interrupt does.
+    # ports/esp8266/ets_alt_task.c: a 1.6 s timer counts up the SDK's soft
+    # watchdog and a feed clears it; at 2 it resets the chip: 1.6 to 3.2 s
+    # after the last feed, by the timer's phase. The fake takes the earliest
+    # (1600 ms), the one a node must plan for. reset_cause() is then 3, the
+    # SDK's REASON_SOFT_WDT_RST, which machine has no name for (WDT_RESET,
+    # 1, is the hardware watchdog, which a Python loop cannot starve). The
+    # VM ends by SIGUSR2 (runner.WDT_EXIT) and the runner boots it again.
     import os
     while True:
         time.sleep_ms(50)
-        if time.ticks_diff(time.ticks_ms(), _fed) > _WDT_MS:
-            _world.put_state("reset_cause", _SOFT_WDT_RESET)
-            os.system("kill -%s $PPID" % _WDT_SIGNAL)
+        if time.ticks_diff(time.ticks_ms(), _world.STATE["wdt"]) > 1600:
+            _world.put_state("reset_cause", 3)
+            os.system("kill -USR2 $PPID")
             time.sleep_ms(1000)

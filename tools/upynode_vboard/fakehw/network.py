@@ -69,7 +69,9 @@ class WLAN:
         # One state per interface, as on the chip, however often it is made.
         if interface_id not in _IFACES:
             f = _flash()
-            s = {"target": None, "t0": 0, "hostname": "upynode", "pm": 2, "static": None, "lost": False}
+            # t0: when the join began, None while the AP is gone; ifconfig:
+            # a static address set, else None (DHCP)
+            s = {"target": None, "t0": 0, "hostname": "upynode", "pm": 2, "ifconfig": None}
             if interface_id == STA_IF and f["sta"] and f["auto"] and f["ssid"]:
                 s["target"], s["t0"] = (f["ssid"], f["key"], f.get("bssid")), time.ticks_ms()
             _IFACES[interface_id] = s
@@ -111,7 +113,6 @@ class WLAN:
             _save(ssid=f["ssid"], key=f["key"], bssid=f["bssid"])
         self._s["target"] = (f["ssid"], f["key"], f.get("bssid"))
         self._s["t0"] = time.ticks_ms()
-        self._s["lost"] = False
 
     def disconnect(self):
         self._require(STA_IF)
@@ -131,22 +132,24 @@ class WLAN:
             return STAT_IDLE
         ssid, key, bssid = s["target"]
         ap = _world.get("aps").get(ssid)
-        found = ap and ap.get("up", True) and (bssid is None or bssid == _bssid(ssid, ap))
-        if s["lost"] and found:
+        found = ap and ap.get("up", True) and (bssid is None or bssid == _mac_of(ssid, ap))
+        if s["t0"] is None:
+            if not found:
+                return STAT_NO_AP_FOUND
             # The AP is back: the SDK's auto-reconnect joins again, which
             # takes as long as a join
-            s["lost"], s["t0"] = False, time.ticks_ms()
+            s["t0"] = time.ticks_ms()
         # With bssid_set the SDK looks for that AP only (no full scan); a
         # static IP skips DHCP.
         ms = _world.get("connect_ms_known" if bssid else "connect_ms")
-        if s["static"]:
+        if s["ifconfig"]:
             ms -= _world.get("dhcp_ms")
         if time.ticks_diff(time.ticks_ms(), s["t0"]) < ms:
             return STAT_CONNECTING
         if not found:
             # Gone while joined too: the link drops (isconnected() False)
             # and the SDK keeps looking for it
-            s["lost"] = True
+            s["t0"] = None
             return STAT_NO_AP_FOUND
         if ap.get("password", "") != key:
             return STAT_WRONG_PASSWORD
@@ -164,10 +167,10 @@ class WLAN:
             v = tuple(ip_mask_gateway_dns)
             if len(v) != 4:  # mp_obj_get_array_fixed_n()
                 raise ValueError
-            self._s["static"] = v
+            self._s["ifconfig"] = v
             return
-        if self._s["static"]:
-            return self._s["static"]
+        if self._s["ifconfig"]:
+            return self._s["ifconfig"]
         up = self.isconnected() if self._if == STA_IF else self.active()
         if not up:
             return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
@@ -217,13 +220,14 @@ class WLAN:
             raise OSError("STA must be active")
         aps = _world.get("aps")
         import binascii
-        return [(ssid.encode(), binascii.unhexlify(_bssid(ssid, aps[ssid])), aps[ssid].get("channel", 6),
+        return [(ssid.encode(), binascii.unhexlify(_mac_of(ssid, aps[ssid])), aps[ssid].get("channel", 6),
                  aps[ssid].get("rssi", -60), AUTH_WPA2_PSK, 0)
                 for ssid in aps if aps[ssid].get("up", True)]
 
 
-def _bssid(ssid, ap):
-    # The AP's MAC as 12 hex digits: the world's, or one made from the name
+def _mac_of(ssid, ap):
+    # The AP's MAC (BSSID) as 12 hex digits: the world's, or one made from
+    # the name
     b = ap.get("bssid")
     if b:
         return b.replace(":", "").lower()

@@ -1,19 +1,20 @@
 # Fake `ntptime` (micropython-lib micropython/net/ntptime): time() asks the
 # NTP server, settime() sets the RTC from it. The "server" is the host's
-# clock; nothing is dialled. A world fault "ntp": "timeout", or a station
-# that is not joined, is a server that does not answer: recv() gives up
-# after `timeout` seconds with OSError(110), ETIMEDOUT, as on the chip.
+# clock; nothing is dialled (the chip's default host is "pool.ntp.org"; the
+# node sets its own). A world fault "ntptime": "timeout", or a station that
+# is not joined, is a server that does not answer: recv() gives up after
+# `timeout` seconds with OSError(110), ETIMEDOUT, as on the chip.
 import time as _time
 
 import _world
 
-host = "pool.ntp.org"
+host = "127.0.0.1"
 timeout = 1
 
 
 def time():
     import network
-    if _world.fault("ntp") == "timeout" or not network.WLAN(network.STA_IF).isconnected():
+    if _world.fault("ntptime") == "timeout" or not network.WLAN(network.STA_IF).isconnected():
         _time.sleep(timeout)
         raise OSError(110)
     try:  # the host's clock: the VM's own time, also under fakehw/clock

@@ -41,8 +41,10 @@ def _clock():
     return _base
 
 
-def _set(secs):
-    # RTC().datetime(...): the clock reads secs (since 2000) from now on
+def settime(secs):
+    # RTC().datetime(...): the clock reads secs (since 2000) from now on.
+    # (Not the chip's: its time module has no settime; the name is one the
+    # VM has already, so it costs no qstr.)
     global _base
     _clock()
     _base = utime.time() - secs
