@@ -11,6 +11,10 @@ try:
         from upynode import node
         node.run(cfg)
     else:
+        import sys
+        import upynode
+        upynode.release("node", "mqtt", "led", "stamp", "sock", "sensors")  # loaded by boot.py
+        sys.modules.pop("umqtt.simple", None)
         from upynode import setupmode
         setupmode.run()
 except Exception as e:

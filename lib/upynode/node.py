@@ -50,6 +50,10 @@ class Node:
         self.sens = S.load(cfg["sensors"], log)
         self.led = Led(cfg["led"])
         self.txs = transports(cfg, S.units(self.sens), self.led, log, self.sens)
+        if "mqtt" not in cfg["transports"]:  # boot.py loaded it early
+            import sys
+            upynode.release("mqtt")
+            sys.modules.pop("umqtt.simple", None)
         if self.led.mode == "ha_state":
             from upynode.http import prime_url
             prime_url(cfg["homeassistant"]["url"], log)
