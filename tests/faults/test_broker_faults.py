@@ -37,10 +37,10 @@ def test_broker_frozen_longer_than_the_keepalive_then_resumed(fault_broker, coll
         faults.wait_readings(vb, 3)
         fault_broker.freeze()  # SIGSTOP: the connection stays open, nothing answers
         n = len(vb.lines)
-        time.sleep(20)
+        time.sleep(15)  # the node pings after 5 s quiet and gives up at 10
         fault_broker.thaw()
         made, got = faults.settle(vb, [collector], start=len(vb.lines))
-    row = fault_table.add(faults.row("broker frozen (SIGSTOP) 20 s > keepalive", made, got, faults.drops_reported(vb.lines)))
+    row = fault_table.add(faults.row("broker frozen (SIGSTOP) 15 s > keepalive 10 s", made, got, faults.drops_reported(vb.lines)))
     assert_ok(row, vb)
     assert len(readings_since(vb, n, "queued")) >= 10
 
@@ -52,12 +52,13 @@ def test_a_server_that_accepts_and_never_answers_then_a_broker(fault_broker, col
     vb = make_vboard(fault_config(port), aps=HOME_AP)
     with faults.SilentServer(port) as silent:
         vb.start()
-        faults.wait_readings(vb, 12)  # readings taken against the silent server
+        faults.wait_readings(vb, 8)  # readings taken against the silent server
     assert silent.accepted, "the node never dialled the silent server"
     fault_broker.restart()
     made, got = faults.settle(vb, [collector], start=len(vb.lines))
     row = fault_table.add(faults.row("TCP server that never answers, then a broker", made, got,
                                      faults.drops_reported(vb.lines)))
     assert_ok(row, vb)
-    assert faults.outcomes(vb.lines, "mqtt")[(1, 1)] == "queued"
+    out = faults.outcomes(vb.lines, "mqtt")
+    assert out[min(out)] == "queued", vb.output()[-3000:]
     assert vb.boots == 1

@@ -18,7 +18,7 @@ def test_dht_timeouts_and_the_mcp9808_unplugged_and_back(fault_broker, collector
         for f in phases:
             vb.world(faults=f)
             starts.append(len(vb.lines))
-            faults.wait_readings(vb, 4, start=starts[-1])
+            faults.wait_readings(vb, 3, start=starts[-1])
         vb.world(faults={})  # plugged back
         back = len(vb.lines)
         # within a few readings every sensor is read again

@@ -11,7 +11,7 @@ from upynode_vboard import faults
 DOWN = {"home": dict(HOME_AP["home"], up=False)}
 
 
-@pytest.mark.parametrize("cycles, over", [(5, False), (25, True)], ids=["below-capacity", "above-capacity"])
+@pytest.mark.parametrize("cycles, over", [(5, False), (15, True)], ids=["below-capacity", "above-capacity"])
 def test_wifi_down_for_n_cycles(fault_broker, collector, make_vboard, fault_table, cycles, over):
     vb = make_vboard(fault_config(fault_broker.port, backlog={"max_kb": 1, "per_cycle": 5}), aps=HOME_AP)
     with vb:

@@ -16,7 +16,13 @@ dropped and said so. This module has what the scenarios share:
   port, frozen (SIGSTOP) and resumed
 - SilentServer: accepts TCP connections and never answers
 - FlakyHttp: a receiver for http.target "receiver" that is down, answers
-  500, or takes the batch (and keeps it)
+  500, or takes the batch (and keeps it, or passes it on to the reference
+  receiver)
+- wait_readings(), settle(): wait for the node's readings; end a scenario
+  once the node has replayed its queue and sent a live reading, and the
+  receivers hold what it logged
+- queue_power_cuts(): the offline queue's writer in the VM, SIGKILLed at
+  random points, restarted on the same flash folder, checked after each cut
 
 `python -m upynode_vboard.faults [build/faults.json]` prints the table of
 the last run and exits 1 if a scenario lost a reading it should not have.
