@@ -11,6 +11,12 @@ if ".frozen" in sys.path:
     sys.path.append(".frozen")
 
 try:
+    import machine
+    if machine.reset_cause() == machine.DEEPSLEEP_RESET:
+        # A wake that only continues a sleep longer than the chip's longest
+        # goes back to sleep at once, before WiFi (upynode.sleep)
+        from upynode import sleep
+        sleep.chained()
     # The loop's code first, into a heap still in one piece: the config's
     # checks, loaded next, are freed before the loop and leave holes that
     # small objects fill well and code (which needs contiguous blocks) not.

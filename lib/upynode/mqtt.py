@@ -24,6 +24,7 @@ _AGAIN = const(2)    # all of them: Home Assistant restarted and forgot them
 
 class Mqtt:
     name = "mqtt"
+    sleepy = False  # a deep-sleep node (set by the loop)
 
     def __init__(self, c, node_id, units=None, led=None, log=print, sens=None):
         self.c = c
@@ -74,12 +75,25 @@ class Mqtt:
         cl.connect()
         self.pinged = False
         cl.publish(self.status_topic.encode(), b"online", True)
+        if self.sleepy:
+            return  # a deep-sleep wake takes no commands: no subscriptions
         if self.led:
             cl.subscribe((self.base + "/led/set").encode())
             self._led_state()
         if self.discovery:
             cl.subscribe(self.ha_status.encode())
         self.log("mqtt: connected to %s:%d" % (c["host"], c["port"]))
+
+    def bye(self):
+        # Before deep sleep: DISCONNECT, so that the broker does not send the
+        # last will: the node is asleep, not gone (expire_after tells HA when
+        # a wake is missed).
+        if self.client:
+            try:
+                self.client.disconnect()
+            except Exception:
+                pass
+        self.client = None
 
     def close(self):
         if self.client and self.client.sock:

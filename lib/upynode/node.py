@@ -59,6 +59,19 @@ class Node:
             prime_url(cfg["homeassistant"]["url"], log)
         self.retry = cfg["retry"]
         self.clock = Clock(cfg["ntp"]["host"], log)
+        # Deep sleep: a wake (reset cause DEEPSLEEP_RESET with our RTC memory)
+        # goes on from the last one: same boot, the next seq, discovery done.
+        self.sleepy = cfg["sleep"] == "deep"
+        self.awake_max = cfg["awake_max_s"]
+        self.wake = None
+        if self.sleepy:
+            from upynode import rtcmem
+            if machine.reset_cause() == machine.DEEPSLEEP_RESET:
+                self.wake = rtcmem.load()
+            for t in self.txs:
+                t.sleepy = True
+                if self.wake and self.wake["disc"] and hasattr(t, "announce"):
+                    t.announce = 0
         for t in self.txs:
             t.fails = 0
             t.retry_at = 0
@@ -70,13 +83,14 @@ class Node:
         # (a dict each, with every default), freed for the loop's heap.
         for k in ("sensors", "webrepl", "led", "ntp", "sleep", "awake_max_s"):
             cfg.pop(k, None)
-        self.boot = next_boot()
+        self.boot = next_boot(self.wake is None)
         self.reset = machine.reset_cause()
         self.sta = network.WLAN(network.STA_IF)
         self.wifi_down = False
         self.wifi_fails = 0
         self.wifi_retry = 0
         self.oom = 0
+        self.awake_ms = 0
 
     def queue(self, t, make=True):
         # t's queue on flash. Loaded when first needed (a sink failed, or
@@ -154,6 +168,8 @@ class Node:
             msg["drop"] = d
         if self.reset is not None:
             msg["reset"] = self.reset
+        if self.awake_ms:
+            msg["awake_ms"] = self.awake_ms
         words = []
         sent = False
         now = time.ticks_ms()
@@ -178,6 +194,7 @@ class Node:
             words.append(t.name + " " + word)
         if sent:
             self.reset = None  # reported
+            self.awake_ms = 0
         self.led.update(values, sent)
         self.log("%d.%d: %s -> %s" % (self.boot, seq, json.dumps(msg), ", ".join(words)))
         for t in self.txs:
@@ -228,6 +245,35 @@ class Node:
             machine.reset()
 
 
+def wake(n, log):
+    # Deep sleep: one reading per wake, within the awake cap, then sleep.
+    from upynode import sleep
+    from upynode import rtcmem
+    m = n.wake or rtcmem.empty()
+    seq = m["seq"] + 1
+    wall = sleep.wall(m)
+    if wall:  # the clock from the last wake: no NTP round trip
+        n.clock.epoch = wall - n.clock.uptime()
+    else:
+        n.clock.sync()
+    if n.wake and m["sleep_ms"]:
+        # the last wake's awake time: what the battery pays per reading
+        n.awake_ms = n.cfg["interval_s"] * 1000 - m["sleep_ms"]
+    try:
+        n.cycle(seq)
+    except MemoryError:
+        n.out_of_memory(seq)
+    except Exception as e:
+        log("%d.%d: %s: %s" % (n.boot, seq, type(e).__name__, e))
+    m["seq"] = seq
+    m["disc"] = 1
+    for t in n.txs:
+        if hasattr(t, "bye"):
+            t.bye()
+    ts = n.clock.epoch + n.clock.uptime() if n.clock.epoch is not None else 0
+    sleep.nap(n.cfg["interval_s"], sleep.awake_ms(), log, m, ts)
+
+
 def run(cfg, log=print, cycles=0):
     n = Node(cfg, log)
     # A wedged node resets itself. From here on every wait is sliced and
@@ -235,6 +281,8 @@ def run(cfg, log=print, cycles=0):
     import machine
     sock.dns = False
     upynode.wdt = machine.WDT()
+    if n.sleepy:
+        return wake(n, log)
     gc.collect()
     log("node %s: %d sensor(s), every %d s, to %s; boot %d" % (
         cfg["node_id"], len(n.sens), cfg["interval_s"], ", ".join(t.where for t in n.txs), n.boot))

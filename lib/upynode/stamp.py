@@ -14,13 +14,17 @@ RESYNC_MS = 3 * 3600 * 1000  # the ESP8266's RTC drifts and wraps every ~7 h 45 
 EPOCH_2000 = 946684800
 
 
-def next_boot(path=BOOT_FILE):
+def next_boot(count=True, path=BOOT_FILE):
+    # count=False: a deep-sleep wake, the same boot as the last wake (no
+    # flash write per wake: a wake a minute would wear the sector out)
     try:
         with open(path) as f:
-            n = int(f.read()) + 1
+            n = int(f.read()) + count
     except (OSError, ValueError):
         n = 1
-    save(path, "%d" % n)
+        count = True
+    if count:
+        save(path, "%d" % n)
     return n
 
 

@@ -411,3 +411,37 @@ def test_mqtt_announce_requests(world):
     assert m.announce == mqtt._AGAIN  # HA restarted: everything again
     raw = mqtt.Mqtt(dict(c["mqtt"], format="raw"), "n1", [("temperature", "°C")], None, lambda s: None)
     assert raw.announce == mqtt._NOTHING  # no discovery in raw format: nothing to announce
+
+
+def test_deep_sleep_one_reading_per_wake_same_boot_next_seq(online, monkeypatch, clock):
+    import machine
+    from upynode import sleep
+    tx = FakeTx()
+    real_send = tx.send
+    tx.send = lambda msg: (clock.sleep(0.3), real_send(msg))[1]  # a wake's network time
+    lines = []
+    monkeypatch.setattr(node, "transports", lambda *a, **k: [tx])
+    for wake in range(3):
+        monkeypatch.setattr(sleep, "_T0", clock.ms)  # the chip's clock starts at each wake
+        c = cfg(sleep="deep", interval_s=60, led={"mode": "off"})
+        c["node_id"] = "esp8266_test"
+        with pytest.raises(SystemExit):  # the fake machine.deepsleep(): the VM would boot again
+            node.run(c, log=lines.append)
+        assert machine.reset_cause() == machine.DEEPSLEEP_RESET
+        clock.sleep(1)
+    assert [(m["boot"], m["seq"]) for m in tx.sent] == [(1, 1), (1, 2), (1, 3)]
+    # each wake reports the last one's awake time, reset to deepsleep()
+    assert "awake_ms" not in tx.sent[0] and tx.sent[1]["awake_ms"] == tx.sent[2]["awake_ms"] == 300
+    assert sum(line.startswith("sleep: ") for line in lines) == 3
+    assert open("boot.n").read() == "1"  # a wake writes nothing to flash
+
+
+def test_deep_sleep_wake_with_wifi_down_queues_and_sleeps(online, monkeypatch, clock):
+    tx = FakeTx()
+    monkeypatch.setattr(node, "transports", lambda *a, **k: [tx])
+    online["aps"]["x"]["up"] = False
+    c = cfg(sleep="deep", interval_s=60, led={"mode": "off"})
+    c["node_id"] = "esp8266_test"
+    with pytest.raises(SystemExit):
+        node.run(c, log=lambda m: None)
+    assert tx.calls == 0 and len(tx.q) == 1
