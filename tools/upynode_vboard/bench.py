@@ -222,6 +222,8 @@ class Proxy:
             except OSError:
                 c.close()
                 continue
+            for sock in (c, s):  # the proxy adds no delay of its own
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.lock:
                 if not self.topic:
                     self.marks.append((self.up, self.down, self.conns, self.turns))
@@ -238,6 +240,11 @@ class Proxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if sock is c and hasattr(socket, "TCP_QUICKACK"):
+                        # Linux delays an ACK up to 40 ms; a client that writes
+                        # a packet in pieces with Nagle on (umqtt.simple
+                        # does) would wait that long per packet on loopback
+                        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
                     (s if sock is c else c).sendall(data)
                     with self.lock:
                         if sock is c:
@@ -608,7 +615,8 @@ TUTORIAL_STAGES = [
 VM_STAND_INS = ("stand-ins", "import time, machine, network, dht, esp, webrepl, ntptime, _world\n")
 # Runs the stages in the unix port, each read from its file (their text
 # does not stay in the heap), the heap in use after each: or where it failed.
-VM_STAGES = """import gc
+# As in heap32_vm/run.mjs, two collections before each count.
+VM_STAGES = """import gc, micropython
 for _i in range(%d):
     try:
         exec(open('_stage%%d.py' %% _i).read())
@@ -619,6 +627,8 @@ for _i in range(%d):
         print('\\x01stage', _i, 'error', repr(_e))
         raise SystemExit(4)
     gc.collect()
+    gc.collect()
+    micropython.qstr_info()
     print('\\x01stage', _i, gc.mem_alloc())
 """
 
@@ -631,13 +641,16 @@ def stage_lists(kind, mqtt_port):
         stages = [TUTORIAL_STAGES[0], setup] + TUTORIAL_STAGES[2:]
     else:
         stages = NODE_STAGES
-    return ([heap32.stand_ins_stage({SSID: {"password": WIFI_PASSWORD}})] + stages, [VM_STAND_INS] + stages)
+    return ([heap32.stand_ins_stage()] + stages, [VM_STAND_INS] + stages)
 
 
 class StagePeaks:
     """Row 1 of one program: bytes kept after each stage in both ports, and
     each stage's peak: the smallest -X heapsize in which the 64-bit VM runs
-    the stages up to it, scaled to 32 bits by the stage's kept bytes."""
+    the stages up to it, scaled to 32 bits by the program's 64/32 ratio of
+    the bytes it keeps in its loop (a stage that keeps little says nothing
+    about its ratio). The search assumes that a bigger heap never fails
+    where a smaller one ran: fragmentation can make that untrue by a KB."""
 
     def __init__(self, bench, kind, step):
         self.b, self.kind, self.step = bench, kind, step
@@ -647,7 +660,8 @@ class StagePeaks:
         self.wasm_stages, self.vm_stages = stage_lists(kind, bench.sinks.broker.port)
 
     def vm_run(self, heap):
-        """[bytes in use after each stage that ran]: MemoryError or error ends it."""
+        """[(bytes in use, of which qstr pools) after each stage that ran]:
+        a MemoryError or an error ends it."""
         if heap in self.cache:
             return self.cache[heap]
         b = self.b
@@ -660,29 +674,36 @@ class StagePeaks:
         vm = VM(b.boards, dest, str(heap), stages=len(self.vm_stages))
         vm.wait(lambda lines: None, 60)
         out = []
+        qstr = 0
         for line in vm.lines:
+            m = re.search(r"n_total_bytes=(\d+)", line)
+            if m:
+                qstr = int(m.group(1))
             if line.startswith("\x01stage"):
                 v = line.split()[2]
                 if not v.isdigit():
                     break
-                out.append(int(v))
+                out.append((int(v), qstr))
         b._finish(vm)
         self.cache[heap] = out
         return out
 
     def measure(self, port, files, hi=256 * 1024):
+        """{"stages": [{"name", "kept32", "kept64", "qstr32", "qstr64",
+        "peak64", "peak32", "error"}], "stand_ins32", "floor64", "ratio_64_32"}"""
         k32 = heap32.measure(port, files, self.wasm_stages)
         big = self.vm_run(hi)
-        floor64 = big[0] if big else None
+        floor64, qfloor64 = big[0] if big else (None, None)
         rows = []
         lo = 4096
         for i, (name, _) in enumerate(self.vm_stages):
             if i == 0:
                 continue
-            r = {"name": name, "kept32": k32[i]["kept"], "error": k32[i]["error"],
-                 "kept64": big[i] - floor64 if len(big) > i else None, "peak64": None, "peak32": None}
+            r = {"name": name, "kept32": k32[i]["kept"], "qstr32": k32[i]["qstr"], "error": k32[i]["error"],
+                 "kept64": big[i][0] - floor64 if len(big) > i else None,
+                 "qstr64": big[i][1] - qfloor64 if len(big) > i else None, "peak64": None, "peak32": None}
             if r["kept64"] is not None:
-                a, z = max(lo, big[i]), hi
+                a, z = max(lo, big[i][0]), hi
                 while z - a > self.step:
                     mid = (a + z) // 2 // self.step * self.step
                     if len(self.vm_run(mid)) > i:
@@ -691,10 +712,19 @@ class StagePeaks:
                         a = mid
                 lo = a
                 r["peak64"] = z - floor64
-                if r["kept32"] and r["kept64"]:
-                    r["peak32"] = int(r["peak64"] * r["kept32"] / r["kept64"])
             rows.append(r)
-        return {"stand_ins32": k32[0]["stand_ins"], "floor64": floor64, "stages": rows}
+        # The ratio of the objects the loop keeps, without the interned
+        # strings (bytes alike in both, and grown a chunk at a time); a
+        # peak is scaled by it, its strings carried over as they are.
+        last = rows[-1]
+        ratio = None
+        if last["kept64"] and last["kept32"]:
+            ratio = (last["kept64"] - last["qstr64"]) / (last["kept32"] - last["qstr32"])
+        for r in rows:
+            if ratio and r["peak64"] and r["qstr64"] is not None and r["qstr32"] is not None:
+                r["peak32"] = int((r["peak64"] - r["qstr64"]) / ratio + r["qstr32"])
+        return {"stand_ins32": k32[0]["stand_ins"], "floor64": floor64, "stages": rows,
+                "ratio_64_32": round(ratio, 3) if ratio else None}
 
 
 def heap32_rows(bench, quick=False):
@@ -707,6 +737,7 @@ def heap32_rows(bench, quick=False):
             files = dict(stand_ins)
             if kind == "tutorial":
                 files["/boot.py"] = (TUTORIAL_BOOT % {"ssid": SSID, "password": WIFI_PASSWORD}).encode()
+                files.update(heap32.world_file({SSID: {"password": WIFI_PASSWORD}}))
                 with open(os.path.join(bench.boards.node["mpy"], "lib", "umqtt", "simple.mpy"), "rb") as f:
                     files["/lib/umqtt/simple.mpy"] = f.read()
             else:
@@ -755,20 +786,20 @@ def calibrate(boards, h, chip_free=32768):
     """The -X heapsize at which the node in the 64-bit VM runs out where a
     chip with chip_free bytes free after boot would, from row 1 (h): the
     VM's own floor (interpreter and fakes, without the bench's clock), plus
-    chip_free scaled by the 64/32-bit ratio of the stage with the highest
-    peak (its kept bytes; the peaks are scaled by the same ratio)."""
+    chip_free scaled by the 64/32-bit ratio of the objects the loop keeps,
+    but the interned strings of the highest peak's stage at 1:1."""
     base, fakes = vm_base_and_fakes(boards, False)
     _, fakes_clock = vm_base_and_fakes(boards, True)
     out = {"vm_base": base, "vm_fakes": fakes, "vm_clock": fakes_clock - fakes, "chip_free": chip_free}
     st = [r for r in h["stages"] if r["peak32"]]
-    resident = [r for r in h["stages"] if r["name"] == "cycle 3" and r["kept32"]]
-    if resident:
-        out["ratio_64_32_resident"] = round(resident[0]["kept64"] / resident[0]["kept32"], 3)
-    if st:
-        top = max(st, key=lambda r: r["peak32"])
-        r = top["kept64"] / top["kept32"]
+    r = h.get("ratio_64_32")
+    if st and r:
+        top = max(st, key=lambda x: x["peak32"])
+        # its strings take as much in both; the rest of the chip's heap scales
+        heap = base + fakes + top["qstr64"] + (chip_free - top["qstr32"]) * r
         out.update({"stage": top["name"], "peak64": top["peak64"], "peak32": top["peak32"],
-                    "ratio_64_32": round(r, 3), "heapsize_kb": int(-(-(base + fakes + r * chip_free) // 1024))})
+                    "qstr64": top["qstr64"], "qstr32": top["qstr32"],
+                    "ratio_64_32": r, "heapsize_kb": int(-(-heap // 1024))})
     return out
 
 
@@ -910,11 +941,11 @@ def report(res):
     if "heapsize_kb" in cal:
         lines.append("calibration: the VM holds %(vm_base)d B (interpreter) + %(vm_fakes)d B (fakes) before the "
                      "firmware; the node's highest peak (%(stage)s) is %(peak64)d B in 64 bits, %(peak32)d B in 32 "
-                     "(x%(ratio_64_32)s; resident in the loop x%(ratio_64_32_resident)s): a chip with %(chip_free)d B "
+                     "(the loop's objects x%(ratio_64_32)s in 64 bits, strings x1): a chip with %(chip_free)d B "
                      "free -> -X heapsize=%(heapsize_kb)dK" % cal + " (runner.HEAPSIZE is %s)" % res["runner_heapsize"])
     lines.append("32-bit figures: floats boxed (16 B each) as on the unix port; the ESP8266 keeps small floats "
                  "in the object word. The stand-ins for the chip's modules (%d B) are subtracted; peaks "
-                 "are the 64-bit VM's scaled by each stage's 32/64-bit kept bytes." % node["heap32"]["stand_ins32"])
+                 "are the 64-bit VM's scaled by the loop's 64/32-bit ratio." % node["heap32"]["stand_ins32"])
     return "\n".join(lines)
 
 
@@ -929,6 +960,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if not (BUILD / "deps" / "lib").is_dir():
         sys.exit("bench: build/deps is missing: run `upynode build` (or `make bench`)")
+    import signal  # stopped: stop the broker, the receiver and the VMs too
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit("bench: terminated"))
     res = run(a.quick, a.out, log=lambda s: print(s, file=sys.stderr, flush=True),
               rev=None if a.worktree else a.rev)
     print(report(res))

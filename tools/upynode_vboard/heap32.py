@@ -11,7 +11,9 @@ the same .mpy files (v6.3) as the deployed build; it runs under Node.
   gc.collect() in a call of its own, and a stage's peak is not visible here.
 - The GC scans the stack conservatively, so objects the current runPython()
   call points at stay alive: each stage (boot, loop set-up, cycles, ...)
-  runs in its own call (heap32_vm/run.mjs).
+  runs in its own call, then a call collects, then another collects again
+  and counts (one collection left 7.4 KB of a cycle's garbage alive):
+  heap32_vm/run.mjs.
 - The chip's own modules (machine, network, dht, esp, usocket, ...) are C in
   flash on the ESP8266. Here the virtual board's fakes stand in for them
   (fakehw/, kept in memory instead of files) plus a socket peer in memory
@@ -50,9 +52,11 @@ RUNNER = os.path.join(HERE, "run.mjs")
 # The chip's modules that the fakes stand in for; micropython is built in.
 STAND_INS = ("_world", "machine", "_machine_more", "network", "dht", "esp", "webrepl",
              "ntptime", "onewire", "ds18x20")
-# The fakes keep their world and state in files named by $UPYNODE_VBOARD;
-# this port has no os.getenv: they keep both in memory, as under CPython.
+# The fakes keep their world and state in files in the folder named by
+# $UPYNODE_VBOARD, as in the VM (not in the heap); this port has no
+# os.getenv: the folder is named in their code instead.
 WORLD_DIR_LINE = 'DIR = os.getenv("UPYNODE_VBOARD")'
+WORLD_DIR = "/vboard"
 
 
 def module_path():
@@ -107,7 +111,7 @@ def stand_in_files():
             if name == "_world":
                 if WORLD_DIR_LINE not in text:
                     raise RuntimeError("fakehw/_world.py no longer has %r: update heap32.py" % WORLD_DIR_LINE)
-                text = text.replace(WORLD_DIR_LINE, "DIR = None")
+                text = text.replace(WORLD_DIR_LINE, "DIR = %r" % WORLD_DIR)
             out["/stand_ins/%s.mpy" % name] = _compile(text, name, tmp)
         with open(os.path.join(HERE, "usocket.py")) as f:
             peer = f.read()
@@ -121,7 +125,7 @@ def stand_in_files():
 
 def board_files(board_dir, config):
     """{path in the VM: bytes}: a board folder as deployed, and config.json."""
-    out = {}
+    out = world_file(aps(config))
     for dirpath, dirnames, files in os.walk(board_dir):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for f in files:
@@ -134,11 +138,21 @@ def board_files(board_dir, config):
     return out
 
 
-def stand_ins_stage(aps):
+def aps(config):
+    """The access point the config joins, as the fakes' world names it."""
+    w = config.get("wifi", {})
+    return {w.get("ssid", ""): {"password": w.get("password", "")}}
+
+
+def world_file(ap):
+    """{path: bytes}: the fakes' world (for a program without a config)."""
+    return {WORLD_DIR + "/world.json": json.dumps({"aps": ap, "connect_ms": 0}).encode()}
+
+
+def stand_ins_stage():
     """The stage that loads the stand-ins (measured, then subtracted)."""
-    return ("stand-ins", "import sys\nsys.path.append('/stand_ins')\nimport _vclock\nsys.modules['time'] = _vclock\nimport _world\n_world.WORLD.update(%r)\n"
-            "import machine, network, dht, esp, webrepl, ntptime, usocket, socket\n"
-            % {"aps": aps, "connect_ms": 0})
+    return ("stand-ins", "import sys\nsys.path.append('/stand_ins')\nimport _vclock\nsys.modules['time'] = _vclock\n"
+            "import _world, machine, network, dht, esp, webrepl, ntptime, usocket, socket\n")
 
 
 class Port:
@@ -174,8 +188,10 @@ class Port:
 
 
 def measure(port, files, stages):
-    """Per stage: {"name", "kept", "error", "out"}: the bytes in use after
-    the stage, less what the interpreter and the stand-ins hold after
+    """Per stage: {"name", "kept", "qstr", "error", "out"}: the bytes in use
+    after the stage (of which qstr: the interned strings' pools, which grow
+    a chunk at a time, so kept jumps by a KB or two where one is added),
+    less what the interpreter and the stand-ins hold after
     theirs (stages[0] must be stand_ins_stage()); row 0 also has
     "stand_ins": that floor. There is no peak: this port does not collect
     while a call runs (it grows the heap instead), so the heap a stage
@@ -184,13 +200,14 @@ def measure(port, files, stages):
     ran = port.run(files, stages)[1:]
     if not ran or ran[0].get("error"):
         raise RuntimeError("stand-ins: %s" % (ran[0].get("error") if ran else "did not run"))
-    floor = ran[0]["alloc"]
+    floor, qfloor = ran[0]["alloc"], ran[0].get("qstr", 0)
     out = []
     for i, (name, _) in enumerate(stages):
         st = ran[i] if i < len(ran) else {"error": "not reached"}
         ok = st.get("alloc") is not None and not st.get("error")
-        out.append({"name": name, "kept": st["alloc"] - floor if ok else None, "error": st.get("error"),
-                    "out": st.get("out", [])})
+        out.append({"name": name, "kept": st["alloc"] - floor if ok else None,
+                    "qstr": st.get("qstr", 0) - qfloor if ok else None,
+                    "error": st.get("error"), "out": st.get("out", [])})
     out[0]["stand_ins"] = floor
     return out
 
