@@ -80,6 +80,13 @@ def make_vboard(board_build, tmp_path):
         shutil.copytree(board_build, board_dir)
         vb = runner.VBoard(board_dir, tmp_path / ("state%d" % n), heapsize=heapsize)
         vb.world(**world)
+        write = vb.write_config
+        vb.configs = []
+
+        def write_config(cfg):
+            vb.configs.append(cfg)
+            write(cfg)
+        vb.write_config = write_config
         if config is not None:
             vb.write_config(config)
         boards.append(vb)
@@ -88,3 +95,30 @@ def make_vboard(board_build, tmp_path):
     yield make
     for vb in boards:
         vb.stop()
+    # Every secret of every config the boards were given stays off their
+    # consoles (issue 7: secrets redacted in every log line).
+    for vb in boards:
+        out = vb.output()
+        for secret in config_secrets(vb.configs):
+            assert secret not in out, "a secret from config.json is on the node's console: %r" % secret
+
+
+SECRET_KEYS = ("password", "token", "api_key", "api_password", "key")
+
+
+def config_secrets(configs):
+    found = set()
+
+    def walk(v):
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if k in SECRET_KEYS and isinstance(x, str) and len(x) >= 4:
+                    found.add(x)
+                else:
+                    walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+    for c in configs:
+        walk(c)
+    return found
