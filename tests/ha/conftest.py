@@ -85,7 +85,7 @@ class Ha(hass.HomeAssistant):
                 found.append(text)
         return found
 
-    def wait_state(self, entity_id, pred=lambda s: s is not None, timeout=30):
+    def wait_state(self, entity_id, pred=lambda s: s is not None, timeout=20):
         """The state object once pred(state object or None) holds."""
         t_end = time.monotonic() + timeout
         while True:
