@@ -52,14 +52,11 @@ def collector(fault_broker):
     c.close()
 
 
-DISCOVERY = False  # DEV: the node runs out of heap announcing (14:55); back to True when fixed
-
-
 def fault_config(port, **over):
     """The virtual node for a scenario: every second, fast timeouts and
     backoff so that a fault and its recovery fit in seconds, no NTP."""
     over.setdefault("mqtt", {})
-    over["mqtt"] = dict({"timeout_s": 2, "keepalive": 10, "discovery": DISCOVERY}, **over["mqtt"])
+    over["mqtt"] = dict({"timeout_s": 2, "keepalive": 10}, **over["mqtt"])
     over.setdefault("retry", {"min_s": 1, "max_s": 4})
     over.setdefault("ntp", {"host": ""})
     return node_config(port, **over)

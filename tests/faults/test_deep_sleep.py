@@ -23,7 +23,7 @@ def discovery_collector(fault_broker):
 def test_deep_sleep_50_wakes_broker_down_for_10(fault_broker, discovery_collector, make_vboard, fault_table):
     collector = discovery_collector
     cfg = fault_config(fault_broker.port, sleep="deep", interval_s=10, awake_max_s=10,
-                       led={"mode": "off"}, mqtt={"discovery": True})
+                       led={"mode": "off"})
     vb = make_vboard(cfg, aps=HOME_AP)
     with vb:
         faults.wait_readings(vb, 2, timeout=60)
