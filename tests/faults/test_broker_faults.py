@@ -24,7 +24,7 @@ def test_broker_killed_mid_run_and_restarted_30_s_later(fault_broker, collector,
         time.sleep(30)
         fault_broker.restart()
         made, got = faults.settle(vb, [collector], start=len(vb.lines))
-    row = fault_table.add(faults.row("broker killed, restarted 30 s later", made, got, faults.drops_reported(vb.lines)))
+    row = fault_table.add(faults.row("broker killed, restarted 30 s later", made, got, faults.drops_reported(vb.lines), console=vb.lines))
     assert_ok(row, vb)
     assert len(readings_since(vb, n, "queued")) >= 20  # the outage was real: readings waited on flash
     assert collector.records(collector.backlog_topic), "the queued readings came on the backlog topic"
@@ -40,7 +40,7 @@ def test_broker_frozen_longer_than_the_keepalive_then_resumed(fault_broker, coll
         time.sleep(15)  # the node pings after 5 s quiet and gives up at 10
         fault_broker.thaw()
         made, got = faults.settle(vb, [collector], start=len(vb.lines))
-    row = fault_table.add(faults.row("broker frozen (SIGSTOP) 15 s > keepalive 10 s", made, got, faults.drops_reported(vb.lines)))
+    row = fault_table.add(faults.row("broker frozen (SIGSTOP) 15 s > keepalive 10 s", made, got, faults.drops_reported(vb.lines), console=vb.lines))
     assert_ok(row, vb)
     assert len(readings_since(vb, n, "queued")) >= 10
 
@@ -57,7 +57,7 @@ def test_a_server_that_accepts_and_never_answers_then_a_broker(fault_broker, col
     fault_broker.restart()
     made, got = faults.settle(vb, [collector], start=len(vb.lines))
     row = fault_table.add(faults.row("TCP server that never answers, then a broker", made, got,
-                                     faults.drops_reported(vb.lines)))
+                                     faults.drops_reported(vb.lines), console=vb.lines))
     assert_ok(row, vb)
     out = faults.outcomes(vb.lines, "mqtt")
     assert out[min(out)] == "queued", vb.output()[-3000:]

@@ -35,7 +35,7 @@ def test_deep_sleep_50_wakes_broker_down_for_10(fault_broker, discovery_collecto
         faults.wait_readings(vb, WAKES, timeout=180)
         made, got = faults.settle(vb, [collector], start=len(vb.lines))
     row = fault_table.add(faults.row("deep sleep, %d wakes, broker down for %d" % (len(made), DOWN[1] - DOWN[0]),
-                                     made, got, faults.drops_reported(vb.lines)))
+                                     made, got, faults.drops_reported(vb.lines), console=vb.lines))
     assert_ok(row, vb)
     assert len(vb.wakes) >= WAKES - 1
     assert len({b for b, s in made}) == len(made), "one reading per wake, each wake a boot"

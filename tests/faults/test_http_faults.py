@@ -37,7 +37,7 @@ def test_receiver_down_then_500_then_back(make_vboard, fault_table, tmp_path):
         with urllib.request.urlopen(rcv.url + "/api/held?node=" + NODE_ID) as r:
             held = json.load(r)["held"]
     row = fault_table.add(faults.row("HTTP receiver down, then 500s, then back", made, got,
-                                     faults.drops_reported(vb.lines, "receiver")))
+                                     faults.drops_reported(vb.lines, "receiver"), console=vb.lines))
     assert_ok(row, vb)
     assert front.refused >= 2 and not front.bad  # backoff: not every cycle tries
     out = faults.outcomes(vb.lines, "receiver")

@@ -25,7 +25,7 @@ def test_dht_timeouts_and_the_mcp9808_unplugged_and_back(fault_broker, collector
         vb.wait_for(r'^\d+\.\d+: \{(?!.*"err").*\} -> ', timeout=15, start=back)
         made, got = faults.settle(vb, [collector], start=back)
     row = fault_table.add(faults.row("DHT timeouts, flaky DHT, MCP9808 unplugged and back", made, got,
-                                     faults.drops_reported(vb.lines)))
+                                     faults.drops_reported(vb.lines), console=vb.lines))
     assert_ok(row, vb)
 
     def errs(start, end=None):

@@ -99,10 +99,10 @@ def test_soak_10000_cycles_heap_flat_and_every_reading_delivered(fault_broker, c
         vb.wait_for(r"^soak: done$", timeout=600)
         made = faults.produced(vb.lines)
         got = collector.wait_for_all(made, timeout=60)
-    row = fault_table.add(faults.row("soak %d cycles" % CYCLES, made, got, faults.drops_reported(vb.lines)))
+    row = fault_table.add(faults.row("soak %d cycles" % CYCLES, made, got, faults.drops_reported(vb.lines), console=vb.lines))
     heap = [int(m.group(2)) for m in (re.match(r"^soak: (\d+) collects, (\d+) bytes free$", ln) for ln in vb.lines) if m]
     drift = heap[-1] - heap[1] if len(heap) > 2 else None
-    row["notes"] = ["free heap after gc.collect(), every %d cycles: %s; drift from cycle %d to the end: %+d bytes"
+    row["notes"] += ["free heap after gc.collect(), every %d cycles: %s; drift from cycle %d to the end: %+d bytes"
                     % (SAMPLE, ", ".join(map(str, heap)), SAMPLE * 2, drift)]
     row["heap_drift"] = drift
     assert_ok(row, vb)

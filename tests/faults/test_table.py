@@ -13,6 +13,7 @@ CONSOLE = [
     "backlog mqtt: full: dropped 2 oldest, 2 since boot",
     '1.3: {"boot": 1, "seq": 3, "up": 5, "temperature": 21.6, "heap": 19000, "q": 1} -> mqtt queued, receiver sent',
     "backlog mqtt: full: dropped 1 oldest, 3 since boot",
+    "1.4-5: not taken: the cycle before overran its interval",
     "[vboard: reset]",
     "backlog mqtt: full: dropped 1 oldest, 1 since boot",
     '2.1: {"boot": 2, "seq": 1, "ts": 1700000000, "temperature": 21.7, "err": {"dht11": "timeout"}} -> mqtt sent',
@@ -32,6 +33,7 @@ def test_the_console_gives_the_readings_without_diagnostics_and_the_drops():
     assert faults.drops_reported(CONSOLE, "receiver") == 0
     assert faults.outcomes(CONSOLE, "receiver") == {(1, 3): "sent"}
     assert faults.outcomes(CONSOLE, "mqtt")[(1, 2)] == "queued"
+    assert faults.not_taken(CONSOLE) == 2
 
 
 def test_a_row_dedupes_and_is_ok_only_when_every_reading_arrived():

@@ -23,7 +23,7 @@ def test_wifi_down_for_n_cycles(fault_broker, collector, make_vboard, fault_tabl
         made, got = faults.settle(vb, [collector], start=len(vb.lines))
     dropped = faults.drops_reported(vb.lines, "mqtt")
     row = fault_table.add(faults.row("WiFi down %d cycles (%s the queue's capacity)" % (cycles, "above" if over else "below"),
-                                     made, got, dropped))
+                                     made, got, dropped, console=vb.lines))
     assert_ok(row, vb)
     assert vb.wait_for(r"^wifi: connection lost", start=n)
     queued = [k for k, v in faults.outcomes(vb.lines[n:], "mqtt").items() if v == "queued"]

@@ -150,7 +150,20 @@ def settle(vb, receivers, transport="mqtt", timeout=60, start=0):
 
 
 # -- the table -------------------------------------------------------------
-def row(scenario, produced, delivered, dropped=0, may_lose=0):
+NOT_TAKEN_LINE = re.compile(r"^(\d+)\.(\d+)-(\d+): not taken")
+
+
+def not_taken(lines):
+    """Intervals the node logged as not taken (the cycle before overran)."""
+    n = 0
+    for line in lines:
+        m = NOT_TAKEN_LINE.match(line)
+        if m:
+            n += int(m.group(3)) - int(m.group(2)) + 1
+    return n
+
+
+def row(scenario, produced, delivered, dropped=0, may_lose=0, console=None):
     """One row of the table.
 
     produced: {(boot, seq): reading}; delivered: every record the receivers
@@ -171,6 +184,12 @@ def row(scenario, produced, delivered, dropped=0, may_lose=0):
                 bad.append("(boot %d, seq %d) delivered twice with different contents" % k)
             continue
         got[k] = reading(rec)
+    notes = []
+    if console is not None:
+        gaps = not_taken(console)
+        boots = len({b for b, s in produced})
+        notes.append("%d boot(s); %d interval(s) not taken (a cycle overran: a gap in seq, no reading to deliver)"
+                     % (boots, gaps))
     missing = sorted(set(produced) - set(got))
     extra = sorted(set(got) - set(produced))
     changed = [k for k in sorted(set(got) & set(produced)) if not same_reading(got[k], produced[k])]
@@ -194,7 +213,7 @@ def row(scenario, produced, delivered, dropped=0, may_lose=0):
         result = "ok"
     return {"scenario": scenario, "produced": len(produced), "delivered": len(got),
             "duplicates dropped": dup, "lost": lost, "dropped by a full queue (reported)": dropped,
-            "result": result, "problems": problems, "missing": [list(k) for k in missing[:50]]}
+            "result": result, "problems": problems, "missing": [list(k) for k in missing[:50]], "notes": notes}
 
 
 def _keys(keys, at_most=12):
