@@ -49,7 +49,6 @@ from upynode_cli.project import BUILD, REPO, micropython
 
 from . import brokers, heap32, runner
 from .receiver_process import ReceiverProcess
-from .services import free_port
 
 SSID, WIFI_PASSWORD = "bench", "bench-wifi"
 API_KEY = "bench-api-key"
@@ -295,8 +294,10 @@ class Proxy:
 
 
 def span(marks, a, b):
-    return [round(((marks[b][0] - marks[a][0])) / (b - a), 1), round((marks[b][1] - marks[a][1]) / (b - a), 1),
-            round((marks[b][2] - marks[a][2] + marks[b][3] - marks[a][3]) / (b - a), 2)]
+    """[bytes up, bytes down, round trips] per cycle from mark a to mark b."""
+    (u0, d0, c0, t0), (u1, d1, c1, t1) = marks[a], marks[b]
+    n = b - a
+    return [round((u1 - u0) / n, 1), round((d1 - d0) / n, 1), round((c1 - c0 + t1 - t0) / n, 2)]
 
 
 # -- the VM --------------------------------------------------------------------
