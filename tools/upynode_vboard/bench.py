@@ -473,9 +473,16 @@ class Bench:
         finally:
             self._finish(vm, mp, hp)
 
-    def min_heap(self, kind, how, lo=8, hi=256):
-        """Row 2: the smallest heap in KB that delivers every cycle."""
-        if not self.delivers(kind, how, hi, self.cycles):
+    def min_heap(self, kind, how, guess=None, lo=8, hi=256):
+        """Row 2: the smallest heap in KB that delivers every cycle. guess
+        (KB, e.g. from row 1's stages) narrows the search when it holds:
+        it must fail 2 KB below and pass 8 KB above."""
+        if guess and lo < guess - 2 < guess + 8 < hi:
+            if not self.delivers(kind, how, guess - 2, self.cycles):
+                lo = guess - 2
+                if self.delivers(kind, how, guess + 8, self.cycles):
+                    hi = guess + 8
+        if hi == 256 and not self.delivers(kind, how, hi, self.cycles):
             return None
         while hi - lo > 1:
             mid = (lo + hi) // 2
@@ -885,28 +892,42 @@ def run(quick=False, out_path=None, log=print, rev="HEAD"):
     commit, dirty = git_state(rev)
     b = Bench(quick, log, rev)
     res = {"commit": commit, "lib_uncommitted_changes": dirty, "quick": quick, "cycles": b.cycles,
-           "marks": list(b.marks), "configs": {k: {} for k in CONFIGS}}
+           "marks": list(b.marks), "configs": {k: {} for k in CONFIGS}, "seconds": {}}
+    last = [t0]
+
+    def took(what):  # where the run's time goes, in bench.json
+        now = time.monotonic()
+        res["seconds"][what] = round(now - last[0], 1)
+        last[0] = now
     try:
+        took("build")
         log("bench: row 1, the 32-bit heap (WebAssembly port)")
         h = heap32_rows(b, quick)
+        took("row 1")
         for k in CONFIGS:
             res["configs"][k]["heap32"] = dict(stage_figures(h[k]), **h[k])
         for k in CONFIGS:
             c = res["configs"][k]
             log("bench: %s: rows 2-6" % k)
             hows = ("mpy",) if quick else ("mpy", "py")
-            c["min_heap_kb"] = {how: b.min_heap(k, how) for how in hows}
+            peaks = [st["peak64"] for st in c["heap32"]["stages"] if st["peak64"]]
+            guess = (c["heap32"]["floor64"] + max(peaks)) // 1024 if peaks and c["heap32"]["floor64"] else None
+            c["min_heap_kb"] = {how: b.min_heap(k, how, guess if how == "mpy" else None) for how in hows}
+            took(k + " row 2")
             d = b.drift_and_wire(k)
+            took(k + " rows 3-4")
             c["drift"] = d["drift"]
             c["wire"] = d["wire"]
             if not d["ok"]:
                 c["drift_error"] = d.get("error")
             c["wake"] = b.wakes(k) if k != "tutorial" and deep_sleep_exists() else None
+            took(k + " row 4, wakes")
             board = os.path.join(b.tmp, "size-" + k)
             b.boards.make(k, "mpy", (1883, ()) if k == "tutorial" else node_config(k, 1883, "http://127.0.0.1:1"),
                           board)
             c["size"] = deployed_size(board)
             c["boot_to_puback_s"] = b.boot_to_puback(k, 1 if quick else 5)
+            took(k + " rows 5-6")
         node, tut = res["configs"]["node"], res["configs"]["tutorial"]
         res["heap_ratio_vs_tutorial"] = ratio(node["min_heap_kb"]["mpy"], tut["min_heap_kb"]["mpy"])
         res["heap_ratio_vs_tutorial_full"] = ratio(res["configs"]["full"]["min_heap_kb"]["mpy"],
