@@ -811,6 +811,54 @@ def calibrate(boards, h, chip_free=32768):
     return out
 
 
+# -- --modules: each module's import alone ---------------------------------------
+
+IMPORT_PROBE = """import gc
+import machine, network, dht, _world, webrepl, esp
+gc.collect()
+before = gc.mem_alloc()
+__import__(%r)
+gc.collect()
+print('\\x01kept', gc.mem_alloc() - before)
+"""
+
+
+def import_cost(boards, how, module, heap_kb):
+    """Bytes the import of module keeps (fakes loaded first, not counted),
+    or None when it fails in heap_kb."""
+    env = dict(os.environ, UPYNODE_VBOARD=tempfile.mkdtemp(dir=boards.root),
+               MICROPYPATH=os.pathsep.join([runner.compiled_fakes(), os.path.join(boards.node[how], "lib")]))
+    r = subprocess.run([micropython(), "-X", "heapsize=%dK" % heap_kb, "-c", IMPORT_PROBE % module],
+                       capture_output=True, text=True, env=env)
+    m = re.search(r"\x01kept (\d+)", r.stdout)
+    return int(m.group(1)) if r.returncode == 0 and m else None
+
+
+def modules_table(boards):
+    """Each module imported alone in a fresh 64-bit VM, as deployed and from
+    source: the bytes it keeps and the smallest heap the import succeeds in
+    (shared imports are counted in each)."""
+    lib = os.path.join(boards.node["mpy"], "lib")
+    mods = sorted(os.path.relpath(os.path.join(d, f), lib)[:-4].replace(os.sep, ".")
+                  for d, _, fs in os.walk(lib) for f in fs if f.endswith(".mpy") and f != "__init__.mpy")
+    lines = ["  %-24s %10s %10s %14s %14s" % ("module", "kept .mpy", "kept .py", "min heap .mpy", "min heap .py")]
+    for m in mods:
+        cells = []
+        for how in ("mpy", "py"):
+            lo, hi = 8, 256
+            kept = import_cost(boards, how, m, hi)
+            while kept is not None and hi - lo > 1:
+                mid = (lo + hi) // 2
+                if import_cost(boards, how, m, mid) is None:
+                    lo = mid
+                else:
+                    hi = mid
+            cells.append((kept, hi if kept is not None else None))
+        lines.append("  %-24s %10s %10s %13sK %13sK" % (m, fmt(cells[0][0]), fmt(cells[1][0]),
+                                                          fmt(cells[0][1]), fmt(cells[1][1])))
+    return "\n".join(lines)
+
+
 # -- the table -------------------------------------------------------------------------
 
 def git_state(rev):
@@ -979,11 +1027,23 @@ def main(argv=None):
     ap.add_argument("--rev", default="HEAD", help="the commit whose firmware to measure (default HEAD)")
     ap.add_argument("--worktree", action="store_true",
                     help="measure the firmware as it is in the checkout, uncommitted changes and all")
+    ap.add_argument("--modules", action="store_true",
+                    help="only the import cost of each module alone, as .mpy and from source (minutes)")
     a = ap.parse_args(argv)
     if not (BUILD / "deps" / "lib").is_dir():
         sys.exit("bench: build/deps is missing: run `upynode build` (or `make bench`)")
     import signal  # stopped: stop the broker, the receiver and the VMs too
     signal.signal(signal.SIGTERM, lambda *a: sys.exit("bench: terminated"))
+    if a.modules:
+        root = tempfile.mkdtemp(prefix="upynode-bench-")
+        try:
+            boards = Boards(root, None if a.worktree else a.rev)
+            print("bench: each module imported alone in the 64-bit VM (%s; fakes loaded first, not counted)"
+                  % git_state(None if a.worktree else a.rev)[0])
+            print(modules_table(boards))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return
     res = run(a.quick, a.out, log=lambda s: print(s, file=sys.stderr, flush=True),
               rev=None if a.worktree else a.rev)
     print(report(res))
