@@ -10,7 +10,6 @@ PATH = "config.json"
 # objects at once, several times the file's size, of a heap of ~32 KB; a
 # 6 KB file padded with spaces ran a node in setup mode out of memory.
 MAX_BYTES = 4096
-MAX_DEPTH = 5  # config > sensors > [0] > key: a deeper value is never valid
 
 DEFAULTS = {
     "node_id": "",  # "" -> esp8266_<hex of machine.unique_id()>
@@ -61,24 +60,20 @@ class ConfigError(ValueError):
     pass
 
 
-def _secret(key):
-    # A secret's key, or a section holding one (or the whole file) written
-    # as something else: "webrepl": "wrPW9x" is the password.
-    k = key.split(".")[-1]
-    d = DEFAULTS.get(k)
-    return k in SECRETS or k == "config" or (type(d) is dict and any(s in d for s in SECRETS))
-
-
-def _key(k):
-    # A key of the user's as a message names it: quoted when it is odd
-    # (a newline in it would forge a console line), cut when long.
-    return k if 0 < len(k) <= 40 and not _ctrl(k) and not any(ch in k for ch in ' :=."[]') else json.dumps(k[:40])
+def _key(s):
+    # A key of the user's as a message names it: quoted unless it is a plain
+    # name (a newline in it would forge a console line), cut when long.
+    return s if 0 < len(s) <= 40 and all(ch in ID_CHARS for ch in s) else json.dumps(s[:40])
 
 
 def _show(key, value):
-    # Errors name the value, except a secret's; a long one is cut short
-    # (the message is repeated on the console every minute).
-    if _secret(key) and value:
+    # Errors name the value, except a secret's, or a section's that holds
+    # one (or the whole file's) written as something else: "webrepl":
+    # "wrPW9x" is the password. A long one is cut short (the message is
+    # repeated on the console every minute).
+    k = key.split(".")[-1]
+    d = DEFAULTS.get(k)
+    if value and (k in SECRETS or k == "config" or (type(d) is dict and any(s in d for s in SECRETS))):
         return "***"
     s = json.dumps(masked(value))
     return s if len(s) <= 60 else "%s... (%d characters)" % (s[:40], len(s))
@@ -260,19 +255,14 @@ def _sensors(c, pins):
 def _ctrl(v):
     # A control character (NUL, newline, ...) breaks an MQTT topic, a JSON
     # consumer or a log line.
-    return any(ch < " " or ch == "\x7f" for ch in v)
-
-
-def _ipv4(v):
-    p = v.split(".")
-    return len(p) == 4 and all(0 < len(x) <= 3 and all(ch in "0123456789" for ch in x) and int(x) < 256 for x in p)
+    return any(ch < " " or ord(ch) == 127 for ch in v)
 
 
 def _host(v):
-    # A DNS name or an IPv4 address
+    # -> 2: an IPv4 address, 1: a DNS name, 0: neither
     p = v.split(".")
-    if all(x and all(ch in "0123456789" for ch in x) for x in p):
-        return _ipv4(v)
+    if all(x and all(ch in ID_CHARS[52:62] for ch in x) for x in p):  # digits
+        return 2 if len(p) == 4 and all(len(x) <= 3 and int(x) < 256 for x in p) else 0
     return len(v) <= 253 and all(x and x[0] != "-" and x[-1] != "-" and all(ch in ID_CHARS and ch != "_" for ch in x)
                                  for x in p)
 
@@ -294,9 +284,8 @@ def _wifi(w):
     _int(w, "retries", 1, 100, "wifi.")
     _int(w, "retry_s", 10, 86400, "wifi.")
     ip = w["ifconfig"]
-    if ip and (len(ip) != 4 or not all(_kind(a) == "string" and _ipv4(a) for a in ip)):
-        _fail("wifi.ifconfig", ip, "[] for DHCP, or four IPv4 addresses: "
-              "[ip, netmask, gateway, dns], e.g. [\"192.168.1.50\", \"255.255.255.0\", \"192.168.1.1\", \"192.168.1.1\"]")
+    if ip and (len(ip) != 4 or not all(_kind(a) == "string" and _host(a) == 2 for a in ip)):
+        _fail("wifi.ifconfig", ip, "[] for DHCP, or four IPv4 addresses: [ip, netmask, gateway, dns]")
 
 
 def _node(c):
@@ -357,23 +346,6 @@ def _http(h, c):
             _fail("http.api_key", h["api_key"], "the API key your %s expects" % what)
 
 
-def _queues(c):
-    # backlog.max_kb bounds each transport's queue file. A 1 MB ESP8266 has
-    # a 396 KB filesystem (MicroPython's ports/esp8266/boards/esp8266_1MiB.ld)
-    # of which the firmware takes ~48 KB; a queue may briefly hold up to
-    # three times its bound on flash (backlog.py compacts it into a new
-    # file), so two queues of the default 32 KB need ~192 KB there. 256 fits
-    # one queue on a 1 MB board; 4 MB boards have ~3 MB.
-    _int(c["backlog"], "max_kb", 1, 256, "backlog.")
-    _int(c["backlog"], "per_cycle", 1, 50, "backlog.")
-    r = c["retry"]
-    lo = _int(r, "min_s", 1, 86400, "retry.")
-    _int(r, "max_s", lo, 86400, "retry.")
-    h = c["ntp"]["host"]
-    if h and not _host(h):
-        _fail("ntp.host", h, "\"\" (no NTP) or a host name or IPv4 address such as pool.ntp.org")
-
-
 def _led(led, pins, names, c):
     if led["mode"] not in LED_MODES:
         _fail("led.mode", led["mode"], "one of " + ", ".join(LED_MODES))
@@ -406,7 +378,20 @@ def validate(c):
     _transports(c["transports"])
     _mqtt(c["mqtt"], c)
     _http(c["http"], c)
-    _queues(c)
+    # backlog.max_kb bounds each transport's queue file. A 1 MB ESP8266 has
+    # a 396 KB filesystem (MicroPython's ports/esp8266/boards/esp8266_1MiB.ld)
+    # of which the firmware takes ~48 KB; a queue may briefly hold up to
+    # three times its bound on flash (backlog.py compacts it into a new
+    # file), so two queues of the default 32 KB need ~192 KB there. 256 fits
+    # one queue on a 1 MB board; 4 MB boards have ~3 MB.
+    _int(c["backlog"], "max_kb", 1, 256, "backlog.")
+    _int(c["backlog"], "per_cycle", 1, 50, "backlog.")
+    r = c["retry"]
+    lo = _int(r, "min_s", 1, 86400, "retry.")
+    _int(r, "max_s", lo, 86400, "retry.")
+    h = c["ntp"]["host"]
+    if h and not _host(h):
+        _fail("ntp.host", h, "\"\" (no NTP) or a host name or IPv4 address such as pool.ntp.org")
     pins = {}
     names = _sensors(c, pins)
     _led(c["led"], pins, names, c)
@@ -414,105 +399,107 @@ def validate(c):
     return c
 
 
-def _utf8_error(b):
-    # -> the offset of the first byte that is not UTF-8, or -1 (MicroPython's
-    # UnicodeError does not say where). Only called once decode() failed.
-    i, n = 0, len(b)
+def _bytes(v):
+    # One pass over the file's bytes before json.loads: -> the offset of the
+    # first byte that is not UTF-8 (MicroPython's UnicodeError does not say
+    # where), -2 when [ and { nest deeper than a config can (1,000 of them
+    # took all of a node's heap, and CPython's recursion; brackets in
+    # strings do not count), else -1. Nesting deeper than a config's but
+    # shallow enough to parse is left to _scan(), which names the key.
+    i, n, d, q, esc = 0, len(v), 0, False, False
     while i < n:
-        c = b[i]
-        k = 0 if c < 0x80 else 1 if 0xC2 <= c <= 0xDF else 2 if 0xE0 <= c <= 0xEF else 3 if 0xF0 <= c <= 0xF4 else -1
-        if k < 0:
-            return i
+        c = v[i]
+        i += 1
+        if c < 0x80:
+            if q:
+                if esc:
+                    esc = False
+                elif c == 92:  # backslash
+                    esc = True
+                elif c == 34:
+                    q = False
+            elif c == 34:  # "
+                q = True
+            elif c == 91 or c == 123:  # [ {
+                d += 1
+                if d > 20:
+                    return -2
+            elif c == 93 or c == 125:
+                d -= 1
+            continue
+        esc = False
+        k = 1 if 0xC2 <= c <= 0xDF else 2 if 0xE0 <= c <= 0xEF else 3 if 0xF0 <= c <= 0xF4 else 0
         # the second byte's range excludes overlong forms and surrogates
-        lo, hi = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}.get(c, (0x80, 0xBF))
-        for j in range(i + 1, i + k + 1):
-            if j >= n or not lo <= b[j] <= hi:
-                return i
+        lo = 0xA0 if c == 0xE0 else 0x90 if c == 0xF0 else 0x80
+        hi = 0x9F if c == 0xED else 0x8F if c == 0xF4 else 0xBF
+        if not k or i + k > n:
+            return i - 1
+        for j in range(i, i + k):
+            if not lo <= v[j] <= hi:
+                return i - 1
             lo, hi = 0x80, 0xBF
-        i += k + 1
+        i += k
     return -1
 
 
-def _too_deep(b):
-    # Before json.loads: 1,000 nested [ took all of a node's heap (and
-    # CPython's recursion). Brackets in strings do not count. Deeper than a
-    # config can be, but shallow enough to parse: _scan() names the key.
-    d, q, esc = 0, False, False
-    for c in b:
-        if q:
-            if esc:
-                esc = False
-            elif c == 92:  # backslash
-                esc = True
-            elif c == 34:
-                q = False
-        elif c == 34:  # "
-            q = True
-        elif c == 91 or c == 123:  # [ {
-            d += 1
-            if d > 4 * MAX_DEPTH:
-                return True
-        elif c == 93 or c == 125:
-            d -= 1
-    return False
+def _scan(v):
+    # Before merge(): nothing nested deeper than a valid config can be
+    # (config > sensors > [0] > key), and no infinity or NaN (1e999 in
+    # JSON), which would publish "inf", not JSON. The messages name the key.
+    todo = [(v, "config", 0)]
+    while todo:
+        v, key, d = todo.pop()
+        if d > 5:
+            raise ConfigError("%s: nested more than 5 levels deep" % key)
+        if isinstance(v, float) and v - v != 0:
+            raise ConfigError("%s: expected a finite number (1e999 and the like are infinite)" % key)
+        if isinstance(v, dict):
+            for k in v:
+                todo.append((v[k], (key + "." if d else "") + _key(k), d + 1))
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                todo.append((x, "%s[%d]" % (key, i), d + 1))
 
 
-def _scan(v, key, depth):
-    # Before merge(): nothing nested deeper than a valid config goes, and no
-    # infinity or NaN (1e999 in JSON), which would publish "inf", not JSON.
-    if depth > MAX_DEPTH:
-        raise ConfigError("%s: nested more than %d levels deep" % (key, MAX_DEPTH))
-    if isinstance(v, float) and v - v != 0:
-        raise ConfigError("%s: expected a finite number (1e999 and the like are infinite)" % key)
-    if isinstance(v, dict):
-        for k in v:
-            _scan(v[k], (key + "." if depth else "") + _key(k), depth + 1)
-    elif isinstance(v, list):
-        for i, x in enumerate(v):
-            _scan(x, "%s[%d]" % (key, i), depth + 1)
-
-
-def parse(data, name=PATH):
+def parse(text, name=PATH):
     # The file's bytes (or text) -> the validated config with every default
     # filled in.
-    if isinstance(data, str):
-        data = data.encode()
-    if len(data) > MAX_BYTES:
-        raise ConfigError("%s is over %d bytes, the most a node reads (its RAM is ~32 KB): "
-                          "remove what is not needed" % (name, MAX_BYTES))
+    if isinstance(text, str):
+        text = text.encode()
+    if len(text) > MAX_BYTES:
+        raise ConfigError("%s is %d bytes, over the %d a node reads (its RAM is ~32 KB): "
+                          "remove what is not needed" % (name, len(text), MAX_BYTES))
+    i = _bytes(text)
+    if i >= 0:
+        raise ConfigError("%s is not UTF-8 text (byte 0x%02x at offset %d): save it as UTF-8" % (name, text[i], i))
+    if i < -1:
+        raise ConfigError("%s: nested more than 5 levels deep" % name)
+    text = text.decode()  # UTF-8 checked above; the bytes are garbage from here
     try:
-        text = data.decode()
-    except UnicodeError:
-        i = _utf8_error(data)
-        raise ConfigError("%s is not UTF-8 text (byte 0x%02x at offset %d): save it as UTF-8"
-                          % (name, data[i], i) if i >= 0 else "%s is not UTF-8 text" % name)
-    if _too_deep(data):
-        raise ConfigError("%s: nested more than %d levels deep" % (name, MAX_DEPTH))
-    del data
-    try:
-        user = json.loads(text)
+        text = json.loads(text)
     except ValueError as e:
         raise ConfigError("%s is not valid JSON (%s)" % (name, e))
     except MemoryError:
-        raise ConfigError("%s holds more values than the node's RAM can: remove what is not needed" % name)
-    del text
-    _scan(user, "config", 0)
-    return validate(merge(DEFAULTS, user))
+        raise ConfigError("%s: too many values for the node's RAM" % name)
+    _scan(text)
+    return validate(merge(DEFAULTS, text))
 
 
 def load(path=PATH):
-    # The size first: a file too big to parse must not be read at all.
+    # The size first: a file too big to parse is not read at all.
     import os
     try:
-        size = os.stat(path)[6]
-        if size > MAX_BYTES:
-            raise ConfigError("%s is %d bytes, over the %d a node reads (its RAM is ~32 KB): "
-                              "remove what is not needed" % (path, size, MAX_BYTES))
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
+        n = os.stat(path)[6]
+        if n <= MAX_BYTES:
+            with open(path, "rb") as f:
+                s = f.read(n)  # read(MAX_BYTES) would take 4 KB of heap whatever the size
     except OSError:
         raise ConfigError("%s is missing: copy config.example.json there and fill it in" % path)
-    return parse(data, path)
+    if n <= MAX_BYTES:
+        return parse(s, path)
+    # (the same words as parse's)
+    raise ConfigError("%s is %d bytes, over the %d a node reads (its RAM is ~32 KB): "
+                      "remove what is not needed" % (path, n, MAX_BYTES))
 
 
 def masked(c):

@@ -3,15 +3,17 @@
 # WiFi failed, the network coming back (after a power cut the router often
 # boots slower than the node). Either one resets the node into normal mode.
 # Nothing may end it but a reset: a node that dies here is in a reset loop,
-# or dead in the wall, with nobody to press the button.
+# or dead in the wall, with nobody to press the button. config, the largest
+# module, is loaded only to check a changed file, and released after.
 import gc
 import os
 import time
 
-from upynode import config
 from upynode import startup
 from upynode.startup import CONFIG, WIFI
 
+PATH = "config.json"  # config.PATH
+MAX_BYTES = 4096  # config.MAX_BYTES
 POLL_S = 5
 REMIND_S = 60
 GIVE_UP_S = 600  # a failure that is neither config nor WiFi: try a fresh boot
@@ -23,21 +25,30 @@ def _stamp():
     # a file too big to read (config.load refuses it) by size and time.
     # None: no file.
     try:
-        st = os.stat(config.PATH)
+        st = os.stat(PATH)
     except OSError:
         return None
-    if st[6] > config.MAX_BYTES:
+    if st[6] > MAX_BYTES:
         return st[6], st[8]
     import hashlib
     h = hashlib.sha256()
     buf = bytearray(128)
-    with open(config.PATH, "rb") as f:
+    with open(PATH, "rb") as f:
         while True:
             n = f.readinto(buf)
             if not n:
                 break
             h.update(buf[:n] if n < len(buf) else buf)
     return st[6], h.digest()
+
+
+def _load():
+    # -> the config, or raises ConfigError (or whatever a bad file provokes)
+    from upynode import config, release
+    try:
+        return config.load()
+    finally:
+        release("config")
 
 
 def run(log=print):
@@ -54,7 +65,7 @@ def run(log=print):
         if failed != CONFIG:  # the config was fine (WiFi failed, or boot.py did): wait for a change
             seen = _stamp()
         if failed == WIFI:
-            retry_s = config.load()["wifi"]["retry_s"]
+            retry_s = _load()["wifi"]["retry_s"]
     except Exception as e:  # changed or unreadable since boot: the first poll looks again
         seen = -1
         log("setup mode: %s: %s" % (type(e).__name__, e))
@@ -66,9 +77,9 @@ def run(log=print):
             if stamp != seen:
                 seen = stamp
                 try:
-                    config.load()
+                    _load()
                 except Exception as e:  # ConfigError, MemoryError, anything a bad file provokes
-                    r = "%s: %s" % (CONFIG, e if isinstance(e, config.ConfigError) else
+                    r = "%s: %s" % (CONFIG, e if type(e).__name__ == "ConfigError" else
                                     "%s: %s" % (type(e).__name__, e))
                     if r != reason:
                         failed, reason = CONFIG, r
@@ -83,7 +94,7 @@ def run(log=print):
                 # moves the AP's channel and would drop their WebREPL session.
                 if not network.WLAN(network.AP_IF).isconnected():
                     from upynode import wifi
-                    w = config.load()["wifi"]
+                    w = _load()["wifi"]
                     w["retries"] = 1
                     if wifi.join(w, log):
                         log("setup: WiFi is back: restarting")

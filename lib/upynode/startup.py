@@ -1,7 +1,12 @@
 # What boot.py runs: config -> WiFi -> WebREPL. Never raises: any problem
 # ends in setup mode, with the reason on the serial console, because a node
 # in a wall has nobody to press reset.
-from upynode import config
+#
+# config is imported inside run() and released as soon as the config is
+# checked, before WiFi and WebREPL allocate: freed only after them, its
+# code left holes between their objects (the loop's first cycle ran out of
+# memory with 21 KB free), and kept into setup mode it left no room to
+# compile main.py.
 
 # What failed, when the node is in setup mode: it decides what setup mode
 # waits for (upynode.setupmode). The value starts the reason's words.
@@ -15,7 +20,7 @@ reason = None   # why, for the console: "<failed>: <words>"
 
 DEFAULT_WEBREPL_PASSWORD = "upynode"
 WEBREPL_CFG = "webrepl_cfg.py"
-CONFIG_TMP = config.PATH + ".tmp"
+CONFIG_JSON = "config.json"  # config.PATH
 
 
 def fail(what, words):
@@ -39,9 +44,9 @@ def clean(log=print):
         if n[-4:] != ".tmp":
             continue
         try:
-            if n == CONFIG_TMP and config.PATH not in names:
-                os.rename(n, config.PATH)
-                log("boot: %s restored from %s" % (config.PATH, n))
+            if n == CONFIG_JSON + ".tmp" and CONFIG_JSON not in names:
+                os.rename(n, CONFIG_JSON)
+                log("boot: %s restored from %s" % (CONFIG_JSON, n))
             else:
                 os.remove(n)
                 log("boot: removed %s (an interrupted write)" % n)
@@ -56,14 +61,22 @@ def run(log=print):
         clean(log)
     except Exception as e:  # nothing here may stop the boot
         log("boot: %s" % e)
+    import gc
+    from upynode import config, release
+    chip = config.chip_hex()
     try:
         c = config.load()
+        c["node_id"] = config.node_id(c)
     except config.ConfigError as e:
         fail(CONFIG, e)
     except Exception as e:  # e.g. MemoryError on a huge file
         fail(CONFIG, "%s: %s" % (type(e).__name__, e))
+    # Done with config either way (setup mode loads it again when the file
+    # changes): its code is the largest at boot.
+    del config
+    release("config")
+    gc.collect()
     if c is not None:
-        c["node_id"] = config.node_id(c)
         from upynode import wifi
         try:
             if wifi.join(c["wifi"], log):
@@ -76,7 +89,7 @@ def run(log=print):
         log("setup mode: " + reason)
         try:
             from upynode import wifi
-            wifi.start_ap("upynode-" + config.chip_hex(), log)
+            wifi.start_ap("upynode-" + chip, log)
         except Exception as e:
             log("setup: access point failed: %s" % e)
     start_webrepl(c, log)

@@ -244,7 +244,7 @@ def test_a_latin1_file_is_named_with_its_first_bad_byte_and_offset(tmp_path):
 def test_the_bad_byte_is_where_cpython_finds_it(data):
     with pytest.raises(UnicodeDecodeError) as e:
         data.decode()
-    assert config._utf8_error(data) == e.value.start
+    assert config._bytes(data) == e.value.start
 
 
 def test_an_oversized_file_is_refused_by_its_size_without_reading_it(tmp_path, monkeypatch):
@@ -262,13 +262,13 @@ def test_an_oversized_file_is_refused_by_its_size_without_reading_it(tmp_path, m
 
 def test_text_over_the_limit_is_refused_by_the_host_tool_too():
     msg = error_of(json.dumps(merged()) + " " * 4096)
-    assert "config.json is over 4096 bytes" in msg
+    assert "config.json is %d bytes, over the 4096 a node reads" % (len(json.dumps(merged())) + 4096) in msg
 
 
 @pytest.mark.parametrize("depth, words", [
     (7, "sensors[0][0][0][0][0]: nested more than 5 levels deep"),  # parsed, then named by key
     (1000, "config.json: nested more than 5 levels deep"),  # refused before parsing: it took the whole heap
-    (10000, "config.json is over 4096 bytes")])
+    (10000, "config.json is 20013 bytes, over the 4096")])
 def test_deep_nesting_is_one_clear_error(depth, words):
     msg = error_of('{"sensors": ' + "[" * depth + "]" * depth + "}")
     assert msg.startswith(words), msg
@@ -561,7 +561,7 @@ def test_a_cut_while_saving_the_webrepl_password_keeps_the_old_one(world, monkey
     ("latin1.json", json.dumps(merged(wifi={"password": "caf\u00e9"}), ensure_ascii=False).encode("latin-1"),
      ["not UTF-8 text (byte 0xe9 at offset"]),
     ("deep.json", ('{"sensors": ' + "[" * 1500 + "]" * 1500 + "}").encode(), ["nested more than 5 levels"]),
-    ("deeper.json", ('{"sensors": ' + "[" * 10000 + "]" * 10000 + "}").encode(), ["over 4096 bytes"]),
+    ("deeper.json", ('{"sensors": ' + "[" * 10000 + "]" * 10000 + "}").encode(), ["20013 bytes, over the 4096"]),
     ("type_obj.json", json.dumps(merged(sensors=[{"type": {}}])).encode(), ["sensors[0].type = {}"]),
     ("type_list.json", json.dumps(merged(sensors=[{"type": []}])).encode(), ["sensors[0].type = []"]),
     ("inf.json", b'{"sensors": [{"type": "adc", "max": 1e999}]}', ["sensors[0].max: expected a finite number"]),
@@ -582,3 +582,10 @@ def test_config_check_accepts_the_example():
     from upynode_cli.project import REPO
     r = cli("config", "check", REPO / "config.example.json")
     assert r.returncode == 0 and "config.example.json is valid" in r.stderr, r.stderr
+
+
+def test_setup_mode_and_boot_name_the_file_as_config_does():
+    # They do not keep config loaded (its code is the largest at boot), so
+    # they carry its file name and size limit themselves.
+    from upynode import setupmode, startup
+    assert (setupmode.PATH, setupmode.MAX_BYTES, startup.CONFIG_JSON) == (config.PATH, config.MAX_BYTES, config.PATH)

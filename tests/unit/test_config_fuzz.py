@@ -269,3 +269,17 @@ def test_non_finite_numbers_are_what_the_file_holds():
     # The INF markers really become JSON's out-of-range numbers.
     doc = json.loads(text_of({"a": INF + "+", "b": INF + "-", "c": INF + "nan"}))
     assert doc["a"] == math.inf and doc["b"] == -math.inf and doc["c"] != doc["c"]
+
+
+@settings(max_examples=1000, database=None, deadline=None)
+@given(st.one_of(st.binary(max_size=40), st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass"))))
+def test_the_first_bad_byte_is_where_cpython_finds_it(data):
+    # config._bytes() is the node's UTF-8 check: no bracket nesting here,
+    # so it answers -1 (UTF-8) or the offset CPython's decoder reports.
+    data = data.replace(b"[", b"").replace(b"{", b"")
+    try:
+        data.decode()
+        want = -1
+    except UnicodeDecodeError as e:
+        want = e.start
+    assert config._bytes(data) == want
