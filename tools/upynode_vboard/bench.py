@@ -12,18 +12,25 @@ Three programs on the same virtual board, precompiled the same way:
 - full: the same plus HTTP to the reference receiver.
 
 Rows:
-1. 32-bit heap per stage, in MicroPython's WebAssembly port (heap32.py):
-   bytes kept after each stage and the heap each stage's peak needs, less
-   the interpreter and the stand-ins for the chip's modules.
+1. 32-bit heap per stage (boot, loop set-up, first cycle, announce,
+   cycles): the bytes kept after each, measured in MicroPython's
+   WebAssembly port (heap32.py), less the interpreter and the stand-ins for
+   the chip's modules. That port grows its heap instead of collecting while
+   code runs, so it shows no peaks: a stage's peak is the smallest -X
+   heapsize in which the 64-bit VM gets through it, less the VM's floor,
+   scaled by the 64/32-bit ratio of the objects the loop keeps (est.).
 2. The smallest -X heapsize (1 KB steps) in which the 64-bit VM boots and
-   delivers every cycle of CYCLES (all acknowledged), as deployed (.mpy)
-   and from source.
+   delivers 20 cycles (5 with --quick), every one acknowledged, as
+   deployed (.mpy) and from source.
 3. Heap drift: gc.mem_alloc() after gc.collect() at cycle 20 and 2,000.
 4. Bytes on the wire per cycle each way and round trips (TCP connects plus
    answers after the node spoke), counted by a loopback proxy in front of
    the broker and the receiver; per deep-sleep wake, first and later.
 5. The deployed size: every file, and the five largest modules.
 6. Boot to the first PUBACK, median of 5 boots, real time.
+
+--modules prints instead what importing each module alone keeps, as
+.mpy and from source.
 
 Rows 2-4 run the VM on a clock whose sleeps return at once
 (heap32_vm/time.py): 2,000 cycles take seconds, and the firmware still sees
