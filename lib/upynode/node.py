@@ -65,6 +65,10 @@ class Node:
         self.awake_max = cfg["awake_max_s"]
         self.wake = None
         if self.sleepy:
+            m = cfg["mqtt"]
+            if not m["expire_after"]:
+                # HA marks the sensors unavailable only after a missed wake
+                m["expire_after"] = 2 * cfg["interval_s"] + self.awake_max
             from upynode import rtcmem
             if machine.reset_cause() == machine.DEEPSLEEP_RESET:
                 self.wake = rtcmem.load()
@@ -177,7 +181,13 @@ class Node:
             ok = False
             if online and (not t.fails or time.ticks_diff(now, t.retry_at) >= 0):
                 feed()
-                ok = t.send(msg)
+                try:
+                    ok = t.send(msg)
+                except MemoryError:
+                    # The reading is not lost with the connection: it
+                    # is queued below like any unacknowledged one.
+                    self.out_of_memory(seq)
+                    ok = False
                 if ok:
                     t.fails = 0
                 else:

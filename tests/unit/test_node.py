@@ -445,3 +445,16 @@ def test_deep_sleep_wake_with_wifi_down_queues_and_sleeps(online, monkeypatch, c
     with pytest.raises(SystemExit):
         node.run(c, log=lambda m: None)
     assert tx.calls == 0 and len(tx.q) == 1
+
+
+def test_out_of_memory_while_sending_keeps_the_reading(online, monkeypatch, clock):
+    tx = FakeTx()
+
+    def oom(msg):
+        raise MemoryError()
+    tx.send = oom
+    lines = []
+    n = make(monkeypatch, [tx], lines)
+    n.cycle(1)
+    assert [json.loads(r)["seq"] for r in tx.q.peek(5)] == [1]
+    assert any("out of memory (1 in a row)" in line for line in lines)
