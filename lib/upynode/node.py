@@ -94,6 +94,7 @@ class Node:
         self.wifi_fails = 0
         self.wifi_retry = 0
         self.oom = 0
+        self.oomed = False  # this cycle ran out of memory
         self.awake_ms = 0
 
     def queue(self, t, make=True):
@@ -249,6 +250,7 @@ class Node:
             t.close()
         gc.collect()
         self.oom += 1
+        self.oomed = True
         self.log("%d.%d: out of memory (%d in a row), %d bytes free" % (self.boot, seq, self.oom, gc.mem_free()))
         if self.oom >= OOM_RESET:
             import machine
@@ -312,7 +314,9 @@ def run(cfg, log=print, cycles=0):
             if n.led.mode == "ha_state" and not n.wifi_down:
                 from upynode import ha
                 n.led.follow(ha.state(cfg, n.led.entity, log), log)
-            n.oom = 0
+            if not n.oomed:
+                n.oom = 0
+            n.oomed = False
         except MemoryError:
             n.out_of_memory(seq)
         except Exception as e:

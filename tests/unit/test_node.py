@@ -458,3 +458,15 @@ def test_out_of_memory_while_sending_keeps_the_reading(online, monkeypatch, cloc
     n.cycle(1)
     assert [json.loads(r)["seq"] for r in tx.q.peek(5)] == [1]
     assert any("out of memory (1 in a row)" in line for line in lines)
+
+
+def test_memory_errors_while_sending_in_a_row_reset_the_node(online, monkeypatch):
+    tx = FakeTx()
+
+    def oom(msg):
+        raise MemoryError()
+    tx.send = oom
+    lines = []
+    with pytest.raises(SystemExit):
+        _run(monkeypatch, cfg(interval_s=1, retry={"min_s": 1, "max_s": 1}), tx, 20, lines.append)
+    assert sum("out of memory" in line for line in lines) == node.OOM_RESET
