@@ -16,6 +16,7 @@ from upynode.stamp import Clock, next_boot
 
 OOM_RESET = 3  # MemoryErrors in a row before a reset (the heap is fragmented)
 POLL_MS = 200  # how often commands are looked for between readings
+WINDOW_S = 30  # deep sleep: awake this long after a power-on, for WebREPL
 
 
 def transports(cfg, units, led, log=print, sens=None):
@@ -279,6 +280,11 @@ def wake(n, log):
         log("%d.%d: %s: %s" % (n.boot, seq, type(e).__name__, e))
     m["seq"] = seq
     m["disc"] = 1
+    if not n.wake:
+        # After a power-on or reset (not a timer wake) someone may be there:
+        # a window for WebREPL before the first sleep.
+        log("sleep: first sleep in %d s: WebREPL is open till then (Ctrl-C there keeps the node awake)" % WINDOW_S)
+        n.idle(time.ticks_add(time.ticks_ms(), WINDOW_S * 1000))
     for t in n.txs:
         if hasattr(t, "bye"):
             t.bye()

@@ -76,13 +76,27 @@ def run(log=print):
     del config
     release("config")
     gc.collect()
+    woke = False
     if c is not None:
         from upynode import wifi
+        w = c["wifi"]
+        deep = c["sleep"] == "deep"
+        if deep:
+            import machine
+            woke = machine.reset_cause() == machine.DEEPSLEEP_RESET
+        if woke:
+            # A timer wake has awake_max_s for everything: one attempt.
+            w = dict(w, retries=1, timeout_s=max(1, min(w["timeout_s"], c["awake_max_s"] // 2)))
         try:
-            if wifi.join(c["wifi"], log):
+            if wifi.join(w, log, learn=deep):
+                cfg = c
+            elif woke:
+                # Asleep in a wall: no setup mode (its access point would
+                # drain the battery); the reading waits on flash.
+                log("wifi: could not join \"%s\": the reading is queued" % w["ssid"])
                 cfg = c
             else:
-                fail(WIFI, "could not join \"%s\"" % c["wifi"]["ssid"])
+                fail(WIFI, "could not join \"%s\"" % w["ssid"])
         except Exception as e:
             fail(WIFI, "%s: %s" % (type(e).__name__, e))
     if reason:
@@ -92,7 +106,8 @@ def run(log=print):
             wifi.start_ap("upynode-" + chip, log)
         except Exception as e:
             log("setup: access point failed: %s" % e)
-    start_webrepl(c, log)
+    if not woke:  # a timer wake serves nobody: no WebREPL (see README, deep sleep)
+        start_webrepl(c, log)
     return cfg
 
 
