@@ -434,7 +434,7 @@ def test_deep_sleep_one_reading_per_wake_same_boot_next_seq(online, monkeypatch,
     # first after a power-on keeps WebREPL open for node.WINDOW_S
     assert "awake_ms" not in tx.sent[0]
     assert tx.sent[1]["awake_ms"] == node.WINDOW_S * 1000 + 300 and tx.sent[2]["awake_ms"] == 300
-    assert sum(line.startswith("sleep: ") for line in lines) == 3
+    assert sum(line.startswith("sleep: ") and line.endswith(" ms") for line in lines) == 3
     assert open("boot.n").read() == "1"  # a wake writes nothing to flash
 
 
