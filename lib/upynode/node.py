@@ -292,7 +292,26 @@ def wake(n, log):
     sleep.nap(n.cfg["interval_s"], sleep.awake_ms(), log, m, ts)
 
 
+def stay_awake():
+    # Ctrl-C (a person at the REPL, or `upynode config` over WebREPL): the
+    # loop stops feeding the watchdog, which cannot be stopped and is not fed
+    # at the REPL: a timer feeds it from now on, or the chip would reset
+    # under them within 2 s.
+    if upynode.wdt:
+        from machine import Timer
+        upynode.keeper = Timer(-1)
+        upynode.keeper.init(period=500, mode=Timer.PERIODIC, callback=lambda t: upynode.wdt.feed())
+
+
 def run(cfg, log=print, cycles=0):
+    try:
+        return _run(cfg, log, cycles)
+    except KeyboardInterrupt:
+        stay_awake()
+        raise
+
+
+def _run(cfg, log, cycles):
     n = Node(cfg, log)
     # A wedged node resets itself. From here on every wait is sliced and
     # feeds it (upynode.feed), and no DNS lookup happens (upynode.sock).

@@ -27,7 +27,7 @@ def _unsupported(what):
     raise NotImplementedError("virtual board: " + what + " is not simulated")
 
 
-# PWM, Timer callbacks, UART and SPI exist on the chip
+# PWM, UART and SPI exist on the chip
 # (ports/esp8266/modmachine.c) but nothing here simulates them: they raise
 # rather than do nothing.
 class PWM:
@@ -36,18 +36,32 @@ class PWM:
 
 
 class Timer:
+    # ports/esp8266/machine_timer.c: virtual timers (id -1) whose callbacks
+    # run as soft interrupts, between bytecodes and at the REPL too. Here a
+    # thread calls them. Only what the node uses: PERIODIC with a period.
     ONE_SHOT = 0
     PERIODIC = 1
 
     def __init__(self, id, **kw):
+        self._on = False
         if kw.get("callback") is not None:
             self.init(**kw)
 
-    def init(self, **kw):
-        _unsupported("machine.Timer")
+    def init(self, *, mode=PERIODIC, period=None, callback=None, hard=None):
+        if mode != self.PERIODIC or not period or callback is None:
+            _unsupported("machine.Timer other than PERIODIC with a period and a callback")
+        import _thread
+        self._on = True
+        _thread.start_new_thread(self._run, (period, callback))
+
+    def _run(self, period, callback):
+        while self._on:
+            time.sleep_ms(period)
+            if self._on:
+                callback(self)
 
     def deinit(self):
-        pass
+        self._on = False
 
 
 class UART:
