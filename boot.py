@@ -20,18 +20,20 @@ try:
     # The loop's code first, into a heap still in one piece: the config's
     # checks, loaded next, are freed before the loop and leave holes that
     # small objects fill well and code (which needs contiguous blocks) not.
-    import upynode
-    import upynode.node  # noqa: F401
-    try:
-        import upynode.mqtt  # noqa: F401  (and umqtt.simple)
-    except ImportError:
-        pass
     # Modules the loop loads later (announcing, queueing) are loaded once
     # now and given back: the names in code are interned for good, in a
     # table that grows by doubling into one contiguous block (~3.8 KB on
     # the chip at ~620 names). Grown here, not mid-run in a fragmented heap.
-    import upynode.discovery  # noqa: F401
-    import upynode.backlog  # noqa: F401
+    # A failure here must not stop the config and WiFi: main.py meets it
+    # again, says so and resets.
+    import upynode
+    for m in ("node", "mqtt", "discovery", "backlog"):
+        try:
+            __import__("upynode." + m)  # mqtt brings umqtt.simple
+        except ImportError:  # not deployed (umqtt on an HTTP-only node)
+            pass
+        except Exception as e:
+            sys.print_exception(e)
     upynode.release("discovery", "backlog")
     from upynode import startup
     startup.run()

@@ -38,23 +38,24 @@ RESET_EXIT = fake_constant("machine", "_RESET_EXIT")
 # VM this signal): a reset too.
 WDT_EXIT = -signal.SIGUSR2
 
-# The ESP8266 has 32-36 KB free after boot. In the 64-bit unix port, objects
-# take up to twice that (bytecode and strings do not grow, pointers do: about
-# 1.6x for this firmware's mix, an estimate), and the fakes take some of this
-# heap while the chip's machine, network, ... live in flash. The estimate
-# was 36 KB x 1.6 + 20 KB ~ 80 KB. Since the fakes model the chip's
-# behaviour they keep 4.4 KB more (gc.mem_alloc() around importing machine,
-# network, dht, esp, webrepl, _world and _vboot: 21.9 -> 26.3 KB), so the
-# heap grows by as much, and the firmware's own headroom stays where it was
-# (make bench, ADC + MCP9808 over MQTT: 25184 bytes free in the loop before
-# the fakes grew, 20928 after at 80K, 25952 at 85K). The watchdog, deep
-# sleep, WiFi and NTP fakes of issue 7 keep 2272 B more (machine, network,
-# time, ntptime, esp, dht imported and a WDT started: 24384 -> 26656 B
-# used), so 3 KB more: 88K. The fake clock
-# (fakehw/clock/time.py, when the world asks for it) keeps 1856 B more
-# (machine, network, time, ntptime imported: 23264 -> 25120 B used):
-# CLOCK_HEAP_KB is added to the heap then.
-HEAPSIZE = "88K"
+# The heap of the virtual board, from `make bench` (upynode_vboard.bench,
+# heap32), not a guess:
+# - A chip with 32,768 B free after boot is, in this 64-bit VM: interpreter
+#   1,856 B + the fakes the node imports 27,232 B (the chip keeps machine,
+#   network, ... in flash) + the node's interned strings 15,626 B (8,649 B
+#   in 32 bits) + (32,768 - 8,649) x 1.51 (the node's objects, measured in
+#   the WebAssembly port (32-bit) against this VM) = 79.3 KB: CHIP_HEAPSIZE.
+# - The firmware does not fit that today: the node (ADC + MCP9808 + DHT22,
+#   MQTT with discovery, the offline queue) needs 100K here to deliver 20
+#   cycles, the full configuration (+ HTTP) 104K; in 32 bits it keeps
+#   31.7 KB in its loop and peaks near 47 KB (bench at 4676b01). So the
+#   tests run at what the firmware needs plus 2K, which still fails any
+#   change that makes it heavier, and CHIP_HEAPSIZE stays the target of
+#   issue 8 (ROMFS measured at -16 KB of the loop's heap here).
+CHIP_HEAPSIZE = "80K"
+HEAPSIZE = "106K"
+# The fake chip clock (fakehw/clock/time.py, when the world asks for it)
+# keeps 1856 B more (machine, network, time, ntptime imported): added then.
 CLOCK_HEAP_KB = 2
 # What serving WebREPL costs the VM's heap (fakehw/webrepl.py starts
 # _webrepl_srv.py and the boot wraps in _webrepl_vm.py): code and buffers
