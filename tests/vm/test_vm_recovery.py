@@ -49,3 +49,29 @@ def test_pinned_lib_modules_run_before_frozen_ones(make_vboard):
     path = eval(line[5:])  # the VM printed a list of strings
     lib = [i for i, p in enumerate(path) if p.endswith("/lib")]
     assert lib and ".frozen" in path and lib[0] < path.index(".frozen"), path
+
+
+def test_the_watchdog_spares_a_node_stopped_at_the_repl(broker, make_vboard):
+    # The ESP8266's watchdog, once the loop started it, cannot be stopped and
+    # is not fed at the REPL: Ctrl-C over WebREPL (what `upynode config`
+    # does first) would have the node reset under the user within 2 s.
+    import time
+
+    from cli.test_cli_webrepl_vm import Client
+    from upynode_vboard import runner
+    from upynode_vboard.services import free_port
+    port = free_port()
+    vb = make_vboard(node_config(broker.port), heapsize=runner.WEBREPL_HEAPSIZE, aps=HOME_AP, webrepl_port=port)
+    with vb:
+        vb.wait_for(r"^1\.2: ")  # the loop runs, and its watchdog
+        c = Client(port)
+        try:
+            c.login("s3cret")
+            c.frame("\r\x03")
+            c.text_until(b">>> ")
+            time.sleep(5)  # at the REPL, longer than the watchdog's 1.6-3.2 s
+            c.frame("print(6 * 7)\r")
+            assert b"42" in c.text_until(b"42\r\n>>> ")
+        finally:
+            c.close()
+        assert "watchdog" not in vb.output() and vb.boots == 1
