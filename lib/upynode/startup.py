@@ -102,6 +102,12 @@ def run(log=print):
     if reason:
         log("setup mode: " + reason)
         try:
+            # setup mode's code now, while the heap is in one piece (main.py
+            # runs it after WebREPL has taken its share)
+            import upynode.setupmode  # noqa: F401
+        except Exception as e:
+            log("setup: %s" % e)
+        try:
             from upynode import wifi
             wifi.start_ap("upynode-" + chip, log)
         except Exception as e:
