@@ -8,7 +8,7 @@ import time
 
 from micropython import const
 
-from upynode import release
+from upynode import release, save
 from upynode.neterr import describe
 
 FP_FILE = "discovery.fp"  # what was announced: fingerprint, then quantities
@@ -142,8 +142,8 @@ class Mqtt:
         for q in old[1].split(",") if len(old) > 1 and old[1] else ():
             if q not in self.units:
                 self.client.publish(D.topic("sensor", self.node_id, q, self.c).encode(), b"", True)
-        with open(FP_FILE, "w") as f:
-            f.write(fp + "\n" + ",".join(self.order))
+        # whole or not at all: a torn file would announce again, or worse, not
+        save(FP_FILE, fp + "\n" + ",".join(self.order))
         self.log("mqtt: announced %d entities to Home Assistant" % (len(self.units) + led))
         release("discovery")  # needed once per connect at most
 
