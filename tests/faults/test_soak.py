@@ -19,70 +19,64 @@ SAMPLE = 500  # cycles between two heap samples
 # Precompiled into lib/ as soak.mpy, as the firmware is: compiling it on
 # the board would take heap the node never pays for its own main.py.
 SOAK_MAIN = """
-from upynode import startup
-cfg = startup.cfg
-startup.release()
-del startup
 import gc
-gc.collect()
-from upynode import node
+import socket as _so
+import sys
 import time as _time
 
-
-class _Clock:
-    # ticks as the loop sees them: real time plus every sleep it asked for
-    off = 0
-
-    def ticks_ms(self):
-        return _time.ticks_add(_time.ticks_ms(), self.off)
-
-    def ticks_diff(self, a, b):
-        return _time.ticks_diff(a, b)
-
-    def ticks_add(self, a, b):
-        return _time.ticks_add(a, b)
-
-    def sleep_ms(self, ms):
-        self.off += ms
-
-
-class _Gc:
-    n = 0
-
-    def collect(self):
-        gc.collect()
-        self.n += 1
-        if self.n %% %d == 0:
-            print("soak: %%d collects, %%d bytes free" %% (self.n, gc.mem_free()))
-
-    def mem_free(self):
-        return gc.mem_free()
-
-
-import socket as _so
-
-
-class _NoDelay:
-    # the node's sockets with Nagle off: umqtt writes a QoS 1 publish in
-    # several small writes, and Nagle holding the last one until the
-    # broker's delayed ACK costs ~40 ms a reading on loopback
-    SOCK_STREAM = _so.SOCK_STREAM
-
-    def getaddrinfo(self, *a):
-        return _so.getaddrinfo(*a)
-
-    def socket(self, *a):
-        s = _so.socket(*a)
-        s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
-        return s
-
-
 from upynode import sock as _sock
-_sock.usocket = _NoDelay()
-node.time = _Clock()
-node.gc = _Gc()
-node.run(cfg, cycles=%d)
-print("soak: done")
+
+# This module stands in for three modules of the loop, with functions
+# only (a class per stand-in cost the node heap it does not have):
+# - node.time: ticks as the loop sees them, real time plus every sleep it
+#   asked for, so the waits between readings pass at once
+# - node.gc: a heap sample right after the loop's own gc.collect()
+# - upynode.sock's socket module: the node's sockets with Nagle off (umqtt
+#   writes a QoS 1 publish in several small writes, and Nagle holding the
+#   last one for the broker's delayed ACK costs ~40 ms a reading)
+_off = 0
+_n = 0
+SOCK_STREAM = _so.SOCK_STREAM
+getaddrinfo = _so.getaddrinfo
+ticks_diff = _time.ticks_diff
+ticks_add = _time.ticks_add
+mem_free = gc.mem_free
+
+
+def ticks_ms():
+    return _time.ticks_add(_time.ticks_ms(), _off)
+
+
+def sleep_ms(ms):
+    global _off
+    _off += ms
+
+
+def collect():
+    global _n
+    gc.collect()
+    _n += 1
+    if _n %% %d == 0:
+        print("soak: %%d collects, %%d bytes free" %% (_n, gc.mem_free()))
+
+
+def socket(*a):
+    s = _so.socket(*a)
+    s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
+    return s
+
+
+def run():
+    from upynode import startup
+    cfg = startup.cfg
+    startup.release()
+    del startup
+    gc.collect()
+    from upynode import node
+    me = sys.modules[__name__]
+    node.time = node.gc = _sock.usocket = me
+    node.run(cfg, cycles=%d)
+    print("soak: done")
 """
 
 
@@ -94,7 +88,7 @@ def test_soak_10000_cycles_heap_flat_and_every_reading_delivered(fault_broker, c
         f.write(SOAK_MAIN % (SAMPLE, CYCLES))
     subprocess.run([mpy_cross(), "-o", src[:-3] + ".mpy", src], check=True)
     os.remove(src)
-    vb.write_file("main.py", "import soak\n")
+    vb.write_file("main.py", "import soak\nsoak.run()\n")
     with vb:
         vb.wait_for(r"^soak: done$", timeout=180)  # 15-25 s on 2 idle cores
         made = faults.produced(vb.lines)
