@@ -1,6 +1,6 @@
-"""Deep sleep ("sleep": "deep"): 50 wakes, each a boot that takes one reading
-and sleeps (the runner waits 1 % of the sleep), with the broker down for 10
-of them. The readings of those wakes wait on flash across the sleeps and
+"""Deep sleep ("sleep": "deep"): 50 wakes, each a reset that takes one
+reading and sleeps again (the runner waits 1 % of the sleep; a wake keeps its
+boot number and takes the next seq), with the broker down for 10 of them. The readings of those wakes wait on flash across the sleeps and
 arrive on the backlog topic; Home Assistant discovery goes out once in the
 whole run, not at every wake."""
 import time
@@ -45,7 +45,8 @@ def test_deep_sleep_50_wakes_broker_down_for_10(fault_broker, discovery_collecto
                                      made, got, faults.drops_reported(vb.lines), console=vb.lines))
     assert_ok(row, vb)
     assert len(vb.wakes) >= WAKES - 1
-    assert len({b for b, s in made}) == len(made), "one reading per wake, each wake a boot"
+    # one reading per wake (and the first few in the 30 s after power-on)
+    assert len(vb.wakes) <= len(made) <= len(vb.wakes) + 5, (len(made), len(vb.wakes))
     queued = [k for k, v in faults.outcomes(vb.lines, "mqtt").items() if v == "queued"]
     assert len(queued) >= DOWN[1] - DOWN[0] - 1
     configs = [t for t, p in collector.live("homeassistant/") if t.endswith("/config") and p]
