@@ -354,6 +354,8 @@ def _led(led, pins, names, c):
     if led["mode"] == "ha_state" and ("." not in e or e.split(".")[0] not in (
             "sensor", "binary_sensor", "switch", "input_boolean", "light")):
         _fail("led.entity_id", e, "a Home Assistant entity id such as sensor.kitchen_temperature")
+    if led["mode"] == "remote" and "mqtt" not in c["transports"]:
+        _fail("led.mode", "remote", "another mode without \"mqtt\" in transports: the switch's commands come over MQTT")
     if led["mode"] == "remote" and c["sleep"] == "deep":
         _fail("led.mode", "remote", "another mode with \"sleep\": \"deep\": a sleeping node takes no commands")
     if led["mode"] == "threshold" and led["quantity"] not in names:
@@ -363,6 +365,13 @@ def _led(led, pins, names, c):
 
 def _homeassistant(ha, c):
     # The REST API: for http.target "ha" and the ha_state LED.
+    ts = c["transports"]
+    if "http" in ts and c["http"]["target"] == "ha" and "mqtt" in ts and c["mqtt"]["discovery"] \
+            and c["mqtt"]["format"] == "json":
+        # HA would get every quantity twice: sensor.<node>_<q> from the REST
+        # posts and sensor.<node>_<q>_2 from discovery
+        _fail("http.target", "ha", "another target, or mqtt.discovery false: with MQTT discovery on, "
+              "Home Assistant already has every reading and would show each sensor twice")
     if c["led"]["mode"] == "ha_state" or ("http" in c["transports"] and c["http"]["target"] == "ha"):
         _url(ha["url"], "homeassistant.url", "Home Assistant's address, e.g. http://192.168.1.5:8123")
         if not ha["token"]:

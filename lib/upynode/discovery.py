@@ -68,8 +68,11 @@ def sensor_config(node_id, quantity, unit, c, cls=None, prec=None):
         tail += ',"sug_dsp_prc":%d' % prec
     if c["expire_after"] > 0:
         tail += ',"exp_aft":%d' % c["expire_after"]
+    # .get(q, 'None'): a reading without q (its sensor failed) makes HA
+    # show "unknown"; value_json[q] would keep the last value as if current
+    # and log a template warning every cycle.
     return t, (_head(node_id, quantity, c) +
-               ',"stat_t":"~/state","val_tpl":"{{value_json[\'%s\']}}",'
+               ',"stat_t":"~/state","val_tpl":"{{value_json.get(\'%s\',\'None\')}}",'
                '"stat_cla":"measurement"%s}' % (quantity, tail))
 
 

@@ -71,8 +71,13 @@ def send(t, msg):
         if st is None:
             continue
         sent += 1
+        if st == 401:
+            # Wrong credentials: one failed login, not one per quantity (HA
+            # notifies each and may ban the address); the loop backs off.
+            t.log("http: %s: HTTP 401 (check %s)" % (t.where, t.key))
+            return False
         if not 200 <= st < 300:
-            t.log("http: %s: %s: HTTP %d%s" % (t.where, q, st, " (check %s)" % t.key if st == 401 else ""))
+            t.log("http: %s: %s: HTTP %d" % (t.where, q, st))
             ok = False
     if not sent:
         t.log("http: %s: nothing sent: no reading%s" % (t.where, t.only))

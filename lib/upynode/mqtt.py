@@ -142,6 +142,8 @@ class Mqtt:
         for q in old[1].split(",") if len(old) > 1 and old[1] else ():
             if q not in self.units:
                 self.client.publish(D.topic("sensor", self.node_id, q, self.c).encode(), b"", True)
+        if not led:  # and the LED switch, if it was a remote one (an empty retained config removes it)
+            self.client.publish(D.topic("switch", self.node_id, "led", self.c).encode(), b"", True)
         # whole or not at all: a torn file would announce again, or worse, not
         save(FP_FILE, fp + "\n" + ",".join(self.order))
         self.log("mqtt: announced %d entities to Home Assistant" % (len(self.units) + led))

@@ -589,3 +589,25 @@ def test_setup_mode_and_boot_name_the_file_as_config_does():
     # they carry its file name and size limit themselves.
     from upynode import setupmode, startup
     assert (setupmode.PATH, setupmode.MAX_BYTES, startup.CONFIG_JSON) == (config.PATH, config.MAX_BYTES, config.PATH)
+
+
+@pytest.mark.parametrize("over, words", [
+    # issue 10 defect 1: HA would show every sensor twice (REST and discovery)
+    ({"transports": ["mqtt", "http"], "http": {"target": "ha"},
+      "homeassistant": {"url": "http://127.0.0.1:8123", "token": "t"}}, ["http.target", "twice"]),
+    # issue 10 defect 7: a switch nothing can reach
+    ({"transports": ["http"], "http": {"target": "ha"}, "led": {"mode": "remote"},
+      "homeassistant": {"url": "http://127.0.0.1:8123", "token": "t"}}, ["led.mode", "MQTT"]),
+])
+def test_home_assistant_combinations_that_cannot_work_are_refused(over, words):
+    import json as _json
+    from upynode import config as C
+    base = {"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"}, "webrepl": {"password": "s3cret"}}
+    base.update(over)
+    with pytest.raises(C.ConfigError) as e:
+        C.parse(_json.dumps(base))
+    for w in words:
+        assert w in str(e.value)
+    base["mqtt"] = {"host": "127.0.0.1", "discovery": False}  # the REST posts alone: fine
+    if "led" not in over:
+        C.parse(_json.dumps(base))

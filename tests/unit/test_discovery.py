@@ -98,7 +98,7 @@ def test_sensor_payload_follows_ha_rules(quantity):
     topic, payload = discovery.sensor_config("attic-1", quantity, unit, mqtt())
     e = check_common(topic, payload, "sensor", "attic-1", quantity)
     assert e["state_topic"] == "home/attic-1/state"
-    assert e["value_template"] == "{{value_json['%s']}}" % quantity
+    assert e["value_template"] == "{{value_json.get('%s','None')}}" % quantity
     assert e["state_class"] in STATE_CLASSES
     assert "expire_after" not in e          # 0: never expires
     cls = e.get("device_class")

@@ -57,7 +57,8 @@ def test_transports_are_named_and_only_the_configured_http_target_is_imported(wo
     for m in ("upynode.http", "upynode.ha", "upynode.flask", "upynode.mqtt"):
         monkeypatch.delitem(sys.modules, m, raising=False)
     c = cfg(transports=["mqtt", "http"], http={"target": target, "url": "http://127.0.0.1:9/", "api_key": "k"},
-            homeassistant={"url": "http://127.0.0.1:8123/", "token": "t"})
+            homeassistant={"url": "http://127.0.0.1:8123/", "token": "t"},
+            mqtt={"host": "127.0.0.1", "discovery": False})  # HA by both with discovery: refused
     c["node_id"] = "n1"
     txs = node.transports(c, [("temperature", "°C")], Led(c["led"]))
     assert [(type(t).__name__, t.name) for t in txs] == [("Mqtt", "mqtt"), (cls, target)]
@@ -472,3 +473,17 @@ def test_memory_errors_while_sending_in_a_row_reset_the_node(online, monkeypatch
     with pytest.raises(SystemExit):
         _run(monkeypatch, cfg(interval_s=1, retry={"min_s": 1, "max_s": 1}), tx, 20, lines.append)
     assert sum("out of memory" in line for line in lines) == node.OOM_RESET
+
+
+def test_a_wrong_token_costs_one_request_per_reading_not_one_per_quantity(online, monkeypatch):
+    # issue 10 defect 6: HA notifies every failed login and may ban the address
+    from upynode.ha import Ha
+    c = cfg(transports=["http"], http={"target": "ha"}, led={"mode": "off"},
+            homeassistant={"url": "http://127.0.0.1:8123/", "token": "wrong"})
+    c["node_id"] = "n1"
+    calls = []
+    monkeypatch.setattr(Ha, "_one", lambda self, q, v: calls.append(q) or 401)
+    lines = []
+    tx = Ha(c, "n1", [("light", "%"), ("light_raw", "raw"), ("temperature", "°C")], lines.append)
+    assert tx.send({"light": 50.0, "light_raw": 512, "temperature": 21.5}) is False
+    assert len(calls) == 1 and lines == ["http: ha http://127.0.0.1:8123: HTTP 401 (check homeassistant.token)"]
