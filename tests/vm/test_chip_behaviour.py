@@ -339,9 +339,21 @@ t = Timer(-1)
 t.deinit()
 result = [Timer.ONE_SHOT, Timer.PERIODIC]
 """, [0, 1], None, "ports/esp8266/modmachine.c esp_timer_type"),
-    ("timer_callback_is_not_simulated", """
+    ("periodic_timer_calls_back_until_deinit", """
+import time
 from machine import Timer
-Timer(-1).init(period=1000, mode=Timer.PERIODIC, callback=lambda t: None)
+n = []
+t = Timer(-1)
+t.init(period=50, mode=Timer.PERIODIC, callback=lambda t: n.append(1))
+time.sleep_ms(300)
+t.deinit()
+seen = len(n)
+time.sleep_ms(200)
+result = [seen >= 3, len(n) <= seen + 1]
+""", [True, True], None, "ports/esp8266/machine_timer.c (virtual timers, soft IRQ)"),
+    ("one_shot_timer_is_not_simulated", """
+from machine import Timer
+Timer(-1).init(period=1000, mode=Timer.ONE_SHOT, callback=lambda t: None)
 """, raises("NotImplementedError", "virtual board"), None, "(the fake)"),
     ("pwm_is_not_simulated", """
 from machine import PWM, Pin
