@@ -44,7 +44,7 @@ from .services import free_port, terminate, wait_listening
 
 # What the live message carries besides the reading (diagnostics of the
 # moment it was sent): a backlog record has none of them.
-DIAGNOSTICS = ("heap", "rssi", "q", "drop", "reset")
+DIAGNOSTICS = ("heap", "rssi", "q", "drop", "reset", "awake_ms")
 READING_LINE = re.compile(r"^(\d+)\.(\d+): (\{.*\}) -> (.*)$")
 DROP_LINE = re.compile(r"^backlog (\S+): full: dropped (\d+) oldest, (\d+) since boot$")
 REPLAY_LINE = re.compile(r"^backlog (\S+): replayed (\d+), (\d+) left$")
@@ -124,8 +124,10 @@ def wait_readings(vb, n, timeout=60, start=0):
     t_end = time.monotonic() + timeout
     while len(produced(vb.lines[start:])) < n:
         if time.monotonic() > t_end or not vb.running():
-            raise AssertionError("the node logged %d of %d readings in %ss; console:\n%s"
-                                 % (len(produced(vb.lines[start:])), n, timeout, "\n".join(vb.lines[-40:])))
+            raise AssertionError("the node logged %d of %d readings %s; console:\n%s"
+                                 % (len(produced(vb.lines[start:])), n,
+                                    "in %d s" % timeout if vb.running() else "and stopped",
+                                    "\n".join(vb.lines[-40:])))
         time.sleep(0.2)
 
 
@@ -199,7 +201,9 @@ def row(scenario, produced, delivered, dropped=0, may_lose=0, console=None):
     if extra:
         problems.append("delivered but never produced: %s" % _keys(extra))
     if changed:
-        problems.append("delivered with other contents than produced: %s" % _keys(changed))
+        k = changed[0]
+        problems.append("delivered with other contents than produced: %s (%d.%d: delivered %s, produced %s)"
+                        % ((_keys(changed),) + k + (json.dumps(got[k], sort_keys=True), json.dumps(produced[k], sort_keys=True))))
     if unexplained < 0:
         problems.append("reported %d dropped but only %d lost" % (dropped, lost))
     elif unexplained > may_lose:
