@@ -298,9 +298,13 @@ def stay_awake():
     # at the REPL: a timer feeds it from now on, or the chip would reset
     # under them within 2 s.
     if upynode.wdt:
-        from machine import Timer
-        upynode.keeper = Timer(-1)
-        upynode.keeper.init(period=500, mode=Timer.PERIODIC, callback=lambda t: upynode.wdt.feed())
+        gc.collect()  # what the stopped loop left: the REPL and WebREPL want it
+        try:
+            from machine import Timer
+            upynode.keeper = Timer(-1)
+            upynode.keeper.init(period=500, mode=Timer.PERIODIC, callback=lambda t: upynode.wdt.feed())
+        except Exception as e:  # the Ctrl-C must reach the REPL whatever happens here
+            print("watchdog: no timer to feed it at the REPL: %s" % e)
 
 
 def run(cfg, log=print, cycles=0):

@@ -55,10 +55,13 @@ class Timer:
         _thread.start_new_thread(self._run, (period, callback))
 
     def _run(self, period, callback):
-        while self._on:
-            time.sleep_ms(period)
-            if self._on:
-                callback(self)
+        try:
+            while self._on:
+                time.sleep_ms(period)
+                if self._on:
+                    callback(self)
+        except BaseException:  # the VM stopping under it (a reset, a soft reboot)
+            self._on = False
 
     def deinit(self):
         self._on = False
