@@ -26,7 +26,6 @@ def wait_readings(vb, n, timeout=30):
         time.sleep(0.2)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 defect 1: not fixed yet")
 def test_mqtt_and_http_to_ha_at_once_make_one_entity_per_quantity(ha, ha_node):
     # Either the node refuses this config (setup mode, naming why), or it
     # runs and HA has one entity per quantity.
@@ -48,7 +47,6 @@ def test_mqtt_and_http_to_ha_at_once_make_one_entity_per_quantity(ha, ha_node):
     assert ha.problems_about(node) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 defect 2: not fixed yet")
 def test_turning_the_remote_led_off_removes_its_switch(ha, ha_node, ha_broker):
     node, vb = ha_node(led={"mode": "remote"})
     switch = "switch.%s_led" % node
@@ -73,7 +71,6 @@ def test_turning_the_remote_led_off_removes_its_switch(ha, ha_node, ha_broker):
         late.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 defect 3: not fixed yet")
 def test_a_failed_sensor_is_unknown_in_home_assistant_without_warnings(ha, ha_node):
     node, vb = ha_node(sensors=[{"type": "adc"}, {"type": "dht22"}], world={"humidity": 45.0})
     humidity = "sensor.%s_humidity" % node
@@ -134,7 +131,6 @@ def failed_logins(ha):
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 defect 6: not fixed yet")
 def test_a_wrong_token_costs_one_failed_login_per_attempt(ha, ha_node):
     # The node may retry every reading or back off; what it must not do is
     # fail once per quantity. An attempt is a burst of requests (one
@@ -156,7 +152,6 @@ def test_a_wrong_token_costs_one_failed_login_per_attempt(ha, ha_node):
     assert [len(b) for b in bursts] == [1] * len(bursts)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 defect 7: not fixed yet")
 def test_a_remote_led_without_mqtt_is_refused(ha, ha_node):
     # The switch's commands come over MQTT only: with only HTTP the config
     # promises a switch that nothing can reach.
@@ -167,7 +162,6 @@ def test_a_remote_led_without_mqtt_is_refused(ha, ha_node):
         vb.wait_for(r"led\.mode", start=0, timeout=5)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 defect 8: not fixed yet")
 def test_the_led_switch_does_not_wait_for_the_dht(ha, ha_node, ha_broker):
     # A DHT22 is read at most every 2 s; with readings every second the node
     # spends that gap waiting. A switch command sent just after a reading
