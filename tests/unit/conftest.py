@@ -59,3 +59,18 @@ def clock(monkeypatch):
     monkeypatch.setattr(time, "sleep_ms", c.sleep_ms, raising=False)
     monkeypatch.setattr(time, "sleep", c.sleep)
     yield c
+
+
+@pytest.fixture
+def flash_writes(monkeypatch):
+    """The paths opened for writing from now on (the node's flash wear)."""
+    import builtins
+    writes = []
+    real_open = builtins.open
+
+    def counting_open(path, mode="r", *a, **k):
+        if "w" in mode or "a" in mode:
+            writes.append(str(path))
+        return real_open(path, mode, *a, **k)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    return writes

@@ -1,6 +1,5 @@
 """The offline queue (lib/upynode/backlog.py) on the node's flash, here a
 temporary folder: order, bounds, acknowledgement, and power cuts mid-write."""
-import builtins
 import os
 
 import pytest
@@ -82,19 +81,11 @@ def test_a_corrupt_byte_inside_a_record_ends_the_queue_there(flash):
     assert Backlog("mqtt", 4096).peek(10) == [rec(1), rec(2)]
 
 
-def test_acknowledging_rewrites_only_the_small_offset_file(flash, monkeypatch):
+def test_acknowledging_rewrites_only_the_small_offset_file(flash, request):
     q = Backlog("mqtt", 100_000)
     for i in range(1, 101):
         q.put(rec(i))
-    writes = []
-    real_open = builtins.open
-
-    def counting_open(path, mode="r", *a, **k):
-        if "w" in mode or "a" in mode:
-            writes.append(str(path))
-        return real_open(path, mode, *a, **k)
-
-    monkeypatch.setattr(builtins, "open", counting_open)
+    writes = request.getfixturevalue("flash_writes")
     q.pop(5)
     assert writes == ["backlog_mqtt.pos.tmp"]
 

@@ -1,7 +1,6 @@
 """The loop's contract (CPython, fakes): one failure costs at most its
 cycle, a reading no sink acknowledged waits on flash until one does, and
 the loop goes on."""
-import builtins
 import json
 import sys
 
@@ -204,22 +203,10 @@ def test_queued_readings_of_this_boot_get_their_time_when_ntp_answers(online, mo
     assert tx.sent[0]["ts"] - tx.replayed[0]["ts"] in (399, 400, 401)
 
 
-def _count_writes(monkeypatch):
-    writes = []
-    real_open = builtins.open
-
-    def counting_open(path, mode="r", *a, **k):
-        if "w" in mode or "a" in mode:
-            writes.append(str(path))
-        return real_open(path, mode, *a, **k)
-    monkeypatch.setattr(builtins, "open", counting_open)
-    return writes
-
-
-def test_online_the_queue_costs_no_flash_writes_offline_one_append_per_reading(online, monkeypatch, clock):
+def test_online_the_queue_costs_no_flash_writes_offline_one_append_per_reading(online, monkeypatch, clock, request):
     tx = FakeTx()
     n = make(monkeypatch, [tx])
-    writes = _count_writes(monkeypatch)
+    writes = request.getfixturevalue("flash_writes")
     for seq in range(1, 11):
         n.cycle(seq)
     assert writes == []
