@@ -107,7 +107,6 @@ def test_a_sensor_taken_out_of_the_config_leaves_home_assistant(ha, ha_node):
         ha.wait_state("sensor.%s_temperature" % node, lambda s: s and numeric(s) and s["state"] == "21.5")
     assert [e["entity_id"] for e in ha.entities(node)] == ["sensor.%s_temperature" % node]
     assert len(ha.devices(node)) == 1
-    # Not asserted here: HA's log. The first state messages without the
-    # ADC's quantities can reach HA before it has removed their entities,
-    # which then log defect 3's template warning (about half the runs);
-    # the template fix for defect 3 ends both.
+    # The first state messages without the ADC's quantities can reach HA
+    # before it has removed their entities: their templates must not warn.
+    assert ha.problems_about(node, QUANTITIES) == []
