@@ -11,7 +11,7 @@ from micropython import const
 from upynode import release, save
 from upynode.neterr import describe
 
-FP_FILE = "discovery.fp"  # what was announced: fingerprint, then quantities
+FP_FILE = "discovery.fp"  # what was announced: fingerprint, quantities, "+led" for the switch
 
 # Mqtt.announce, what the next chance to announce the entities to Home
 # Assistant does. const() with a leading underscore: the compiler puts the
@@ -142,10 +142,11 @@ class Mqtt:
         for q in old[1].split(",") if len(old) > 1 and old[1] else ():
             if q not in self.units:
                 self.client.publish(D.topic("sensor", self.node_id, q, self.c).encode(), b"", True)
-        if not led:  # and the LED switch, if it was a remote one (an empty retained config removes it)
+        if not led and len(old) > 2 and old[2] == "+led":
+            # the LED switch announced before: an empty retained config removes it
             self.client.publish(D.topic("switch", self.node_id, "led", self.c).encode(), b"", True)
         # whole or not at all: a torn file would announce again, or worse, not
-        save(FP_FILE, fp + "\n" + ",".join(self.order))
+        save(FP_FILE, fp + "\n" + ",".join(self.order) + ("\n+led" if led else ""))
         self.log("mqtt: announced %d entities to Home Assistant" % (len(self.units) + led))
         release("discovery")  # needed once per connect at most
 

@@ -59,6 +59,7 @@ def run(log=print):
     # A bad config: check the file at the first poll even if it looks like
     # the one boot.py saw, since it may have been fixed in between.
     seen = -1
+    first = startup.checked  # the file boot checked
     waited = 0
     retry_s = 0
     try:
@@ -79,6 +80,12 @@ def run(log=print):
                 try:
                     _load()
                 except Exception as e:  # ConfigError, MemoryError, anything a bad file provokes
+                    if isinstance(e, MemoryError) and stamp != first:
+                        # A new file, and this heap (setup mode's, fragmented)
+                        # cannot check it: a boot checks it in a fresh one. The
+                        # file setup mode started with is never retried so.
+                        log("setup: no heap here to check the new config.json: restarting to check it at boot")
+                        restart()
                     r = "%s: %s" % (CONFIG, e if type(e).__name__ == "ConfigError" else
                                     "%s: %s" % (type(e).__name__, e))
                     if r != reason:

@@ -17,6 +17,7 @@ WIFI = "wifi"      # the config is good, WiFi is not: WiFi too, every wifi.retry
 cfg = None      # the validated config once WiFi is up, else None
 failed = None   # CONFIG or WIFI: what put the node in setup mode
 reason = None   # why, for the console: "<failed>: <words>"
+checked = -1    # setup mode: the config.json boot checked (setupmode._stamp())
 
 DEFAULT_WEBREPL_PASSWORD = "upynode"
 WEBREPL_CFG = "webrepl_cfg.py"
@@ -104,7 +105,9 @@ def run(log=print):
         try:
             # setup mode's code now, while the heap is in one piece (main.py
             # runs it after WebREPL has taken its share)
-            import upynode.setupmode  # noqa: F401
+            from upynode import setupmode
+            global checked
+            checked = setupmode._stamp()
         except Exception as e:
             log("setup: %s" % e)
         try:

@@ -40,7 +40,7 @@ def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_
         assert sorted(t for t, _, _ in first) == [DISCOVERY + q + "/config" for q in ("light", "light_raw", "temperature")]
         temp = json.loads([p for t, p, _ in first if t.endswith("/temperature/config")][0])
         assert temp["uniq_id"] == NODE + "_temperature" and temp["dev_cla"] == "temperature"
-        assert temp["unit_of_meas"] == "°C" and temp["val_tpl"] == "{{value_json['temperature']}}"
+        assert temp["unit_of_meas"] == "°C" and temp["val_tpl"] == "{{value_json.get('temperature','None')}}"
         assert temp["sug_dsp_prc"] == 2  # the MCP9808 driver's precision (1/16 degC steps)
         light = json.loads([p for t, p, _ in first if t.endswith("/light/config")][0])
         assert light["sug_dsp_prc"] == 1 and "dev_cla" not in light  # light in %: no HA class fits
