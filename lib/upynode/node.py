@@ -180,16 +180,17 @@ class Node:
         sent = False
         now = time.ticks_ms()
         for t in self.txs:
-            ok = False
+            ok = oom = False
             if online and (not t.fails or time.ticks_diff(now, t.retry_at) >= 0):
                 feed()
                 try:
                     ok = t.send(msg)
                 except MemoryError:
-                    # The reading is not lost with the connection: it
-                    # is queued below like any unacknowledged one.
-                    self.out_of_memory(seq)
-                    ok = False
+                    # The reading is not lost with the connection: it is
+                    # queued below like any unacknowledged one, then counted.
+                    t.close()
+                    gc.collect()
+                    oom = True
                 if ok:
                     t.fails = 0
                 else:
@@ -204,6 +205,8 @@ class Node:
             else:
                 word = "NOT SENT"
             words.append(t.name + " " + word)
+            if oom:
+                self.out_of_memory(seq)  # may reset: the reading is on flash already
         if sent:
             self.reset = None  # reported
             self.awake_ms = 0
