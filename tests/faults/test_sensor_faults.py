@@ -1,5 +1,6 @@
 """Sensors failing under a running node: a DHT11 that times out, one that
-answers every other try, an MCP9808 unplugged and plugged back. A reading
+answers every other try, one whose frames fail their checksum, an MCP9808
+unplugged and plugged back. A reading
 with a failed sensor is still a reading: it carries "err" naming the sensor,
 keeps the other quantities, and arrives like any other."""
 from conftest import assert_ok, fault_config
@@ -11,7 +12,8 @@ SENSORS = [{"type": "mcp9808"}, {"type": "dht11", "prefix": "room_"}]
 
 def test_dht_timeouts_and_the_mcp9808_unplugged_and_back(fault_broker, collector, make_vboard, fault_table):
     vb = make_vboard(fault_config(fault_broker.port, sensors=SENSORS), aps=HOME_AP)
-    phases = [{"dht": "timeout"}, {"dht": "flaky"}, {"mcp9808": "absent"}, {"mcp9808": "absent", "dht": "timeout"}]
+    phases = [{"dht": "timeout"}, {"dht": "flaky"}, {"mcp9808": "absent"}, {"mcp9808": "absent", "dht": "timeout"},
+              {"dht": "checksum"}]
     starts = []
     with vb:
         faults.wait_readings(vb, 3)
@@ -24,7 +26,8 @@ def test_dht_timeouts_and_the_mcp9808_unplugged_and_back(fault_broker, collector
         # within a few readings every sensor is read again
         vb.wait_for(r'^\d+\.\d+: \{(?!.*"err").*\} -> ', timeout=15, start=back)
         made, got = faults.settle(vb, [collector], start=back)
-    row = fault_table.add(faults.row("DHT timeouts, flaky DHT, MCP9808 unplugged and back", made, got,
+    row = fault_table.add(faults.row("DHT timeouts, flaky DHT, DHT checksum errors, MCP9808 unplugged and back",
+                                     made, got,
                                      faults.drops_reported(vb.lines), console=vb.lines))
     assert_ok(row, vb)
 
@@ -34,6 +37,7 @@ def test_dht_timeouts_and_the_mcp9808_unplugged_and_back(fault_broker, collector
     assert not any("mcp9808" in e for e in errs(starts[0], starts[2]))
     mcp = errs(starts[2] + 2, starts[3])
     assert mcp and all("mcp9808" in e for e in mcp), "the unplugged MCP9808 was reported"
+    assert any("checksum" in e.get("dht11", "") for e in errs(starts[4], back)), "the bad checksums were reported"
     # plugged back, the MCP9808 is read again within a few readings
     after = sorted(faults.produced(vb.lines[back:]).items())
     ok = [r for k, r in after[:5] if "err" not in r]

@@ -30,6 +30,11 @@ class DHTBase:
         buf = self.buf
         buf[0:4] = self._frame(float(_world.get("temperature")), float(_world.get("humidity")))
         buf[4] = (buf[0] + buf[1] + buf[2] + buf[3]) & 0xFF
+        if f == "checksum":  # a bit flipped on the wire
+            buf[4] ^= 0x01
+        # micropython-lib's dht.py checks the frame as the chip's does
+        if (buf[0] + buf[1] + buf[2] + buf[3]) & 0xFF != buf[4]:
+            raise Exception("checksum error")
 
 
 class DHT11(DHTBase):
