@@ -49,7 +49,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def board_build():
-    """build/board, made by `make board`; built here if missing."""
+    """build/board, made by `make board`; built here if missing.
+    UPYNODE_TEST_BOARD=DIR: that folder instead, built from lib/ now (for
+    people working side by side, each on their own build)."""
+    own = os.environ.get("UPYNODE_TEST_BOARD")
+    if own:
+        fetch_and_build(own)
+        return own
     if not (BOARD / "lib" / "upynode" / "node.mpy").exists():
         fetch_and_build(BOARD)
     return str(BOARD)
