@@ -38,7 +38,8 @@ class socket:
         self.out = self.req = b""
 
     def write(self, buf, n=None):
-        b = bytes(buf if n is None else buf[:n])
+        b = buf if n is None else buf[:n]
+        b = b.encode() if isinstance(b, str) else bytes(b)  # urequests writes str too
         if self.http is None and b:
             self.http = b[0] >= 0x41  # "GET", "POST": MQTT's first byte is 0x10
             if self.http:
