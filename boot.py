@@ -17,26 +17,29 @@ try:
         # goes back to sleep at once, before WiFi (upynode.sleep)
         from upynode import sleep
         sleep.chained()
-    # The loop's code first, into a heap still in one piece: the config's
-    # checks, loaded next, are freed before the loop and leave holes that
-    # small objects fill well and code (which needs contiguous blocks) not.
-    # Modules the loop loads later (announcing, queueing) are loaded once
-    # now and given back: the names in code are interned for good, in a
-    # table that grows by doubling into one contiguous block (~3.8 KB on
-    # the chip at ~620 names). Grown here, not mid-run in a fragmented heap.
-    # A failure here must not stop the config and WiFi: main.py meets it
-    # again, says so and resets.
-    import upynode
-    for m in ("node", "mqtt", "discovery", "backlog"):
-        try:
-            __import__("upynode." + m)  # mqtt brings umqtt.simple
-        except ImportError:  # not deployed (umqtt on an HTTP-only node)
-            pass
-        except Exception as e:
-            sys.print_exception(e)
-    upynode.release("discovery", "backlog")
+    # The config as checked when config.json last changed (a changed file
+    # is checked first, in a heap of its own, and the node restarts).
     from upynode import startup
-    startup.run()
+    cfg = startup.check()
+    if cfg:
+        # The loop's code first, into a heap still in one piece: WiFi and
+        # WebREPL come after it. Modules the loop loads later (announcing,
+        # queueing) are loaded once now and given back: the names in code
+        # are interned for good, in a table that grows by doubling into one
+        # contiguous block. Grown here, not mid-run in a fragmented heap.
+        # A failure here must not stop WiFi: main.py meets it again, says
+        # so and resets.
+        import upynode
+        for m in ("node", "led", "stamp", "mqtt", "discovery", "backlog"):
+            try:
+                __import__("upynode." + m)  # mqtt brings umqtt.simple
+            except ImportError:  # not deployed (umqtt on an HTTP-only node)
+                pass
+            except Exception as e:
+                sys.print_exception(e)
+        upynode.release("discovery", "backlog")
+    startup.run(cfg)
+    del cfg  # startup.cfg has it when WiFi is up; setup mode wants the RAM
 except Exception as e:  # never stop the board from reaching main.py and the REPL
     import sys
     sys.print_exception(e)

@@ -210,3 +210,25 @@ class Backlog:
 
     def _save_pos(self):
         save(self.pos_path, "%d %d" % (self.gen, self.start))
+
+
+def replay(n, t):
+    # The oldest few records of sink t's queue (node.Node n), on the sink's
+    # own history path (never as the current state); a record leaves the
+    # queue only once acknowledged.
+    import json
+    import time
+    recs = t.q.peek(n.cfg["backlog"]["per_cycle"])
+    if not recs:
+        return
+    if n.clock.epoch is not None:
+        for i, r in enumerate(recs):
+            d = json.loads(r)
+            if n.clock.fix(d, n.boot):
+                recs[i] = json.dumps(d)
+    acked = t.replay(recs)
+    t.q.pop(acked)
+    n.log("backlog %s: replayed %d, %d left" % (t.name, acked, len(t.q)))
+    if acked < len(recs):
+        t.fails = 1
+        t.retry_at = n._backoff(1, time.ticks_ms())

@@ -528,15 +528,3 @@ def masked(c):
         v = c[k]
         out[k] = "***" if (k in SECRETS and v) else masked(v)
     return out
-
-
-def node_id(c):
-    if c and c["node_id"]:
-        return c["node_id"]
-    return "esp8266_" + chip_hex()
-
-
-def chip_hex():
-    import machine
-    import binascii
-    return binascii.hexlify(machine.unique_id()).decode()

@@ -11,92 +11,17 @@ import upynode
 from upynode import feed
 from upynode import sensors as S
 from upynode import sock  # noqa: F401  (loaded with the loop: see boot.py)
-from upynode.led import Led
-from upynode.stamp import Clock, next_boot
 
 OOM_RESET = 3  # MemoryErrors in a row before a reset (the heap is fragmented)
 POLL_MS = 200  # how often commands are looked for between readings
-WINDOW_S = 30  # deep sleep: awake this long after a power-on, for WebREPL
-
-
-def transports(cfg, units, led, log=print, sens=None):
-    # Each has a name (for the cycle's line), `where` (name and address, for
-    # the log), send(msg) -> True if it was acknowledged, poll() and close();
-    # those that can take old readings (history = True) also replay(records)
-    # -> how many were acknowledged. Only the configured ones are imported.
-    out = []
-    for t in cfg["transports"]:
-        if t == "mqtt":
-            from upynode.mqtt import Mqtt
-            out.append(Mqtt(cfg["mqtt"], cfg["node_id"], units, led, log, sens))
-        elif cfg["http"]["target"] == "ha":
-            from upynode.ha import Ha
-            out.append(Ha(cfg, cfg["node_id"], units, log, sens))
-        elif cfg["http"]["target"] == "receiver":
-            from upynode.receiver import Receiver
-            out.append(Receiver(cfg, cfg["node_id"], units, log))
-        else:
-            from upynode.flask import Flask
-            out.append(Flask(cfg, cfg["node_id"], units, log))
-    return out
 
 
 class Node:
     # What the loop keeps between cycles.
     def __init__(self, cfg, log=print):
-        import machine
-        import network
-        self.cfg = cfg
-        self.log = log
-        self.sens = S.load(cfg["sensors"], log)
-        self.led = Led(cfg["led"])
-        self.txs = transports(cfg, S.units(self.sens), self.led, log, self.sens)
-        if "mqtt" not in cfg["transports"]:  # boot.py loaded it early
-            import sys
-            upynode.release("mqtt")
-            sys.modules.pop("umqtt.simple", None)
-        if self.led.mode == "ha_state":
-            from upynode.http import prime_url
-            prime_url(cfg["homeassistant"]["url"], log)
-        self.retry = cfg["retry"]
-        self.clock = Clock(cfg["ntp"]["host"], log)
-        # Deep sleep: a wake (reset cause DEEPSLEEP_RESET with our RTC memory)
-        # goes on from the last one: same boot, the next seq, discovery done.
-        self.sleepy = cfg["sleep"] == "deep"
-        self.awake_max = cfg["awake_max_s"]
-        self.wake = None
-        if self.sleepy:
-            m = cfg["mqtt"]
-            if not m["expire_after"]:
-                # HA marks the sensors unavailable only after a missed wake
-                m["expire_after"] = 2 * cfg["interval_s"] + self.awake_max
-            from upynode import rtcmem
-            if machine.reset_cause() == machine.DEEPSLEEP_RESET:
-                self.wake = rtcmem.load()
-            for t in self.txs:
-                t.sleepy = True
-                if self.wake and self.wake["disc"] and hasattr(t, "announce"):
-                    t.announce = 0
-        for t in self.txs:
-            t.fails = 0
-            t.retry_at = 0
-            t.clock = self.clock
-            t.q = None
-            if getattr(t, "history", False):
-                self.queue(t, False)
-        # What the loop does not read again: the sensor entries above all
-        # (a dict each, with every default), freed for the loop's heap.
-        for k in ("sensors", "webrepl", "led", "ntp", "sleep", "awake_max_s"):
-            cfg.pop(k, None)
-        self.boot = next_boot(self.wake is None)
-        self.reset = machine.reset_cause()
-        self.sta = network.WLAN(network.STA_IF)
-        self.wifi_down = False
-        self.wifi_fails = 0
-        self.wifi_retry = 0
-        self.oom = 0
-        self.oomed = False  # this cycle ran out of memory
-        self.awake_ms = 0
+        # Built by code the loop never runs again (upynode.assemble)
+        from upynode import assemble
+        assemble.build(self, cfg, log)
 
     def queue(self, t, make=True):
         # t's queue on flash. Loaded when first needed (a sink failed, or
@@ -214,26 +139,9 @@ class Node:
         self.log("%d.%d: %s -> %s" % (self.boot, seq, json.dumps(msg), ", ".join(words)))
         for t in self.txs:
             if t.q and not t.fails and online:
-                self.replay(t)
+                from upynode.backlog import replay  # loaded with the queue
+                replay(self, t)
         return sent
-
-    def replay(self, t):
-        # The oldest few records, on the sink's own history path (never as
-        # the current state); a record goes only once acknowledged.
-        recs = t.q.peek(self.cfg["backlog"]["per_cycle"])
-        if not recs:
-            return
-        if self.clock.epoch is not None:
-            for i, r in enumerate(recs):
-                d = json.loads(r)
-                if self.clock.fix(d, self.boot):
-                    recs[i] = json.dumps(d)
-        acked = t.replay(recs)
-        t.q.pop(acked)
-        self.log("backlog %s: replayed %d, %d left" % (t.name, acked, len(t.q)))
-        if acked < len(recs):
-            t.fails = 1
-            t.retry_at = self._backoff(1, time.ticks_ms())
 
     def idle(self, due):
         # Commands and keepalives until the next reading is due; at least
@@ -261,40 +169,6 @@ class Node:
             machine.reset()
 
 
-def wake(n, log):
-    # Deep sleep: one reading per wake, within the awake cap, then sleep.
-    from upynode import sleep
-    from upynode import rtcmem
-    m = n.wake or rtcmem.empty()
-    seq = m["seq"] + 1
-    wall = sleep.wall(m)
-    if wall:  # the clock from the last wake: no NTP round trip
-        n.clock.epoch = wall - n.clock.uptime()
-    else:
-        n.clock.sync()
-    if n.wake and m["sleep_ms"]:
-        # the last wake's awake time: what the battery pays per reading
-        n.awake_ms = n.cfg["interval_s"] * 1000 - m["sleep_ms"]
-    try:
-        n.cycle(seq)
-    except MemoryError:
-        n.out_of_memory(seq)
-    except Exception as e:
-        log("%d.%d: %s: %s" % (n.boot, seq, type(e).__name__, e))
-    m["seq"] = seq
-    m["disc"] = 1
-    if not n.wake:
-        # After a power-on or reset (not a timer wake) someone may be there:
-        # a window for WebREPL before the first sleep.
-        log("sleep: first sleep in %d s: WebREPL is open till then (Ctrl-C there keeps the node awake)" % WINDOW_S)
-        n.idle(time.ticks_add(time.ticks_ms(), WINDOW_S * 1000))
-    for t in n.txs:
-        if hasattr(t, "bye"):
-            t.bye()
-    ts = n.clock.epoch + n.clock.uptime() if n.clock.epoch is not None else 0
-    sleep.nap(n.cfg["interval_s"], sleep.awake_ms(), log, m, ts)
-
-
 def stay_awake():
     # Ctrl-C (a person at the REPL, or `upynode config` over WebREPL): the
     # loop stops feeding the watchdog, which cannot be stopped and is not fed
@@ -320,13 +194,15 @@ def run(cfg, log=print, cycles=0):
 
 def _run(cfg, log, cycles):
     n = Node(cfg, log)
+    upynode.release("assemble")  # built: the loop never runs it again
     # A wedged node resets itself. From here on every wait is sliced and
     # feeds it (upynode.feed), and no DNS lookup happens (upynode.sock).
     import machine
     sock.dns = False
     upynode.wdt = machine.WDT()
     if n.sleepy:
-        return wake(n, log)
+        from upynode import sleep
+        return sleep.wake(n, log)
     gc.collect()
     log("node %s: %d sensor(s), every %d s, to %s; boot %d" % (
         cfg["node_id"], len(n.sens), cfg["interval_s"], ", ".join(t.where for t in n.txs), n.boot))

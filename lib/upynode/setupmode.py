@@ -51,6 +51,12 @@ def _load():
         release("config")
 
 
+def _current():
+    # The config boot checked (config.ok, no config module), else checked now.
+    c = startup.cached(startup.key())
+    return c if c is not None else _load()
+
+
 def run(log=print):
     # What put the node here (startup.CONFIG, startup.WIFI, or None when
     # boot.py failed) decides what to wait for; the words for it are
@@ -66,7 +72,7 @@ def run(log=print):
         if failed != CONFIG:  # the config was fine (WiFi failed, or boot.py did): wait for a change
             seen = _stamp()
         if failed == WIFI:
-            retry_s = _load()["wifi"]["retry_s"]
+            retry_s = _current()["wifi"]["retry_s"]
     except Exception as e:  # changed or unreadable since boot: the first poll looks again
         seen = -1
         log("setup mode: %s: %s" % (type(e).__name__, e))
@@ -78,7 +84,7 @@ def run(log=print):
             if stamp != seen:
                 seen = stamp
                 try:
-                    _load()
+                    c = _load()
                 except Exception as e:  # ConfigError, MemoryError, anything a bad file provokes
                     if isinstance(e, MemoryError) and stamp != first:
                         # A new file, and this heap (setup mode's, fragmented)
@@ -94,6 +100,10 @@ def run(log=print):
                     retry_s = 0
                     continue
                 log("setup: config.json is valid now: restarting")
+                try:  # checked: the boot need not check it again
+                    startup.save_checked(startup.key(), c)
+                except Exception as e:
+                    log("setup: %s: %s" % (type(e).__name__, e))
                 restart()
             if retry_s and waited % retry_s < POLL_S:
                 import network
@@ -101,7 +111,7 @@ def run(log=print):
                 # moves the AP's channel and would drop their WebREPL session.
                 if not network.WLAN(network.AP_IF).isconnected():
                     from upynode import wifi
-                    w = _load()["wifi"]
+                    w = _current()["wifi"]
                     w["retries"] = 1
                     if wifi.join(w, log):
                         log("setup: WiFi is back: restarting")

@@ -12,6 +12,7 @@ from upynode import rtcmem
 # 4294967 ms (71.6 min) it wraps (ports/esp8266/modmachine.c). Longer
 # intervals sleep in links of at most MAX_MS.
 MAX_MS = 3600000
+WINDOW_S = 30  # awake this long after a power-on, for WebREPL
 # This wake's start: the module is imported first thing at boot (the ROM
 # boot and the interpreter's start before it, ~0.1-0.3 s, are not counted).
 _T0 = time.ticks_ms()
@@ -62,3 +63,36 @@ def wall(m):
     # or None if the clock was not synced then. The RTC timer drifts (a few
     # %), so resync NTP now and then.
     return m["ts"] + m["sleep_ms"] // 1000 if m and m["ts"] else None
+
+
+def wake(n, log):
+    # The loop of a sleeping node (node.Node n): one reading per wake, within
+    # the awake cap, then sleep.
+    m = n.wake or rtcmem.empty()
+    seq = m["seq"] + 1
+    t = wall(m)
+    if t:  # the clock from the last wake: no NTP round trip
+        n.clock.epoch = t - n.clock.uptime()
+    else:
+        n.clock.sync()
+    if n.wake and m["sleep_ms"]:
+        # the last wake's awake time: what the battery pays per reading
+        n.awake_ms = n.cfg["interval_s"] * 1000 - m["sleep_ms"]
+    try:
+        n.cycle(seq)
+    except MemoryError:
+        n.out_of_memory(seq)
+    except Exception as e:
+        log("%d.%d: %s: %s" % (n.boot, seq, type(e).__name__, e))
+    m["seq"] = seq
+    m["disc"] = 1
+    if not n.wake:
+        # After a power-on or reset (not a timer wake) someone may be there:
+        # a window for WebREPL before the first sleep.
+        log("sleep: first sleep in %d s: WebREPL is open till then (Ctrl-C there keeps the node awake)" % WINDOW_S)
+        n.idle(time.ticks_add(time.ticks_ms(), WINDOW_S * 1000))
+    for t in n.txs:
+        if hasattr(t, "bye"):
+            t.bye()
+    ts = n.clock.epoch + n.clock.uptime() if n.clock.epoch is not None else 0
+    nap(n.cfg["interval_s"], awake_ms(), log, m, ts)

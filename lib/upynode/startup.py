@@ -22,6 +22,13 @@ checked = -1    # setup mode: the config.json boot checked (setupmode._stamp())
 DEFAULT_WEBREPL_PASSWORD = "upynode"
 WEBREPL_CFG = "webrepl_cfg.py"
 CONFIG_JSON = "config.json"  # config.PATH
+MAX_BYTES = 4096  # config.MAX_BYTES
+# config.json as a boot checked it: a key line, then the config with every
+# default filled in. A boot whose key matches loads it and never imports
+# config: its code is the largest of the firmware (18 KB of heap on the
+# chip) and the names in it stay interned for good (~3 KB). A boot that
+# checks a changed file saves it here and restarts into a clean heap.
+CHECKED = "config.ok"
 
 
 def fail(what, words):
@@ -55,27 +62,118 @@ def clean(log=print):
             log("boot: could not clean %s: %s" % (n, e))
 
 
-def run(log=print):
-    global cfg
-    c = None
+def _digest(h, path):
+    buf = bytearray(128)
+    with open(path, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(buf[:n] if n < len(buf) else buf)
+
+
+def key():
+    # What a checked config depends on: config.json and the code that checks
+    # it (config and the drivers' declarations, which hold defaults), so a
+    # firmware update checks the file again. None: no config.json to check,
+    # or one too big to read (config.load says why). The host computes the
+    # same (upynode_cli.checked) to install a checked config with the file.
+    import os
+    import hashlib
+    import binascii
+    import upynode
+    pkg = upynode.__path__
+    if not isinstance(pkg, str):  # CPython (tests): a list
+        pkg = pkg[0]
+    try:
+        if os.stat(CONFIG_JSON)[6] > MAX_BYTES:
+            return None
+        h = hashlib.sha256()
+        _digest(h, CONFIG_JSON)
+        for n in sorted(os.listdir(pkg)):
+            if n[:7] == "config." or n[:7] == "sensor_":
+                h.update(n.encode())
+                _digest(h, pkg + "/" + n)
+    except OSError:
+        return None
+    return binascii.hexlify(h.digest()[:12]).decode()
+
+
+def cached(k):
+    # The config a boot checked, if it was this key's; else None.
+    if not k:
+        return None
+    import json
+    try:
+        with open(CHECKED) as f:
+            if f.readline().strip() != k:
+                return None
+            return json.load(f)
+    except Exception:  # missing, torn (save() makes that unlikely), not JSON
+        return None
+
+
+def save_checked(k, c):
+    import json
+    from upynode import save
+    save(CHECKED, k + "\n" + json.dumps(c))
+
+
+def check(log=print):
+    # -> the config boot checked (from CHECKED), or None with the reason in
+    # `failed` and `reason`. A changed file is checked, saved to CHECKED and
+    # the node restarted, so the loop never runs in the heap config used.
+    import gc
     try:
         clean(log)
     except Exception as e:  # nothing here may stop the boot
         log("boot: %s" % e)
-    import gc
+    k = key()
+    c = cached(k)
+    if c is not None:
+        return c
     from upynode import config, release
-    chip = config.chip_hex()
     try:
         c = config.load()
-        c["node_id"] = config.node_id(c)
     except config.ConfigError as e:
         fail(CONFIG, e)
     except Exception as e:  # e.g. MemoryError on a huge file
         fail(CONFIG, "%s: %s" % (type(e).__name__, e))
-    # Done with config either way (setup mode loads it again when the file
-    # changes): its code is the largest at boot.
     del config
     release("config")
+    gc.collect()
+    if c is not None and k:
+        try:
+            save_checked(k, c)
+            with open(CHECKED) as f:  # what a restart will find
+                ok = f.readline().strip() == k
+        except OSError as e:  # a full filesystem: run on, in this heap
+            log("config: could not save %s: %s" % (CHECKED, e))
+            ok = False
+        if ok:
+            log("config: %s checked; restarting to run it in a fresh heap" % CONFIG_JSON)
+            import machine
+            machine.reset()
+    return c
+
+
+def node_id(c):
+    return c["node_id"] or "esp8266_" + chip_hex()
+
+
+def chip_hex():
+    import machine
+    import binascii
+    return binascii.hexlify(machine.unique_id()).decode()
+
+
+def run(c, log=print):
+    # c: check()'s config, or None.
+    global cfg
+    import gc
+    chip = chip_hex()
+    if c is not None:
+        c["node_id"] = node_id(c)
     gc.collect()
     woke = False
     if c is not None:

@@ -519,8 +519,44 @@ def test_startup_run_cleans_before_it_reads_the_config(world, monkeypatch, tmp_p
     world["aps"] = {"home": {"password": "secret123"}}
     (tmp_path / "config.json.tmp").write_text(json.dumps(NODE))
     lines = []
-    c = startup.run(lines.append)
-    assert c and c["wifi"]["ssid"] == "home" and not (tmp_path / "config.json.tmp").exists()
+    with pytest.raises(SystemExit):  # checked, saved, restarting
+        startup.check(lines.append)
+    assert not (tmp_path / "config.json.tmp").exists()
+    c = startup.run(startup.check(lines.append), lines.append)
+    assert c and c["wifi"]["ssid"] == "home" and c["node_id"].startswith("esp8266_")
+    assert lines[:2] == ["boot: config.json restored from config.json.tmp",
+                         "config: config.json checked; restarting to run it in a fresh heap"]
+
+
+def test_a_checked_config_is_read_without_config_until_the_file_or_the_firmware_changes(world, monkeypatch,
+                                                                                       tmp_path):
+    import shutil
+    import sys
+    import upynode
+    from upynode import startup
+    pkg = tmp_path / "pkg"  # the firmware's files as on the board's filesystem
+    shutil.copytree(upynode.__path__[0], pkg)
+    monkeypatch.setattr(upynode, "__path__", [str(pkg)])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(NODE))
+    with pytest.raises(SystemExit):
+        startup.check(print)
+    sys.modules.pop("upynode.config", None)
+    c = startup.check(print)
+    assert c["wifi"]["ssid"] == "home" and c["interval_s"] == config.DEFAULTS["interval_s"]
+    assert "upynode.config" not in sys.modules  # config was not needed
+    (tmp_path / "config.json").write_text(json.dumps(dict(NODE, interval_s=7)))
+    with pytest.raises(SystemExit):  # a changed file is checked again
+        startup.check(print)
+    assert startup.check(print)["interval_s"] == 7
+    with open(pkg / "sensor_adc.py", "a") as f:  # a firmware update: a driver's defaults may have changed
+        f.write("\n# v2\n")
+    with pytest.raises(SystemExit):
+        startup.check(print)
+    assert startup.check(print)["interval_s"] == 7
+    (tmp_path / "config.json").write_text("{")  # a broken file is never hidden by the old check
+    monkeypatch.setattr(startup, "failed", None)
+    assert startup.check(print) is None and startup.failed == startup.CONFIG
 
 
 def test_a_cut_while_saving_the_webrepl_password_keeps_the_old_one(world, monkeypatch, tmp_path):

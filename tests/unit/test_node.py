@@ -7,10 +7,10 @@ import sys
 import network
 import pytest
 
-from upynode import config, node, sensors
+from upynode import assemble, config, node, sensors, sleep
 from upynode.led import Led
 
-REAL_TRANSPORTS = node.transports
+REAL_TRANSPORTS = assemble.transports
 
 
 class FakeTx:
@@ -59,7 +59,7 @@ def test_transports_are_named_and_only_the_configured_http_target_is_imported(wo
             homeassistant={"url": "http://127.0.0.1:8123/", "token": "t"},
             mqtt={"host": "127.0.0.1", "discovery": False})  # HA by both with discovery: refused
     c["node_id"] = "n1"
-    txs = node.transports(c, [("temperature", "°C")], Led(c["led"]))
+    txs = assemble.transports(c, [("temperature", "°C")], Led(c["led"]))
     assert [(type(t).__name__, t.name) for t in txs] == [("Mqtt", "mqtt"), (cls, target)]
     assert txs[1].where == {"ha": "ha http://127.0.0.1:8123", "flask": "flask http://127.0.0.1:9"}[target]
     assert mod in sys.modules and other not in sys.modules
@@ -107,7 +107,7 @@ def online(world, clock, flash):
 
 
 def make(monkeypatch, txs, lines=None, **over):
-    monkeypatch.setattr(node, "transports", lambda *a, **k: txs)
+    monkeypatch.setattr("upynode.assemble.transports", lambda *a, **k: txs)
     c = cfg(**over)
     c["node_id"] = "esp8266_test"
     return node.Node(c, (lines.append if lines is not None else lambda m: None))
@@ -304,7 +304,7 @@ def test_heartbeat_stays_dark_when_the_broker_refuses(online, monkeypatch):
     def refused(self):
         raise OSError(111)
     monkeypatch.setattr(Mqtt, "connect", refused)
-    monkeypatch.setattr(node, "transports", REAL_TRANSPORTS)
+    monkeypatch.setattr("upynode.assemble.transports", REAL_TRANSPORTS)
     c = cfg(mqtt={"host": "127.0.0.1"}, led={"mode": "heartbeat"})
     c["node_id"] = "n1"
     lines = []
@@ -317,7 +317,7 @@ def test_heartbeat_stays_dark_when_the_broker_refuses(online, monkeypatch):
 
 
 def _run(monkeypatch, c, tx, cycles, log):
-    monkeypatch.setattr(node, "transports", lambda *a, **k: [tx])
+    monkeypatch.setattr("upynode.assemble.transports", lambda *a, **k: [tx])
     c["node_id"] = "esp8266_test"
     return node.run(c, log=log, cycles=cycles)
 
@@ -408,8 +408,9 @@ def test_deep_sleep_one_reading_per_wake_same_boot_next_seq(online, monkeypatch,
     real_send = tx.send
     tx.send = lambda msg: (clock.sleep(0.3), real_send(msg))[1]  # a wake's network time
     lines = []
-    monkeypatch.setattr(node, "transports", lambda *a, **k: [tx])
     for wake in range(3):
+        # each boot imports upynode.assemble afresh (run() releases it)
+        monkeypatch.setattr("upynode.assemble.transports", lambda *a, **k: [tx])
         monkeypatch.setattr(sleep, "_T0", clock.ms)  # the chip's clock starts at each wake
         c = cfg(sleep="deep", interval_s=60, led={"mode": "off"})
         c["node_id"] = "esp8266_test"
@@ -419,16 +420,16 @@ def test_deep_sleep_one_reading_per_wake_same_boot_next_seq(online, monkeypatch,
         clock.sleep(1)
     assert [(m["boot"], m["seq"]) for m in tx.sent] == [(1, 1), (1, 2), (1, 3)]
     # each wake reports the last one's awake time, reset to deepsleep(); the
-    # first after a power-on keeps WebREPL open for node.WINDOW_S
+    # first after a power-on keeps WebREPL open for sleep.WINDOW_S
     assert "awake_ms" not in tx.sent[0]
-    assert tx.sent[1]["awake_ms"] == node.WINDOW_S * 1000 + 300 and tx.sent[2]["awake_ms"] == 300
+    assert tx.sent[1]["awake_ms"] == sleep.WINDOW_S * 1000 + 300 and tx.sent[2]["awake_ms"] == 300
     assert sum(line.startswith("sleep: ") and line.endswith(" ms") for line in lines) == 3
     assert open("boot.n").read() == "1"  # a wake writes nothing to flash
 
 
 def test_deep_sleep_wake_with_wifi_down_queues_and_sleeps(online, monkeypatch, clock):
     tx = FakeTx()
-    monkeypatch.setattr(node, "transports", lambda *a, **k: [tx])
+    monkeypatch.setattr("upynode.assemble.transports", lambda *a, **k: [tx])
     online["aps"]["x"]["up"] = False
     c = cfg(sleep="deep", interval_s=60, led={"mode": "off"})
     c["node_id"] = "esp8266_test"

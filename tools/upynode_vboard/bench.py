@@ -173,6 +173,8 @@ class Boards:
             runner.check_loopback(cfg_or_port)
             with open(os.path.join(dest, "config.json"), "w") as f:
                 json.dump(cfg_or_port, f)
+            with open(os.path.join(dest, "config.ok"), "w") as f:  # as `upynode deploy --config` leaves it
+                f.write(heap32.checked_entry(dest, cfg_or_port))
         return dest
 
 

@@ -135,7 +135,15 @@ def board_files(board_dir, config):
                 with open(p, "rb") as fh:
                     out["/" + rel] = fh.read()
     out["/config.json"] = json.dumps(config).encode()
+    out["/config.ok"] = checked_entry(board_dir, config).encode()
     return out
+
+
+def checked_entry(board_dir, config):
+    """config.ok for this config on this board, as `upynode deploy --config`
+    installs it (upynode_cli.checked): the node boots without checking."""
+    from upynode_cli import checked
+    return checked.entry(json.dumps(config).encode(), os.path.join(board_dir, "lib", "upynode"))
 
 
 def aps(config):

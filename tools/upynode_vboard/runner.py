@@ -15,6 +15,8 @@ import subprocess
 import threading
 import time
 
+from upynode_cli import checked as checked_config
+from upynode_cli import firmware_config
 from upynode_cli.project import BUILD, micropython, mpy_cross
 
 from . import FAKES
@@ -196,9 +198,29 @@ class VBoard:
     def state(self, name):
         return self.read_json(name + ".json")
 
-    def write_config(self, cfg):
+    def write_config(self, cfg, checked=True):
+        """config.json, and (checked) config.ok as `upynode deploy --config`
+        and `upynode config` install it (upynode_cli.checked): the node
+        boots without checking the file itself. checked=False, or a config
+        the node would refuse: config.json alone, as a user copying the file
+        by hand leaves it; the node checks it at boot (and restarts)."""
         check_loopback(cfg)
-        self.write_file("config.json", json.dumps(cfg, indent=1))
+        text = json.dumps(cfg, indent=1)
+        ok = None
+        if checked:
+            conf = firmware_config()
+            try:
+                ok = checked_config.entry(text.encode(), os.path.join(self.board, "lib", "upynode"))
+            except conf.ConfigError:
+                pass
+        self.write_file("config.json", text)
+        if ok is None:
+            try:
+                os.remove(os.path.join(self.board, checked_config.CHECKED))
+            except OSError:
+                pass
+        else:
+            self.write_file(checked_config.CHECKED, ok)
 
     def write_file(self, name, text):
         path = os.path.join(self.board, name)

@@ -1,0 +1,85 @@
+# Builds the loop's Node from the checked config: the sensors, the LED,
+# the transports, deep sleep's state. Runs once, at start; the module is
+# released after (node.Node.__init__), so its code costs the loop nothing.
+import upynode
+from upynode import sensors as S
+from upynode.led import Led
+from upynode.stamp import Clock, next_boot
+
+
+def transports(cfg, units, led, log=print, sens=None):
+    # Each has a name (for the cycle's line), `where` (name and address, for
+    # the log), send(msg) -> True if it was acknowledged, poll() and close();
+    # those that can take old readings (history = True) also replay(records)
+    # -> how many were acknowledged. Only the configured ones are imported.
+    out = []
+    for t in cfg["transports"]:
+        if t == "mqtt":
+            from upynode.mqtt import Mqtt
+            out.append(Mqtt(cfg["mqtt"], cfg["node_id"], units, led, log, sens))
+        elif cfg["http"]["target"] == "ha":
+            from upynode.ha import Ha
+            out.append(Ha(cfg, cfg["node_id"], units, log, sens))
+        elif cfg["http"]["target"] == "receiver":
+            from upynode.receiver import Receiver
+            out.append(Receiver(cfg, cfg["node_id"], units, log))
+        else:
+            from upynode.flask import Flask
+            out.append(Flask(cfg, cfg["node_id"], units, log))
+    return out
+
+
+def build(n, cfg, log):
+    import machine
+    import network
+    n.cfg = cfg
+    n.log = log
+    n.sens = S.load(cfg["sensors"], log)
+    n.led = Led(cfg["led"])
+    n.txs = transports(cfg, S.units(n.sens), n.led, log, n.sens)
+    if "mqtt" not in cfg["transports"]:  # boot.py loaded it early
+        import sys
+        upynode.release("mqtt")
+        sys.modules.pop("umqtt.simple", None)
+    if n.led.mode == "ha_state":
+        from upynode.http import prime_url
+        prime_url(cfg["homeassistant"]["url"], log)
+    n.retry = cfg["retry"]
+    n.clock = Clock(cfg["ntp"]["host"], log)
+    # Deep sleep: a wake (reset cause DEEPSLEEP_RESET with our RTC memory)
+    # goes on from the last one: same boot, the next seq, discovery done.
+    n.sleepy = cfg["sleep"] == "deep"
+    n.awake_max = cfg["awake_max_s"]
+    n.wake = None
+    if n.sleepy:
+        m = cfg["mqtt"]
+        if not m["expire_after"]:
+            # HA marks the sensors unavailable only after a missed wake
+            m["expire_after"] = 2 * cfg["interval_s"] + n.awake_max
+        from upynode import rtcmem
+        if machine.reset_cause() == machine.DEEPSLEEP_RESET:
+            n.wake = rtcmem.load()
+        for t in n.txs:
+            t.sleepy = True
+            if n.wake and n.wake["disc"] and hasattr(t, "announce"):
+                t.announce = 0
+    for t in n.txs:
+        t.fails = 0
+        t.retry_at = 0
+        t.clock = n.clock
+        t.q = None
+        if getattr(t, "history", False):
+            n.queue(t, False)
+    # What the loop does not read again: the sensor entries above all
+    # (a dict each, with every default), freed for the loop's heap.
+    for k in ("sensors", "webrepl", "led", "ntp", "sleep", "awake_max_s"):
+        cfg.pop(k, None)
+    n.boot = next_boot(n.wake is None)
+    n.reset = machine.reset_cause()
+    n.sta = network.WLAN(network.STA_IF)
+    n.wifi_down = False
+    n.wifi_fails = 0
+    n.wifi_retry = 0
+    n.oom = 0
+    n.oomed = False  # this cycle ran out of memory
+    n.awake_ms = 0

@@ -1,0 +1,45 @@
+"""The checked config a node keeps beside config.json (config.ok).
+
+A node checks config.json with its `config` module only when the file (or
+the firmware that checks it) changed, saves the result to config.ok, and
+restarts so that its loop never runs in the heap that checking used
+(lib/upynode/startup.py: key(), check()). A host that writes config.json
+and knows the firmware on the board writes config.ok too, computed the same
+way, and the node's next boot needs no check and no extra restart.
+"""
+import hashlib
+import json
+
+from . import firmware_config
+
+CHECKED = "config.ok"  # startup.CHECKED
+
+
+def key(config_bytes, package_files):
+    """startup.key(): config.json's bytes, then, by name, the package's
+    config.* and sensor_* files as they are on the board ({name: bytes})."""
+    h = hashlib.sha256(config_bytes)
+    for name in sorted(package_files):
+        if name[:7] in ("config.", "sensor_"):
+            h.update(name.encode())
+            h.update(package_files[name])
+    return h.hexdigest()[:24]
+
+
+def package_files(pkg_dir):
+    """{name: bytes} of a built board's lib/upynode folder."""
+    import os
+    out = {}
+    for name in os.listdir(pkg_dir):
+        path = os.path.join(pkg_dir, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                out[name] = f.read()
+    return out
+
+
+def entry(config_bytes, pkg_dir):
+    """The text of config.ok for this config.json on a board whose firmware
+    package is pkg_dir; raises the firmware's ConfigError as the node would."""
+    checked = firmware_config().parse(config_bytes)
+    return key(config_bytes, package_files(pkg_dir)) + "\n" + json.dumps(checked)
