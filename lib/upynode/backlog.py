@@ -218,6 +218,7 @@ def replay(n, t):
     # queue only once acknowledged.
     import json
     import time
+    from upynode.sensors import dumps
     recs = t.q.peek(n.cfg["backlog"]["per_cycle"])
     if not recs:
         return
@@ -225,7 +226,7 @@ def replay(n, t):
         for i, r in enumerate(recs):
             d = json.loads(r)
             if n.clock.fix(d, n.boot):
-                recs[i] = json.dumps(d)
+                recs[i] = dumps(d)
     acked = t.replay(recs)
     t.q.pop(acked)
     n.log("backlog %s: replayed %d, %d left" % (t.name, acked, len(t.q)))

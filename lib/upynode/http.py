@@ -7,6 +7,7 @@
 # `name` (for the loop's log), `key` (the config key to check on a 401),
 # `only` (what limits the quantities sent, or "") and _one(quantity, value)
 # -> HTTP status, or None if that quantity is not sent.
+from upynode.sensors import num
 
 
 def request(method, url, t, headers, data=None, limit=0):
@@ -53,7 +54,7 @@ def idle(t):  # poll() and close(): HTTP takes no commands, every request closes
     pass
 
 
-def send(t, msg):
+def send(t, msg, text=None):
     # One request per quantity in msg; True if every one was accepted.
     # A network error stops the rest: they would each wait a timeout.
     ok, sent = True, 0
@@ -62,7 +63,7 @@ def send(t, msg):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
         try:
-            st = t._one(q, v)
+            st = t._one(q, num(v))  # as text, without float noise
         except MemoryError:
             raise
         except Exception as e:

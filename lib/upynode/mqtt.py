@@ -10,6 +10,7 @@ from micropython import const
 
 from upynode import release, save
 from upynode.neterr import describe
+from upynode.sensors import num
 
 FP_FILE = "discovery.fp"  # what was announced: fingerprint, quantities, "+led" for the switch
 
@@ -177,7 +178,8 @@ class Mqtt:
             self.log("mqtt: %s: %s" % (self.where, describe(e)))
             self.close()
 
-    def send(self, msg):
+    def send(self, msg, text):
+        # msg: the state message; text: it as JSON (node.Node.cycle)
         try:
             if self.client is None:
                 self.connect()
@@ -186,7 +188,7 @@ class Mqtt:
             if self.c["format"] == "json":
                 # QoS 1: True only once the broker has it (PUBACK). QoS 0
                 # into a dead connection "succeeds" and the reading is lost.
-                self.client.publish(self.state_topic.encode(), json.dumps(msg).encode(), False, 1)
+                self.client.publish(self.state_topic.encode(), text.encode(), False, 1)
             else:
                 self._send_raw(msg)
             return True
@@ -218,7 +220,7 @@ class Mqtt:
         first = True
         for q in self.order:
             if q in msg:
-                v = str(msg[q]).encode()
+                v = num(msg[q]).encode()
                 if first:
                     self.client.publish(self.base.encode(), v)
                     first = False

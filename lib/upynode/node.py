@@ -4,7 +4,6 @@
 # replayed, a few per cycle, once the sink answers again. A failure costs
 # at most its own cycle; between cycles the transports take commands.
 import gc
-import json
 import time
 
 import upynode
@@ -101,6 +100,7 @@ class Node:
             msg["reset"] = self.reset
         if self.awake_ms:
             msg["awake_ms"] = self.awake_ms
+        text = S.dumps(msg)  # once, for every transport and the console
         words = []
         sent = False
         now = time.ticks_ms()
@@ -109,7 +109,7 @@ class Node:
             if online and (not t.fails or time.ticks_diff(now, t.retry_at) >= 0):
                 feed()
                 try:
-                    ok = t.send(msg)
+                    ok = t.send(msg, text)
                 except MemoryError:
                     # The reading is not lost with the connection: it is
                     # queued below like any unacknowledged one, then counted.
@@ -125,7 +125,7 @@ class Node:
                 word = "sent"
                 sent = True
             elif getattr(t, "history", False):
-                self.queue(t).put(json.dumps(rec))
+                self.queue(t).put(S.dumps(rec))
                 word = "queued"
             else:
                 word = "NOT SENT"
@@ -136,7 +136,7 @@ class Node:
             self.reset = None  # reported
             self.awake_ms = 0
         self.led.update(values, sent)
-        self.log("%d.%d: %s -> %s" % (self.boot, seq, json.dumps(msg), ", ".join(words)))
+        self.log("%d.%d: %s -> %s" % (self.boot, seq, text, ", ".join(words)))
         for t in self.txs:
             if t.q and not t.fails and online:
                 from upynode.backlog import replay  # loaded with the queue

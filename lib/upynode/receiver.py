@@ -38,8 +38,8 @@ class Receiver:
         self.log("http: %s: HTTP %d%s" % (self.where, st, " (check %s)" % self.key if st == 401 else ""))
         return False
 
-    def send(self, msg):
-        return self._post([json.dumps(msg)])
+    def send(self, msg, text):
+        return self._post([text])
 
     def replay(self, records):
         return len(records) if self._post([r.decode() if isinstance(r, bytes) else r for r in records]) else 0

@@ -56,3 +56,24 @@ def about(sensors):
             for u in s.units:
                 out[u[0]] = u[2:]
     return out
+
+
+def num(v):
+    # A reading's value as JSON text. MicroPython prints floats with their
+    # binary noise (68.4 as 68.40000000000001, a chip's float32 its own);
+    # the drivers round to their resolution, at most 4 decimals (1/16 degC).
+    if not isinstance(v, float):
+        return str(v)
+    if v != v or v in (_INF, -_INF):  # no JSON for these
+        return "null"
+    s = ("%.4f" % v).rstrip("0")
+    return s + "0" if s[-1] == "." else s
+
+
+_INF = float("inf")
+
+
+def dumps(d):
+    # A state message or record as JSON, its floats through num().
+    import json
+    return "{%s}" % ",".join('"%s":%s' % (k, num(v) if isinstance(v, float) else json.dumps(v)) for k in d for v in (d[k],))

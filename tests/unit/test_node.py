@@ -23,11 +23,12 @@ class FakeTx:
 
     name, where = "mqtt", "mqtt test"
 
-    def send(self, msg):
+    def send(self, msg, text):
         self.calls += 1
         if self.down or self.calls in self.fail:
             return False
-        self.sent.append(json.loads(json.dumps(msg)))
+        assert json.loads(text) == json.loads(json.dumps(msg))
+        self.sent.append(json.loads(text))
         return True
 
     def replay(self, records):
@@ -154,7 +155,7 @@ def test_cycle_line_names_each_transport_and_what_became_of_the_reading(online, 
     lines = []
     n = make(monkeypatch, [FakeTx(fail={1}), Http(fail={1})], lines)
     n.cycle(3)
-    assert lines[-1].startswith('1.3: {"boot": 1, "seq": 3, ')
+    assert lines[-1].startswith('1.3: {"boot":1,"seq":3,')
     assert lines[-1].endswith("} -> mqtt queued, ha NOT SENT")
 
 
@@ -263,7 +264,7 @@ class Tx:
     def __init__(self, ok):
         self.ok = ok
 
-    def send(self, msg):
+    def send(self, msg, text):
         return self.ok
 
     def poll(self):
@@ -335,10 +336,10 @@ def test_seq_counts_intervals_so_a_reading_not_taken_leaves_a_gap(online, monkey
     tx = FakeTx()
     real_send = tx.send
 
-    def slow_send(msg):  # the second cycle takes 3.5 intervals
+    def slow_send(msg, text):  # the second cycle takes 3.5 intervals
         if msg["seq"] == 2:
             clock.sleep(3.5)
-        return real_send(msg)
+        return real_send(msg, text)
     tx.send = slow_send
     lines = []
     _run(monkeypatch, cfg(interval_s=1), tx, 4, lines.append)
@@ -351,7 +352,7 @@ def test_commands_are_polled_even_when_every_cycle_overruns(online, monkeypatch,
     polls = []
     tx.poll = lambda: polls.append(clock.ms)
     real_send = tx.send
-    tx.send = lambda msg: (clock.sleep(1.5), real_send(msg))[1]
+    tx.send = lambda msg, text: (clock.sleep(1.5), real_send(msg, text))[1]
     _run(monkeypatch, cfg(interval_s=1), tx, 5, lambda m: None)
     assert len(polls) >= 5
 
@@ -406,7 +407,7 @@ def test_deep_sleep_one_reading_per_wake_same_boot_next_seq(online, monkeypatch,
     from upynode import sleep
     tx = FakeTx()
     real_send = tx.send
-    tx.send = lambda msg: (clock.sleep(0.3), real_send(msg))[1]  # a wake's network time
+    tx.send = lambda msg, text: (clock.sleep(0.3), real_send(msg, text))[1]  # a wake's network time
     lines = []
     for wake in range(3):
         # each boot imports upynode.assemble afresh (run() releases it)
@@ -441,7 +442,7 @@ def test_deep_sleep_wake_with_wifi_down_queues_and_sleeps(online, monkeypatch, c
 def test_out_of_memory_while_sending_keeps_the_reading(online, monkeypatch, clock):
     tx = FakeTx()
 
-    def oom(msg):
+    def oom(msg, text):
         raise MemoryError()
     tx.send = oom
     lines = []
@@ -454,7 +455,7 @@ def test_out_of_memory_while_sending_keeps_the_reading(online, monkeypatch, cloc
 def test_memory_errors_while_sending_in_a_row_reset_the_node(online, monkeypatch):
     tx = FakeTx()
 
-    def oom(msg):
+    def oom(msg, text):
         raise MemoryError()
     tx.send = oom
     lines = []

@@ -137,3 +137,16 @@ def test_a_sensor_not_started_has_no_units(world, monkeypatch):
 def test_driver_knows_only_declared_types(kind):
     from upynode import drivers
     assert drivers.driver(kind) is None
+
+
+def test_readings_are_written_without_float_noise():
+    # issue 10 defect 5: MicroPython prints round(68.359375, 1) as
+    # 68.40000000000001; the drivers round to their resolution (at most
+    # 1/16 degC: 4 decimals) and the JSON says what they meant.
+    import json
+    noisy = 68.40000000000001
+    text = sensors.dumps({"light": noisy, "t": 21.0625, "h": 45.0, "raw": 700, "err": {"dht22": "timeout"}})
+    assert json.loads(text) == {"light": 68.4, "t": 21.0625, "h": 45.0, "raw": 700, "err": {"dht22": "timeout"}}
+    assert '"light":68.4,' in text + "," and '"h":45.0' in text
+    assert sensors.num(noisy) == "68.4" and sensors.num(-0.5) == "-0.5" and sensors.num(3) == "3"
+    assert sensors.num(float("nan")) == "null"
