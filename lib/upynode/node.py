@@ -88,6 +88,7 @@ class Node:
         self.led.show(values)
         online = self.wifi()
         msg = dict(rec)
+        msg["up"] = self.clock.up_ms // 1000  # seconds since boot (HA: uptime), stamp() just counted
         msg["heap"] = gc.mem_free()
         if online:
             msg["rssi"] = self.sta.status("rssi")

@@ -138,7 +138,7 @@ def test_readings_carry_wall_clock_time_once_ntp_answered(online, monkeypatch):
     n = make(monkeypatch, [tx])
     n.clock.sync()
     n.cycle(1)
-    assert abs(tx.sent[0]["ts"] - time.time()) < 5 and "up" not in tx.sent[0]
+    assert abs(tx.sent[0]["ts"] - time.time()) < 5  # ("up" too: the uptime, for HA)
 
 
 def test_cycle_reports_sensor_errors_in_the_message(online, monkeypatch):
@@ -157,6 +157,18 @@ def test_cycle_line_names_each_transport_and_what_became_of_the_reading(online, 
     n.cycle(3)
     assert lines[-1].startswith('1.3: {"boot":1,"seq":3,')
     assert lines[-1].endswith("} -> mqtt queued, ha NOT SENT")
+
+
+def test_every_state_message_says_how_long_the_node_has_been_up(online, monkeypatch, clock):
+    # Home Assistant's uptime diagnostic reads "up" from each state message,
+    # also once NTP has put "ts" in the readings (which then carry no "up")
+    tx = FakeTx()
+    n = make(monkeypatch, [tx])
+    n.cycle(1)
+    clock.sleep(61)
+    n.clock.epoch = 1700000000
+    n.cycle(2)
+    assert tx.sent[0]["up"] == 0 and tx.sent[1]["up"] == 61 and tx.sent[1]["ts"] == 1700000061
 
 
 def test_a_reading_the_sink_missed_is_queued_and_replayed_oldest_first(online, monkeypatch, clock):
