@@ -69,6 +69,27 @@ WEBREPL_HEAP_KB = 12
 WEBREPL_HEAPSIZE = "%dK" % (int(HEAPSIZE[:-1]) + WEBREPL_HEAP_KB)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
+# ROMFS (fakehw/_vrom.py): a board whose world has "romfs_kb" runs the
+# ESP8266_GENERIC variant FLASH_2M_ROMFS (MicroPython >= 1.25), whose
+# ROMFS partition is 320 KB (ports/esp8266/boards/esp8266_2MiB_ROMFS.ld);
+# its flash is the file ROMFS_FILE in the state folder. The chip maps that
+# flash into its address space and runs the .mpy files in it in place: the
+# image costs its heap nothing. The unix port has no such flash (and no
+# ffi to map a file), so _vrom.boot() reads the image into the GC heap,
+# first thing, in one block, and the VM's heap is raised by what that
+# costs (romfs_heap_kb()): the image's n bytes plus ROMFS_BOOT_BYTES,
+# rounded up to 1 KB. ROMFS_BOOT_BYTES is what the stand-in for the chip's
+# C `vfs.rom_ioctl` and the mount keep, measured with gc.collect();
+# gc.mem_alloc() at -X heapsize=106K on the fakes' path: 896 B with nothing
+# imported; 3,168 after `import _vrom; _vrom.boot(part, 327680, 0)` (the
+# fake alone: 2,272 B); 50,432 after booting the node's 47,130-byte image
+# (2026-11-25): n + 2,406 B (the fake, the bytearray's object and 16-byte
+# rounding, the VfsRom and its mount entry), + 26 B of margin for the
+# rounding of other images.
+ROMFS_KB = 320
+ROMFS_FILE = "romfs.bin"
+ROMFS_BOOT_BYTES = 2432
+
 
 def compiled_fakes():
     """The fakes precompiled, so that compiling them does not eat the heap
@@ -117,9 +138,50 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True):
     fakes = [compiled_fakes()] + ([clock_dir()] if chip_clock else [])
     if chip_clock and heapsize.endswith("K"):
         heapsize = "%dK" % (int(heapsize[:-1]) + CLOCK_HEAP_KB)
+    if romfs_kb(env["UPYNODE_VBOARD"]) and heapsize.endswith("K"):
+        heapsize = "%dK" % (int(heapsize[:-1]) + romfs_heap_kb(env["UPYNODE_VBOARD"]))
     env["MICROPYPATH"] = os.pathsep.join(["", ".frozen"] + fakes + [os.path.join(board_dir, "lib")])
     argv = [micropython(), "-X", "heapsize=" + heapsize]
     return argv + (["-c", boot_line(env["UPYNODE_VBOARD"])] if boot else []), env
+
+
+def romfs_kb(state_dir):
+    """The ROMFS partition's size in KB if the world gives the board one
+    (world key "romfs_kb"), else 0: a firmware without ROMFS."""
+    try:
+        with open(os.path.join(state_dir, "world.json")) as f:
+            return int(json.load(f).get("romfs_kb") or 0)
+    except (OSError, ValueError, TypeError):
+        return 0
+
+
+def romfs_image_len(state_dir):
+    """The length of the ROMFS image at the start of the board's partition
+    (0: none, or an erased or broken one)."""
+    from upynode_cli.romfs import image_length
+
+    try:
+        with open(os.path.join(state_dir, ROMFS_FILE), "rb") as f:
+            head = f.read(16)
+            n = image_length(head)
+            f.seek(0, os.SEEK_END)
+            return n if 0 < n <= f.tell() else 0
+    except OSError:
+        return 0
+
+
+def romfs_heap_kb(state_dir):
+    """What a ROMFS board's VM heap is raised by, in KB: see ROMFS_KB."""
+    return (romfs_image_len(state_dir) + ROMFS_BOOT_BYTES + 1023) // 1024
+
+
+def write_romfs(state_dir, image):
+    """Write image into the board's ROMFS partition, as `romfs deploy` would."""
+    os.makedirs(state_dir, exist_ok=True)
+    path = os.path.join(state_dir, ROMFS_FILE)
+    with open(path + ".tmp", "wb") as f:
+        f.write(image)
+    os.replace(path + ".tmp", path)
 
 
 def world_says(state_dir, key):
@@ -141,9 +203,14 @@ def boot_line(state_dir, files=("boot.py", "main.py"), at_repl=False):
     board serves WebREPL, _webrepl_vm.boot(), which also lets WebREPL stop
     main.py and wait at the REPL. Only then: it costs the VM's heap about
     2 KB that the chip does not pay (make bench)."""
+    rom = ""
+    kb = romfs_kb(state_dir)
+    if kb:  # first thing: the image's block at the bottom of the heap
+        rom = "import _vrom; _vrom.boot(%r, %d, %d); " % (
+            os.path.join(os.path.abspath(state_dir), ROMFS_FILE), kb * 1024, romfs_image_len(state_dir))
     if serves_webrepl(state_dir):
-        return "import _webrepl_vm; _webrepl_vm.boot(%r, %r)" % (tuple(files), at_repl)
-    return "import _vboot; _vboot.run(%r)" % (tuple(files),)
+        return rom + "import _webrepl_vm; _webrepl_vm.boot(%r, %r)" % (tuple(files), at_repl)
+    return rom + "import _vboot; _vboot.run(%r)" % (tuple(files),)
 
 
 def check_loopback(cfg):
@@ -158,9 +225,14 @@ def check_loopback(cfg):
 
 
 class VBoard:
-    def __init__(self, board_dir, state_dir, heapsize=HEAPSIZE, echo=False):
+    def __init__(self, board_dir, state_dir, heapsize=HEAPSIZE, echo=False, rom=False):
+        """rom=True: the board runs the FLASH_2M_ROMFS firmware and lib/ is
+        moved into its ROMFS partition (the image `upynode deploy --romfs`
+        writes), not left on its filesystem."""
         self.board = os.path.abspath(board_dir)
         self.state_dir = os.path.abspath(state_dir)
+        if rom:
+            self.install_rom()
         self.heapsize = heapsize
         self.echo = echo
         self.lines = []
@@ -177,6 +249,23 @@ class VBoard:
         os.makedirs(self.state_dir, exist_ok=True)
 
     # -- the world and the board's files --------------------------------
+    def install_rom(self):
+        """lib/ into the ROMFS partition as deploy --romfs lays it out; the
+        world gets a partition (romfs_kb) unless it has one."""
+        import shutil
+
+        from upynode_cli.cmd_deploy import local_files
+        from upynode_cli.romfs import build_image
+
+        lib = os.path.join(self.board, "lib")
+        image = build_image({p: d for p, d in local_files(self.board).items() if p.startswith("lib/")})
+        os.makedirs(self.state_dir, exist_ok=True)
+        write_romfs(self.state_dir, image)
+        shutil.rmtree(lib)
+        if not romfs_kb(self.state_dir):
+            self.world(romfs_kb=ROMFS_KB)
+        self.rom_image = image
+
     def world(self, **changes):
         """Change the world; the fakes see it at their next access."""
         path = os.path.join(self.state_dir, "world.json")
@@ -221,8 +310,9 @@ class VBoard:
         return self
 
     def _run(self):
-        argv, env = vm_argv(self.board, self.heapsize, self.state_dir)
         while not self._stop:
+            # per boot: a deploy may have changed the ROMFS image, and the heap with it
+            argv, env = vm_argv(self.board, self.heapsize, self.state_dir)
             self.boots += 1
             try:  # what the last boot asked for; a reset that is not a sleep leaves none
                 os.remove(os.path.join(self.state_dir, "sleep_ms.json"))
