@@ -107,7 +107,8 @@ def test_the_led_switch_round_trip(ha, ha_node):
 
 def test_entities_are_unavailable_once_the_node_dies(ha, ha_node):
     node, vb = ha_node(led={"mode": "remote"})
-    entities = ["sensor.%s_%s" % (node, q) for q in QUANTITIES] + ["switch.%s_led" % node]
+    entities = ["sensor.%s_%s" % (node, q) for q in QUANTITIES] + ["switch.%s_led" % node,
+                                                                  "sensor.%s_last_reset_cause" % node]
     with vb:
         for e in entities:
             ha.wait_state(e, lambda s: s and s["state"] not in ("unavailable", "unknown"))
@@ -137,9 +138,13 @@ def test_the_node_announces_again_when_home_assistant_restarts(ha, ha_broker, ha
         assert st["attributes"]["device_class"] == "temperature" and "restored" not in st["attributes"]
         for q in ("light", "light_raw"):
             ha.wait_state("sensor.%s_%s" % (node, q), numeric)
+        # the node's info (retained once per connect): there for an HA
+        # that started after it, though the state message says reset once
+        ha.wait_state("sensor.%s_last_reset_cause" % node, lambda s: s and s["state"] == "power on")
+        assert ha.state("sensor.%s_wifi_signal" % node)["attributes"]["ip"] == "127.0.0.1"
     # the same entities, not new ones beside the remembered
     assert sorted(e["entity_id"] for e in ha.entities(node)) == sorted(
-        "sensor.%s_%s" % (node, q) for q in QUANTITIES)
+        ["sensor.%s_%s" % (node, q) for q in QUANTITIES] + ["sensor.%s_%s" % (node, k) for k in DIAGNOSTICS])
     assert ha.problems_about(node, QUANTITIES) == []
 
 
@@ -153,7 +158,8 @@ def test_a_sensor_taken_out_of_the_config_leaves_home_assistant(ha, ha_node):
         for q in ("light", "light_raw"):
             ha.wait_state("sensor.%s_%s" % (node, q), lambda s: s is None)
         ha.wait_state("sensor.%s_temperature" % node, lambda s: s and numeric(s) and s["state"] == "21.5")
-    assert [e["entity_id"] for e in ha.entities(node)] == ["sensor.%s_temperature" % node]
+    assert sorted(e["entity_id"] for e in ha.entities(node)) == sorted(
+        ["sensor.%s_temperature" % node] + ["sensor.%s_%s" % (node, k) for k in DIAGNOSTICS])
     assert len(ha.devices(node)) == 1
     # The first state messages without the ADC's quantities can reach HA
     # before it has removed their entities: their templates must not warn.
