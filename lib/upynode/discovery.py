@@ -6,15 +6,17 @@
 
 VERSION = "0.3.0"  # dev.sw and o.sw: the firmware version HA shows
 
-# Diagnostics of the node from the same state message (no extra traffic):
-# (key, entity name, unit, device class, state class, the value when the
-# message lacks the key). entity_category diagnostic: HA shows them apart.
-_DIAG = (("rssi", "WiFi signal", "dBm", "signal_strength", "measurement", "'None'"),
-         ("heap", "Free memory", "B", "data_size", "measurement", "'None'"),
-         ("up", "Uptime", "s", "duration", "total_increasing", "'None'"),
-         ("q", "Queued readings", "", None, "measurement", "0"))
+# Diagnostics of the node from the same state message (no extra traffic),
+# entity_category diagnostic (HA shows them apart), one per line: key,
+# entity name, unit, device class, state class, the value when the message
+# lacks the key. One string, split while announcing: a table of tuples and
+# their short strings costs the module more heap.
+_DIAG = """rssi,WiFi signal,dBm,signal_strength,measurement,'None'
+heap,Free memory,B,data_size,measurement,'None'
+up,Uptime,s,duration,total_increasing,'None'
+q,Queued readings,,,measurement,0"""
 # machine.reset_cause() on the ESP8266 (the SDK's rst_info reasons 0-6),
-# as HA shows it; retained on ~/info once per connect (mqtt.Mqtt.connect)
+# as HA shows it; retained on ~/info once per connect (mqtt.Mqtt._info)
 _RESET = ("{{['power on','hardware watchdog','exception','watchdog','software reset',"
           "'deep sleep wake','reset pin'][value_json.reset]|default(value_json.reset)}}")
 
@@ -38,14 +40,6 @@ def dev_class(quantity, unit):
     return None
 
 
-def name(quantity):
-    # The entity's name; HA puts the device's before it (has_entity_name):
-    # kitchen_temperature -> "Kitchen temperature", shown as "<device>
-    # Kitchen temperature", and renaming the device in HA renames them all.
-    # The entity id stays sensor.<node_id>_<quantity>.
-    return quantity[:1].upper() + quantity[1:].replace("_", " ")
-
-
 def _str(v):
     # A JSON string, the same bytes on MicroPython and CPython (json.dumps
     # escapes non-ASCII only on CPython), so the fingerprint is too.
@@ -65,31 +59,37 @@ def topic(component, node_id, object_id, c):
     return "%s/%s/%s/%s/config" % (c["discovery_prefix"], component, node_id, object_id)
 
 
-def _head(node_id, obj, title, c):
-    # What every entity of the node shares: base topic, ids, availability
-    # (HA's default payloads: online/offline), the device block (HA groups
-    # the entities by dev.ids and names each "<device name> <name>") and
-    # the origin block (who announced it: HA logs it, and shows it with
-    # the device's MQTT info). No configuration_url: the node serves no
-    # page a browser can open (WebREPL is a websocket on port 8266).
-    return ('{"~":%s,"name":"%s","uniq_id":"%s_%s","avty_t":"~/status","dev":{"ids":["%s"],'
-            '"name":"%s","mf":"upynode","mdl":"ESP8266","sw":"%s"},"o":{"name":"upynode","sw":"%s"}'
+def _entity(comp, node_id, obj, title, c, tail):
+    # -> (topic, payload) of one entity: what every entity of the node
+    # shares (base topic, ids, availability with HA's default payloads
+    # online/offline, the device block: HA groups the entities by dev.ids
+    # and names each "<device name> <title>"; the origin block: who
+    # announced it, which HA logs and shows with the device's MQTT info),
+    # then tail. No configuration_url: the node serves no page a browser
+    # can open (WebREPL is a websocket on port 8266).
+    return (topic(comp, node_id, obj, c),
+            '{"~":%s,"name":"%s","uniq_id":"%s_%s","avty_t":"~/status","dev":{"ids":["%s"],'
+            '"name":"%s","mf":"upynode","mdl":"ESP8266","sw":"%s"},"o":{"name":"upynode","sw":"%s"}%s}'
             % (_str(c["base_topic"] + "/" + node_id), title, node_id, obj,
-               node_id, node_id, VERSION, VERSION))
+               node_id, node_id, VERSION, VERSION, tail))
 
 
-def _sensor(node_id, obj, title, c, tpl, tail, stat="state"):
-    if stat == "state" and c["expire_after"] > 0:
-        tail += ',"exp_aft":%d' % c["expire_after"]
-    return (topic("sensor", node_id, obj, c),
-            _head(node_id, obj, title, c) + ',"stat_t":"~/%s","val_tpl":"%s"%s}' % (stat, tpl, tail))
-
-
-def sensor_config(node_id, quantity, unit, c, cls=None, prec=None):
+def sensor_config(node_id, quantity, unit, c, cls=None, prec=None, title=None, absent="'None'",
+                  scls="measurement", diag=False):
     # -> (topic, payload) for one quantity of the JSON state message. cls,
     # prec: the device class and display precision its driver declares
-    # (sensors.about()); no class: the unit's (dev_class).
-    tail = ',"stat_cla":"measurement"'
+    # (sensors.about()); no class: the unit's (dev_class). title: the
+    # entity's name, else the quantity's; HA puts the device's before it
+    # (has_entity_name): kitchen_temperature -> "<device> Kitchen
+    # temperature", and renaming the device in HA renames them all. The
+    # entity id stays <node_id>_<quantity>.
+    # .get(q, 'None'): a reading without q (its sensor failed) makes HA
+    # show "unknown"; value_json[q] would keep the last value as if current
+    # and log a template warning every cycle.
+    tail = ',"stat_t":"~/state","val_tpl":"{{value_json.get(\'%s\',%s)}}","stat_cla":"%s"' % (
+        quantity, absent, scls)
+    if c["expire_after"] > 0:
+        tail += ',"exp_aft":%d' % c["expire_after"]
     if unit and unit != "raw":
         tail += ',"unit_of_meas":' + _str(unit)
     cls = cls or dev_class(quantity, unit)
@@ -97,36 +97,29 @@ def sensor_config(node_id, quantity, unit, c, cls=None, prec=None):
         tail += ',"dev_cla":"%s"' % cls
     if prec is not None:
         tail += ',"sug_dsp_prc":%d' % prec
-    if unit == "raw":  # the ADC's counts: for checking a sensor, not a dashboard
+    if diag or unit == "raw":  # the ADC's counts: for checking a sensor, not a dashboard
         tail += ',"ent_cat":"diagnostic"'
-    # .get(q, 'None'): a reading without q (its sensor failed) makes HA
-    # show "unknown"; value_json[q] would keep the last value as if current
-    # and log a template warning every cycle.
-    return _sensor(node_id, quantity, name(quantity), c,
-                   "{{value_json.get('%s','None')}}" % quantity, tail)
+    if quantity == "rssi" and diag:  # the node's address as an attribute of its WiFi
+        tail += ',"json_attr_t":"~/info","json_attr_tpl":"{{ {\'ip\':value_json.ip}|tojson }}"'
+    return _entity("sensor", node_id, quantity,
+                   title or quantity[:1].upper() + quantity[1:].replace("_", " "), c, tail)
 
 
 def diag_configs(node_id, c):
     # The node's diagnostic entities, one (topic, payload) at a time.
-    for key, title, unit, cls, scls, absent in _DIAG:
-        tail = ',"stat_cla":"%s","ent_cat":"diagnostic"' % scls
-        if unit:
-            tail += ',"unit_of_meas":"%s"' % unit
-        if cls:
-            tail += ',"dev_cla":"%s"' % cls
-        if key == "rssi":  # the node's address as an attribute of its WiFi
-            tail += ',"json_attr_t":"~/info","json_attr_tpl":"{{ {\'ip\':value_json.ip}|tojson }}"'
-        yield _sensor(node_id, key, title, c, "{{value_json.get('%s',%s)}}" % (key, absent), tail)
+    for ln in _DIAG.split("\n"):
+        key, title, unit, cls, scls, absent = ln.split(",")
+        yield sensor_config(node_id, key, unit, c, cls, None, title, absent, scls, True)
     # Sent once per connect, retained: HA has it after its own restart too
     # (the state message carries reset only once per boot).
-    yield _sensor(node_id, "reset", "Last reset cause", c, _RESET, ',"ent_cat":"diagnostic"', "info")
+    yield _entity("sensor", node_id, "reset", "Last reset cause", c,
+                  ',"stat_t":"~/info","val_tpl":"%s","ent_cat":"diagnostic"' % _RESET)
 
 
 def switch_config(node_id, c):
     # -> (topic, payload) for the LED: commands on ~/led/set, state on ~/led/state.
-    return (topic("switch", node_id, "led", c),
-            _head(node_id, "led", "LED", c) +
-            ',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"}')
+    return _entity("switch", node_id, "led", "LED", c,
+                   ',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"')
 
 
 def configs(node_id, units, c, led=True, about=None, diag=False):

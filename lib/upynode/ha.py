@@ -63,15 +63,13 @@ class Ha:
 def _state(f):
     # The top-level "state" of the JSON object read from f, scanned as it
     # comes in 64-byte chunks: an entity's attributes may be many KB (a
-    # weather forecast), the node has ~30 KB. Only the chunk and the
-    # strings of the top level (cut at 260 bytes: HA's states are at most
-    # 255 characters) are in RAM. -> the state, or None if it has none.
+    # weather forecast), the node has ~30 KB. Only the chunk and one
+    # top-level string (cut at 260 bytes: HA's states are at most 255
+    # characters) are in RAM. -> the state, or None if it has none.
     d = 0          # depth in {} and []
-    s = None       # the top-level string being read, or None outside strings
-    esc = False    # the last byte in a string was a backslash
-    text = False   # in a string (at any depth)
+    s = None       # the top-level string being read
+    esc = text = False
     key = 0        # 1: the last top-level string was "state"; 2: and its ":" came
-    v = None       # a bare value (number, null) being read for "state"
     while True:
         chunk = f.read(64)
         if not chunk:
@@ -80,39 +78,34 @@ def _state(f):
             if text:
                 if esc:
                     esc = False
-                elif b == 0x5C:  # backslash
+                elif b == 92:  # backslash
                     esc = True
-                elif b == 0x22:  # the closing quote
+                elif b == 34:  # the closing quote
                     text = False
                     if s is not None:
                         if key == 2:
                             return json.loads(b'"' + s + b'"') if len(s) < 260 else None
-                        key = 1 if s == b"state" else 0
+                        key = s == b"state"
                         s = None
                     continue
                 if s is not None and len(s) < 260:
                     s.append(b)
-            elif v is not None:
-                if b in b",} \t\r\n":
-                    return None if v == b"null" else v.decode()
-                v.append(b)
-            elif b == 0x22:  # an opening quote
+            elif b == 34:  # an opening quote
                 text = True
                 if d == 1:
                     s = bytearray()
-            elif b in b"{[":
-                d += 1
-                if key == 2:
-                    return None  # an object, not a state
-            elif b in b"}]":
-                d -= 1
-            elif b == 0x3A and d == 1 and key == 1:  # ":" after "state"
+            elif b in b" \t\r\n":
+                pass
+            elif key == 2:
+                return None  # not a string (HA's states are)
+            elif b == 58 and d == 1 and key:  # ":" after "state"
                 key = 2
-            elif b not in b" \t\r\n":
-                if key == 2 and d == 1:
-                    v = bytearray((b,))
-                else:
-                    key = 0  # "state" was a value, not the key
+            else:
+                key = 0
+                if b in b"{[":
+                    d += 1
+                elif b in b"}]":
+                    d -= 1
 
 
 def state(cfg, entity_id, log=print):
