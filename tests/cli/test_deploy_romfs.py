@@ -103,3 +103,20 @@ def test_an_image_bigger_than_the_partition_changes_nothing(tmp_path):
 
 def test_romfs_and_source_do_not_mix(tmp_path):
     one_line_error(cli("deploy", "--port", "/dev/null", "--romfs", "--source"), "--romfs", "--source")
+
+
+def test_deploy_romfs_over_webrepl(webrepl_node, tmp_path):
+    """The same through WebREPL served from the VM: mpremote's romfs code on
+    our WebREPL transport."""
+    build = make_build(tmp_path / "build")
+    n = webrepl_node()
+    n.stop()  # again, now with a ROMFS partition
+    n.vb.world(romfs_kb=runner.ROMFS_KB)
+    n.vb.lines.clear()
+    n.start()
+    r = cli("deploy", "--host", n.host, "--build-dir", build, "--romfs", password="s3cret")
+    assert deploy_summary(r)[:2] == (2, 0), r.stderr  # boot.py, main.py; lib/ in the image
+    assert "ROMFS image written" in r.stderr
+    image = build_image(local_files(build))
+    assert partition(n.dir.parent)[:len(image)] == image
+    assert sorted(device_files(n.dir)) == ["boot.py", "main.py"]
