@@ -76,15 +76,16 @@ def watch(broker):
 
 @pytest.fixture
 def make_vboard(board_build, tmp_path):
-    """make_vboard(config=None, **world) -> a stopped VBoard on a fresh copy
-    of the built board; stopped again at the end of the test."""
+    """make_vboard(config=None, rom=False, **world) -> a stopped VBoard on a
+    fresh copy of the built board (rom=True: its lib/ in the ROMFS
+    partition); stopped again at the end of the test."""
     boards = []
 
-    def make(config=None, heapsize=runner.HEAPSIZE, **world):
+    def make(config=None, heapsize=runner.HEAPSIZE, rom=False, **world):
         n = len(boards)
         board_dir = tmp_path / ("board%d" % n)
         shutil.copytree(board_build, board_dir)
-        vb = runner.VBoard(board_dir, tmp_path / ("state%d" % n), heapsize=heapsize)
+        vb = runner.VBoard(board_dir, tmp_path / ("state%d" % n), heapsize=heapsize, rom=rom)
         vb.world(**world)
         write = vb.write_config
         vb.configs = []

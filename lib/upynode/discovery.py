@@ -1,9 +1,25 @@
 # Home Assistant MQTT discovery: one small retained config message per
-# entity, so that HA creates the node's sensors and its LED switch itself.
-# Payloads are built as strings with HA's abbreviated keys; `~` is the
-# node's base topic. Runs under MicroPython and CPython (host tool, tests).
+# entity, so that HA creates the node's sensors, its diagnostics and its LED
+# switch itself. Payloads are built as strings with HA's abbreviated keys;
+# `~` is the node's base topic. Runs under MicroPython and CPython (host
+# tool, tests). Loaded only to announce, then released (mqtt._announce).
 
-VERSION = "0.3.0"  # dev.sw: the firmware version HA shows on the device page
+VERSION = "0.3.0"  # dev.sw and o.sw: the firmware version HA shows
+
+# Diagnostics of the node from the same state message (no extra traffic),
+# entity_category diagnostic (HA shows them apart), one per line: key,
+# entity name, unit, device class, state class, the value when the message
+# lacks the key. One string, split while announcing: a table of tuples and
+# their short strings costs the module more heap.
+_DIAG = """rssi,WiFi signal,dBm,signal_strength,measurement,'None'
+heap,Free memory,B,data_size,measurement,'None'
+up,Uptime,s,duration,total_increasing,'None'
+q,Queued readings,,,measurement,0"""
+# machine.reset_cause() on the ESP8266 (the SDK's rst_info reasons 0-6),
+# as HA shows it; retained on ~/info once per connect (mqtt.Mqtt._info)
+_RESET = ("{{['power on','hardware watchdog','exception','watchdog','software reset',"
+          "'deep sleep wake','reset pin'][value_json.reset]|default(value_json.reset)}}")
+
 
 def dev_class(quantity, unit):
     # For a quantity whose driver leaves the class to its unit (the ADC's
@@ -43,53 +59,79 @@ def topic(component, node_id, object_id, c):
     return "%s/%s/%s/%s/config" % (c["discovery_prefix"], component, node_id, object_id)
 
 
-def _head(node_id, name, c):
-    # What every entity of the node shares: base topic, ids, availability
-    # and the device block (HA groups the entities by dev.ids).
-    return ('{"~":%s,"name":"%s","uniq_id":"%s_%s","avty_t":"~/status",'
-            '"pl_avail":"online","pl_not_avail":"offline","dev":{"ids":["%s"],'
-            '"name":"%s","mf":"upynode","mdl":"ESP8266","sw":"%s"}'
-            % (_str(c["base_topic"] + "/" + node_id), name, node_id,
-               name, node_id, node_id, VERSION))
+def _entity(comp, node_id, obj, title, c, tail):
+    # -> (topic, payload) of one entity: what every entity of the node
+    # shares (base topic, ids, availability with HA's default payloads
+    # online/offline, the device block: HA groups the entities by dev.ids
+    # and names each "<device name> <title>"; the origin block: who
+    # announced it, which HA logs and shows with the device's MQTT info),
+    # then tail. No configuration_url: the node serves no page a browser
+    # can open (WebREPL is a websocket on port 8266).
+    return (topic(comp, node_id, obj, c),
+            '{"~":%s,"name":"%s","uniq_id":"%s_%s","avty_t":"~/status","dev":{"ids":["%s"],'
+            '"name":"%s","mf":"upynode","mdl":"ESP8266","sw":"%s"},"o":{"name":"upynode","sw":"%s"}%s}'
+            % (_str(c["base_topic"] + "/" + node_id), title, node_id, obj,
+               node_id, node_id, VERSION, VERSION, tail))
 
 
-def sensor_config(node_id, quantity, unit, c, cls=None, prec=None):
+def sensor_config(node_id, quantity, unit, c, cls=None, prec=None, title=None, absent="'None'",
+                  scls="measurement", diag=False):
     # -> (topic, payload) for one quantity of the JSON state message. cls,
     # prec: the device class and display precision its driver declares
-    # (sensors.about()); no class: the unit's (dev_class).
-    t = topic("sensor", node_id, quantity, c)
-    tail = ""
+    # (sensors.about()); no class: the unit's (dev_class). title: the
+    # entity's name, else the quantity's; HA puts the device's before it
+    # (has_entity_name): kitchen_temperature -> "<device> Kitchen
+    # temperature", and renaming the device in HA renames them all. The
+    # entity id stays <node_id>_<quantity>.
+    # .get(q, 'None'): a reading without q (its sensor failed) makes HA
+    # show "unknown"; value_json[q] would keep the last value as if current
+    # and log a template warning every cycle.
+    tail = ',"stat_t":"~/state","val_tpl":"{{value_json.get(\'%s\',%s)}}","stat_cla":"%s"' % (
+        quantity, absent, scls)
+    if c["expire_after"] > 0:
+        tail += ',"exp_aft":%d' % c["expire_after"]
     if unit and unit != "raw":
-        tail = ',"unit_of_meas":' + _str(unit)
+        tail += ',"unit_of_meas":' + _str(unit)
     cls = cls or dev_class(quantity, unit)
     if cls:
         tail += ',"dev_cla":"%s"' % cls
     if prec is not None:
         tail += ',"sug_dsp_prc":%d' % prec
-    if c["expire_after"] > 0:
-        tail += ',"exp_aft":%d' % c["expire_after"]
-    # .get(q, 'None'): a reading without q (its sensor failed) makes HA
-    # show "unknown"; value_json[q] would keep the last value as if current
-    # and log a template warning every cycle.
-    return t, (_head(node_id, quantity, c) +
-               ',"stat_t":"~/state","val_tpl":"{{value_json.get(\'%s\',\'None\')}}",'
-               '"stat_cla":"measurement"%s}' % (quantity, tail))
+    if diag or unit == "raw":  # the ADC's counts: for checking a sensor, not a dashboard
+        tail += ',"ent_cat":"diagnostic"'
+    if quantity == "rssi" and diag:  # the node's address as an attribute of its WiFi
+        tail += ',"json_attr_t":"~/info","json_attr_tpl":"{{ {\'ip\':value_json.ip}|tojson }}"'
+    return _entity("sensor", node_id, quantity,
+                   title or quantity[:1].upper() + quantity[1:].replace("_", " "), c, tail)
+
+
+def diag_configs(node_id, c):
+    # The node's diagnostic entities, one (topic, payload) at a time.
+    for ln in _DIAG.split("\n"):
+        key, title, unit, cls, scls, absent = ln.split(",")
+        yield sensor_config(node_id, key, unit, c, cls, None, title, absent, scls, True)
+    # Sent once per connect, retained: HA has it after its own restart too
+    # (the state message carries reset only once per boot).
+    yield _entity("sensor", node_id, "reset", "Last reset cause", c,
+                  ',"stat_t":"~/info","val_tpl":"%s","ent_cat":"diagnostic"' % _RESET)
 
 
 def switch_config(node_id, c):
     # -> (topic, payload) for the LED: commands on ~/led/set, state on ~/led/state.
-    return (topic("switch", node_id, "led", c),
-            _head(node_id, "led", c) +
-            ',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"}')
+    return _entity("switch", node_id, "led", "LED", c,
+                   ',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"')
 
 
-def configs(node_id, units, c, led=True, about=None):
+def configs(node_id, units, c, led=True, about=None, diag=False):
     # Every (topic, payload) the node announces, one at a time (a generator:
     # only one payload is in RAM). units: {quantity: unit}, e.g. sensors.units();
-    # about: {quantity: (device class, display precision)}, sensors.about().
+    # about: {quantity: (device class, display precision)}, sensors.about();
+    # diag: the node's diagnostics too (diag_configs).
     for q in sorted(units):  # one order on every boot and platform
         a = about.get(q, ()) if about else ()
         yield sensor_config(node_id, q, units[q], c, *a)
+    if diag:
+        yield from diag_configs(node_id, c)
     if led:
         yield switch_config(node_id, c)
 

@@ -25,22 +25,32 @@ class Ha:
 
     def __init__(self, cfg, node_id, units, log=print, sens=None):
         self.ha = cfg["homeassistant"]
-        self.sens = sens or ()  # their drivers tell the HA device classes
         http.setup(self, cfg, node_id, units, log, self.ha["url"])
+        # The HA device class of each quantity that has one: its driver's,
+        # else its unit's. Worked out once here, so that the loop keeps a
+        # few short strings and not the discovery module.
+        from upynode import discovery, release
+        from upynode.sensors import about
+        a = about(sens or ())
+        self.cls = {}
+        for q, u in self.units.items():
+            c = a.get(q, (None,))[0] or discovery.dev_class(q, u)
+            if c:
+                self.cls[q] = c
+        release("discovery")
         if self.ha["api_password"]:
             log("http: api_password ignored: HA removed x-ha-access in 2019; "
                 "set homeassistant.token to a long-lived token")
 
     def _one(self, q, v):
         u = self.units[q]
-        a = {"friendly_name": "%s %s" % (self.node_id, q), "state_class": "measurement"}
+        # The name as MQTT discovery has HA show it: "<node> Kitchen temperature"
+        a = {"friendly_name": "%s %s%s" % (self.node_id, q[0].upper(), q[1:].replace("_", " ")),
+             "state_class": "measurement"}
         if u and u != "raw":
             a["unit_of_measurement"] = u
-        from upynode.discovery import dev_class
-        from upynode.sensors import about
-        c = about(self.sens).get(q, (None,))[0] or dev_class(q, u)  # the driver's, else by unit
-        if c:
-            a["device_class"] = c
+        if q in self.cls:
+            a["device_class"] = self.cls[q]
         hd = {"Authorization": "Bearer " + self.ha["token"],
               "Content-Type": "application/json"}
         # HA keeps states as strings. bytes: Content-Length must count
@@ -50,18 +60,69 @@ class Ha:
                             self.h["timeout_s"], hd, body)[0]
 
 
+def _state(f):
+    # The top-level "state" of the JSON object read from f, scanned as it
+    # comes in 64-byte chunks: an entity's attributes may be many KB (a
+    # weather forecast), the node has ~30 KB. Only the chunk and one
+    # top-level string (cut at 260 bytes: HA's states are at most 255
+    # characters) are in RAM. -> the state, or None if it has none.
+    d = 0          # depth in {} and []
+    s = None       # the top-level string being read
+    esc = text = False
+    key = 0        # 1: the last top-level string was "state"; 2: and its ":" came
+    while True:
+        chunk = f.read(64)
+        if not chunk:
+            return None
+        for b in chunk:
+            if text:
+                if esc:
+                    esc = False
+                elif b == 92:  # backslash
+                    esc = True
+                elif b == 34:  # the closing quote
+                    text = False
+                    if s is not None:
+                        if key == 2:
+                            return json.loads(b'"' + s + b'"') if len(s) < 260 else None
+                        key = s == b"state"
+                        s = None
+                    continue
+                if s is not None and len(s) < 260:
+                    s.append(b)
+            elif b == 34:  # an opening quote
+                text = True
+                if d == 1:
+                    s = bytearray()
+            elif b in b" \t\r\n":
+                pass
+            elif key == 2:
+                return None  # not a string (HA's states are)
+            elif b == 58 and d == 1 and key:  # ":" after "state"
+                key = 2
+            else:
+                key = 0
+                if b in b"{[":
+                    d += 1
+                elif b in b"}]":
+                    d -= 1
+
+
 def state(cfg, entity_id, log=print):
-    # The state string of a Home Assistant entity, or None (logged).
+    # What a Home Assistant entity is now: its state string; "unknown" when
+    # HA answered without one (an error status, no state: logged); None
+    # only when HA could not be reached (logged).
     ha = cfg["homeassistant"]
     try:
-        st, body = http.request("GET", "%s/api/states/%s" % (ha["url"].rstrip("/"), entity_id),
-                                cfg["http"]["timeout_s"], {"Authorization": "Bearer " + ha["token"]}, limit=2048)
-        if st == 200:
-            return json.loads(body)["state"]
-        log("ha: %s: HTTP %d%s" % (entity_id, st, " (no such entity)" if st == 404 else
-                                   " (check homeassistant.token)" if st == 401 else ""))
+        st, v = http.request("GET", "%s/api/states/%s" % (ha["url"].rstrip("/"), entity_id),
+                             cfg["http"]["timeout_s"], {"Authorization": "Bearer " + ha["token"]}, read=_state)
     except MemoryError:
         raise
     except Exception as e:
         log("ha: %s: %s" % (entity_id, http.why(e)))
-    return None
+        return None
+    if v is not None:
+        return v
+    log("ha: %s: %s" % (entity_id, "HA's answer has no state" if st == 200 else "HTTP %d%s" % (
+        st, " (no such entity)" if st == 404 else " (check homeassistant.token)" if st == 401 else "")))
+    return "unknown"

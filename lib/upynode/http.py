@@ -10,17 +10,19 @@
 from upynode.sensors import num
 
 
-def request(method, url, t, headers, data=None, limit=0):
-    # -> (status, up to `limit` bytes of the body or None). Raises on
-    # network errors; the sockets are closed either way.
+def request(method, url, t, headers, data=None, read=None):
+    # -> (status, read(the response's socket) for a 200 answer, else None):
+    # read takes what it needs of the body as it comes, the body is never
+    # held whole. Raises on network errors; the sockets are closed either way.
     import urequests
     from upynode.sock import Net
     net = Net(t)
     real = urequests.usocket
     urequests.usocket = net  # every socket it makes is one of ours (upynode.sock)
     try:
-        r = urequests.request(method, url, data=data, headers=headers)
-        return r.status_code, (r.raw.read(limit) if limit else None)
+        # parse_headers=False: no dict of headers nobody reads
+        r = urequests.request(method, url, data=data, headers=headers, parse_headers=False)
+        return r.status_code, (read(r.raw) if read and r.status_code == 200 else None)
     finally:
         urequests.usocket = real
         net.close()

@@ -76,6 +76,8 @@ class Mqtt:
         cl.connect()
         self.pinged = False
         cl.publish(self.status_topic.encode(), b"online", True)
+        if self.discovery:
+            self._info()
         if self.sleepy:
             return  # a deep-sleep wake takes no commands: no subscriptions
         if self.led:
@@ -115,6 +117,17 @@ class Mqtt:
             else:
                 self.log("mqtt: led/set wants ON or OFF, not %r" % msg[:20])
 
+    def _info(self):
+        # What HA shows of the node beyond its readings, once per connect
+        # and retained (HA has it after its own restart too): the address
+        # (an attribute of the WiFi signal) and why it last started (an
+        # entity of its own: the state message carries reset only once).
+        import machine
+        import network
+        ip = network.WLAN(network.STA_IF).ifconfig()[0]
+        self.client.publish((self.base + "/info").encode(),
+                            ('{"ip":"%s","reset":%d}' % (ip, machine.reset_cause())).encode(), True)
+
     def _led_state(self):
         self.client.publish((self.base + "/led/state").encode(), b"ON" if self.led.value() else b"OFF", True)
 
@@ -126,7 +139,7 @@ class Mqtt:
         led = self.led is not None
         from upynode.sensors import about
         a = about(self.sens)
-        fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led, a))
+        fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led, a, True))
         try:
             with open(FP_FILE) as f:
                 old = f.read().split("\n")
@@ -135,7 +148,9 @@ class Mqtt:
         if fp == old[0] and not again:
             release("discovery")
             return
-        for topic, payload in D.configs(self.node_id, self.units, self.c, led, a):
+        n = 0
+        for topic, payload in D.configs(self.node_id, self.units, self.c, led, a, True):
+            n += 1
             # bytes: umqtt counts len() of a str, and "°C" is 2 bytes but 1
             # character, which would corrupt the stream.
             self.client.publish(topic.encode(), payload.encode(), True)
@@ -148,7 +163,7 @@ class Mqtt:
             self.client.publish(D.topic("switch", self.node_id, "led", self.c).encode(), b"", True)
         # whole or not at all: a torn file would announce again, or worse, not
         save(FP_FILE, fp + "\n" + ",".join(self.order) + ("\n+led" if led else ""))
-        self.log("mqtt: announced %d entities to Home Assistant" % (len(self.units) + led))
+        self.log("mqtt: announced %d entities to Home Assistant" % n)
         release("discovery")  # needed once per connect at most
 
     def poll(self):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from helpers import HOME_AP, node_config
+from helpers import HOME_AP, node_config, run_in_vm
 from upynode_vboard import brokers
 from upynode_vboard import homeassistant as hass
 
@@ -137,3 +137,26 @@ def ha_node(ha, ha_broker, make_vboard, request):
         vb.config = cfg  # to change and write_config() again
         return cfg["node_id"], vb
     return make
+
+
+@pytest.fixture
+def ha_vm(board_build, tmp_path):
+    """ha_vm(config dict, code) -> (results, log lines): code run in the
+    MicroPython VM on the built board's lib/, with CFG (the config, parsed
+    as the node parses it), out(x) for results and log(s) for log lines."""
+    from upynode import config
+
+    def run(user, code, timeout=60):
+        state = tmp_path / "vmstate"
+        state.mkdir(exist_ok=True)
+        cfg = config.parse(json.dumps(user))
+        src = ("import gc, json, time\n"
+               "def log(s):\n    print('LOG ' + s)\n"
+               "def out(x):\n    print('@' + json.dumps(x))\n"
+               "CFG = json.loads(%r)\n" % json.dumps(cfg)) + code
+        p = run_in_vm(src, state, path=[os.path.join(board_build, "lib")], cwd=tmp_path, timeout=timeout)
+        text = p.stdout.decode("utf-8", "replace")
+        assert p.returncode == 0, text + p.stderr.decode("utf-8", "replace")
+        return ([json.loads(ln[1:]) for ln in text.splitlines() if ln.startswith("@")],
+                [ln[4:] for ln in text.splitlines() if ln.startswith("LOG ")])
+    return run

@@ -24,11 +24,13 @@ ABBREVIATIONS = {
     "exp_aft": "expire_after", "pl_on": "payload_on", "pl_off": "payload_off",
     "stat_on": "state_on", "stat_off": "state_off", "dev": "device", "obj_id": "object_id",
     "ic": "icon", "frc_upd": "force_update", "json_attr_t": "json_attributes_topic",
-    "sug_dsp_prc": "suggested_display_precision",
+    "sug_dsp_prc": "suggested_display_precision", "o": "origin", "ent_cat": "entity_category",
+    "json_attr_tpl": "json_attributes_template",
 }
 DEVICE_ABBREVIATIONS = {"ids": "identifiers", "name": "name", "mf": "manufacturer",
                         "mdl": "model", "sw": "sw_version", "cns": "connections",
                         "cu": "configuration_url", "sa": "suggested_area"}
+ORIGIN_ABBREVIATIONS = {"name": "name", "sw": "sw_version", "url": "support_url"}
 # sensor DEVICE_CLASS_UNITS, for the classes a node can produce.
 DEVICE_CLASS_UNITS = {
     "temperature": {"°C", "°F", "K"},
@@ -65,6 +67,9 @@ def expand(payload):
     dev = out.get("device", {})
     assert not set(dev) - set(DEVICE_ABBREVIATIONS), dev
     out["device"] = {DEVICE_ABBREVIATIONS[k]: v for k, v in dev.items()}
+    o = out.get("origin", {})
+    assert not set(o) - set(ORIGIN_ABBREVIATIONS), o
+    out["origin"] = {ORIGIN_ABBREVIATIONS[k]: v for k, v in o.items()}
     base = out.pop("~", None)
     for k, v in list(out.items()):
         if k.endswith("_topic") and base is not None:
@@ -84,11 +89,17 @@ def check_common(topic, payload, component, node, obj):
     e = expand(payload)
     assert ID.fullmatch(e["unique_id"]) and e["unique_id"] == "%s_%s" % (node, obj)
     assert e["availability_topic"] == "home/%s/status" % node
-    assert (e["payload_available"], e["payload_not_available"]) == ("online", "offline")
+    # HA's defaults, what the node's will and birth say: not sent
+    assert e.get("payload_available", "online") == "online"
+    assert e.get("payload_not_available", "offline") == "offline"
     dev = e["device"]
     assert dev["identifiers"] == [node] and dev["name"] == node
     assert dev["model"] == "ESP8266" and dev["manufacturer"] == "upynode"
     assert dev["sw_version"] == discovery.VERSION
+    # who announced it (HA's origin info); no configuration_url: the node
+    # serves no page a browser can open
+    assert e["origin"] == {"name": "upynode", "sw_version": discovery.VERSION}
+    assert "configuration_url" not in dev
     return e
 
 
@@ -180,6 +191,11 @@ def test_configs_covers_every_quantity_and_the_led_once():
     assert {t.split("/")[3] for t in topics} == set(units) | {"led"}
     assert len(list(discovery.configs("n1", units, mqtt(), led=False))) == 4
     assert len({json.loads(p)["uniq_id"] for _, p in pairs}) == 5
+    # with the node's diagnostics (what the node announces)
+    pairs = list(discovery.configs("n1", units, mqtt(), diag=True))
+    topics = [t for t, _ in pairs]
+    assert len(set(topics)) == len(topics) == 10
+    assert len({json.loads(p)["uniq_id"] for _, p in pairs}) == 10
 
 
 def test_fingerprint_tracks_what_was_announced():
@@ -242,3 +258,61 @@ def test_without_the_drivers_word_payloads_are_as_before():
     (_, p), = discovery.configs("n1", {"temperature": "°C"}, mqtt(), False)
     e = expand(p)
     assert e["device_class"] == "temperature" and "suggested_display_precision" not in e
+
+
+@pytest.mark.parametrize("quantity, shown", [
+    ("temperature", "Temperature"), ("kitchen_temperature", "Kitchen temperature"),
+    ("light_raw", "Light raw"), ("b_vbat", "B vbat"), ("co2-ppm", "Co2-ppm")])
+def test_names_are_readable_and_leave_the_device_name_to_home_assistant(quantity, shown):
+    # HA (2023.8 on) names an MQTT entity with a device "<device name>
+    # <entity name>"; the entity names itself, sentence case, no node id.
+    e = expand(discovery.sensor_config("n1", quantity, "°C", mqtt())[1])
+    assert e["name"] == shown
+    assert expand(discovery.switch_config("n1", mqtt())[1])["name"] == "LED"
+
+
+def diagnostics(**over):
+    return {t.split("/")[3]: expand(p) for t, p in discovery.diag_configs("attic-1", mqtt(**over))}
+
+
+def test_diagnostics_come_from_the_state_message_and_info():
+    d = diagnostics()
+    assert list(d) == ["rssi", "heap", "up", "q", "reset"]
+    for obj, e in d.items():
+        check_common("homeassistant/sensor/attic-1/%s/config" % obj,
+                     dict(discovery.diag_configs("attic-1", mqtt()))["homeassistant/sensor/attic-1/%s/config" % obj],
+                     "sensor", "attic-1", obj)
+        assert e["entity_category"] == "diagnostic"
+    got = {k: (e["name"], e.get("unit_of_measurement"), e.get("device_class"), e.get("state_class"),
+               e["state_topic"], e["value_template"]) for k, e in d.items()}
+    assert got["rssi"] == ("WiFi signal", "dBm", "signal_strength", "measurement", "home/attic-1/state",
+                           "{{value_json.get('rssi','None')}}")
+    assert got["heap"] == ("Free memory", "B", "data_size", "measurement", "home/attic-1/state",
+                           "{{value_json.get('heap','None')}}")
+    assert got["up"] == ("Uptime", "s", "duration", "total_increasing", "home/attic-1/state",
+                         "{{value_json.get('up','None')}}")
+    assert got["q"] == ("Queued readings", None, None, "measurement", "home/attic-1/state",
+                        "{{value_json.get('q',0)}}")  # absent: nothing queued
+    # reset is in one state message per boot: HA reads it from the retained
+    # info message, which survives HA's restart
+    assert got["reset"][:5] == ("Last reset cause", None, None, None, "home/attic-1/info")
+    # the node's address: an attribute of its WiFi signal
+    assert d["rssi"]["json_attributes_topic"] == "home/attic-1/info"
+    for k, e in d.items():
+        cls = e.get("device_class")
+        assert cls is None or e["unit_of_measurement"] in DEVICE_CLASS_UNITS_DIAG[cls], (k, e)
+
+
+DEVICE_CLASS_UNITS_DIAG = {"signal_strength": {"dB", "dBm"}, "duration": {"d", "h", "min", "s", "ms"},
+                           "data_size": {"B", "kB", "KiB", "MB", "MiB"}}
+
+
+def test_diagnostics_expire_with_the_readings_but_not_the_reset_cause():
+    d = diagnostics(expire_after=600)
+    assert {k for k, e in d.items() if e.get("expire_after") == 600} == {"rssi", "heap", "up", "q"}
+
+
+def test_the_adcs_raw_counts_are_a_diagnostic():
+    e = expand(discovery.sensor_config("n1", "light_raw", "raw", mqtt())[1])
+    assert e["entity_category"] == "diagnostic"
+    assert "entity_category" not in expand(discovery.sensor_config("n1", "light", "%", mqtt())[1])

@@ -13,6 +13,7 @@ from upynode_vboard.services import free_port
 NODE = NODE_ID
 BASE = "home/" + NODE
 DISCOVERY = "homeassistant/sensor/%s/" % NODE
+DIAGNOSTICS = ("rssi", "heap", "up", "q", "reset")  # the node's own, announced with its sensors
 
 
 @pytest.fixture
@@ -37,7 +38,8 @@ def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_
         with vb:
             w.wait(lambda m: any(t == BASE + "/state" for t, _, _ in m))
         first = config_msgs(w)
-        assert sorted(t for t, _, _ in first) == [DISCOVERY + q + "/config" for q in ("light", "light_raw", "temperature")]
+        assert sorted(t for t, _, _ in first) == [DISCOVERY + q + "/config" for q in sorted(
+            ("light", "light_raw", "temperature") + DIAGNOSTICS)]
         temp = json.loads([p for t, p, _ in first if t.endswith("/temperature/config")][0])
         assert temp["uniq_id"] == NODE + "_temperature" and temp["dev_cla"] == "temperature"
         assert temp["unit_of_meas"] == "°C" and temp["val_tpl"] == "{{value_json.get('temperature','None')}}"
@@ -45,6 +47,8 @@ def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_
         light = json.loads([p for t, p, _ in first if t.endswith("/light/config")][0])
         assert light["sug_dsp_prc"] == 1 and "dev_cla" not in light  # light in %: no HA class fits
         assert temp["~"] == BASE and temp["stat_t"] == "~/state" and temp["avty_t"] == "~/status"
+        # the node's info, retained once per connect: its address and why it started
+        assert [json.loads(p) for p, _ in w.on(BASE + "/info")] == [{"ip": "127.0.0.1", "reset": 0}]
         n = len(w.on(BASE + "/state"))
 
         vb.start()  # the second wake: same config, same entities
@@ -54,10 +58,11 @@ def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_
     finally:
         w.close()
     # A Home Assistant that starts later still finds them: they are retained.
-    late = Watch(broker.port, (DISCOVERY + "+/config",))
+    late = Watch(broker.port, (DISCOVERY + "+/config", BASE + "/info"))
     try:
-        got = late.wait(lambda m: len(m) >= 3, timeout=10)
+        got = late.wait(lambda m: len(m) >= 4 + len(DIAGNOSTICS), timeout=10)
         assert all(r for _, _, r in got)
+        assert [json.loads(p) for p, _ in late.on(BASE + "/info")] == [{"ip": "127.0.0.1", "reset": 0}]
     finally:
         late.close()
 
@@ -67,10 +72,11 @@ def test_home_assistant_restart_gets_a_new_announcement(broker, make_vboard):
     try:
         vb = make_vboard(node_config(broker.port, sensors=[{"type": "mcp9808"}]), aps=HOME_AP)
         with vb:
-            w.wait(lambda m: len(config_msgs(w)) == 1 and len(states(w)) >= 1)
+            n = 1 + len(DIAGNOSTICS)  # the MCP9808's temperature and the diagnostics
+            w.wait(lambda m: len(config_msgs(w)) == n and len(states(w)) >= 1)
             w.publish("homeassistant/status", "online")
-            w.wait(lambda m: len(config_msgs(w)) == 2, timeout=10)
-            vb.wait_for("announced 1 entities")
+            w.wait(lambda m: len(config_msgs(w)) == 2 * n, timeout=10)
+            vb.wait_for("announced %d entities" % n)
     finally:
         w.close()
 
@@ -154,35 +160,3 @@ def test_raw_format_keeps_the_tutorials_topics(broker, make_vboard):
         assert not config_msgs(w)  # raw format: no discovery
     finally:
         w.close()
-
-
-def test_http_to_home_assistant_and_an_led_that_follows_an_entity(make_vboard):
-    # The node's whole loop over HTTP: readings POSTed with the token, and
-    # the LED following sensor.kitchen_temperature >= 20 (the seed tutorial).
-    from upynode_vboard.ha_standin import HaStandin
-    with HaStandin("tok-123") as ha:
-        ha.set_state("sensor.kitchen_temperature", "18.5")
-        cfg = node_config(0, transports=["http"], sensors=[{"type": "mcp9808"}],
-                          homeassistant={"url": ha.url, "token": "tok-123"},
-                          led={"mode": "ha_state", "entity_id": "sensor.kitchen_temperature", "threshold": 20})
-        del cfg["mqtt"]
-        vb = make_vboard(cfg, aps=HOME_AP, temperature=22.75)
-        with vb:
-            vb.wait_for(r"^1\.1: .*ha sent")
-            entity = "sensor.%s_temperature" % NODE
-            deadline = time.monotonic() + 10
-            while entity not in ha.states and time.monotonic() < deadline:
-                time.sleep(0.1)
-            st = ha.states[entity]
-            assert st["state"] == "22.75"
-            assert st["attributes"]["unit_of_measurement"] == "°C"
-            assert st["attributes"]["device_class"] == "temperature"
-            assert vb.state("gpio2") == 1  # 18.5 < 20: off
-            ha.set_state("sensor.kitchen_temperature", "21")
-            start = len(vb.lines)
-            vb.wait_for(r"^\d+\.\d+: .*ha sent", start=start)
-            vb.wait_for(r"^\d+\.\d+: .*ha sent", start=len(vb.lines))
-            assert vb.state("gpio2") == 0  # 21 >= 20: on (active-low)
-            ha.set_state("sensor.kitchen_temperature", "unavailable")
-            vb.wait_for("sensor.kitchen_temperature is unavailable: keeping the LED on", start=start)
-            assert vb.state("gpio2") == 0

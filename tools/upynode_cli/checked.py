@@ -38,8 +38,16 @@ def package_files(pkg_dir):
     return out
 
 
-def entry(config_bytes, pkg_dir):
+def entry(config_bytes, pkg):
     """The text of config.ok for this config.json on a board whose firmware
-    package is pkg_dir; raises the firmware's ConfigError as the node would."""
+    package is pkg (its lib/upynode folder, or {name: bytes} of it); raises
+    the firmware's ConfigError as the node would."""
     checked = firmware_config().parse(config_bytes)
-    return key(config_bytes, package_files(pkg_dir)) + "\n" + json.dumps(checked)
+    files = pkg if isinstance(pkg, dict) else package_files(pkg)
+    return key(config_bytes, files) + "\n" + json.dumps(checked)
+
+
+def package_of(device_files):
+    """{name: bytes} of lib/upynode from {device path: bytes}."""
+    pre = "lib/upynode/"
+    return {p[len(pre):]: d for p, d in device_files.items() if p.startswith(pre) and "/" not in p[len(pre):]}

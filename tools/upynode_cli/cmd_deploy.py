@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import CliError, firmware_config, say
+from . import CliError, firmware_config, romfs, say
 from .build import fetch_and_build
 from .project import CONFIG as CONFIG_FILE
 from .transport import HASH_FN, add_board_arguments, connect, reset, safe_write
@@ -44,6 +44,16 @@ for _p in {paths!r}:
 """
 
 
+RMDIRS = """\
+import os
+for _d in {dirs!r}:
+    try:
+        os.rmdir(_d)
+    except OSError:
+        pass
+"""
+
+
 def add_arguments(p):
     add_board_arguments(p)
     p.add_argument("--source", action="store_true",
@@ -53,6 +63,10 @@ def add_arguments(p):
     p.add_argument("--reset", action="store_true", help="reset the board afterwards")
     p.add_argument("--build-dir", metavar="DIR",
                    help="deploy this already built board folder instead of building")
+    p.add_argument("--romfs", action="store_true",
+                   help="put lib/ in the board's ROMFS partition, where its code runs from flash "
+                        "and costs no heap (firmware variant ESP8266_GENERIC FLASH_2M_ROMFS, "
+                        "MicroPython >= 1.25; other boards get the .mpy files)")
 
 
 def local_files(root):
@@ -124,7 +138,34 @@ def progress_printer(i, n, path):
     return show
 
 
+def rom_plan(board, files):
+    """For --romfs: (image, partition size), or None (with the reason on
+    stderr) when the board's firmware has no ROMFS partition. An image too
+    big for the partition is an error before anything on the board changed."""
+    size = romfs.partition_size(board)
+    if size is None:
+        say("upynode deploy: " + romfs.NO_ROMFS)
+        return None
+    image = romfs.build_image(files)
+    if len(image) > size:
+        raise CliError("the ROMFS image (%d B) is bigger than the board's ROMFS partition (%d B): "
+                       "nothing was changed; deploy without --romfs" % (len(image), size))
+    return image, size
+
+
+def retire_rom(board):
+    """A file deploy onto a board whose ROMFS holds the firmware: /rom/lib
+    comes before /lib on sys.path, so the old image would still run.
+    Write an empty image over it."""
+    if romfs.partition_size(board) is None or not romfs.on_board(board):
+        return False
+    romfs.write_image(board, romfs.empty_image())
+    return True
+
+
 def run(args):
+    if args.romfs and args.source:
+        raise CliError("--romfs runs .mpy files from flash: leave out --source")
     cfg_data = None
     if args.config:
         try:
@@ -154,8 +195,22 @@ def run(args):
     with connect(args) as board:
         if any(p.endswith(".mpy") for p in files):
             check_mpy(board, files)
-        stale = sorted({c for c in map(counterpart, files) if c and c not in files})
+        rom = rom_plan(board, files) if args.romfs else None
+        in_rom = []
+        if rom:
+            # lib/ goes into the image; on the filesystem, its modules (and
+            # their other kind) are stale: a /lib copy would mix with them
+            in_rom = sorted(p for p in files if p.startswith(romfs.PREFIX))
+            files = {p: d for p, d in files.items() if p not in in_rom}
+            stale = sorted(set(in_rom) | {counterpart(p) for p in in_rom})
+        else:
+            stale = sorted({c for c in map(counterpart, files) if c and c not in files})
         remote = board_hashes(board, sorted(files) + stale)
+        if rom:
+            image, size = rom
+            say("  ROMFS image: %d modules, %d B of its %d B partition" % (len(in_rom), len(image), size))
+            romfs.write_image(board, image)
+            say("  ROMFS image written")
         todo = [p for p in sorted(files)
                 if remote.get(p) != hashlib.sha256(files[p]).hexdigest()]
         dirs = sorted({"/".join(p.split("/")[:k]) for p in todo
@@ -173,12 +228,20 @@ def run(args):
             board.exec(REMOVE.format(paths=gone))
             for p in gone:
                 say("  removed stale %s" % p)
-        say("upynode: %d sent (%d B), %d unchanged, %d removed, %.1f s"
-            % (len(todo), sent, len(files) - len(todo), len(gone), time.monotonic() - t0))
+        if rom:
+            # the folders the image replaces, if nothing else is in them
+            board.exec(RMDIRS.format(dirs=sorted({p.rsplit("/", 1)[0] for p in in_rom},
+                                                 key=lambda d: -d.count("/"))))
+        elif retire_rom(board):
+            say("  ROMFS image emptied: its modules would have run instead of these files")
+        say("upynode: %d sent (%d B), %d unchanged, %d removed, %.1f s%s"
+            % (len(todo), sent, len(files) - len(todo), len(gone), time.monotonic() - t0,
+               ", lib/ in ROMFS (%d B)" % len(rom[0]) if rom else ""))
         if args.reset:
             reset(board)
             say("upynode: board reset")
         else:
-            say("upynode: the board is at its REPL (its main loop was stopped); reset it, or use --reset")
+            say("upynode: the board is at its REPL (its main loop was stopped); reset it, or use --reset"
+                + (" (the new ROMFS image is mounted at the next reset)" if rom else ""))
     return 0
 

@@ -9,7 +9,7 @@
 - services: free ports, waiting for a listener, stopping child processes
 - brokers, mqttwatch: a real MQTT broker and a subscriber that counts
 - receiver_process: the reference receiver as a process
-- ha_standin: Home Assistant's REST API, as much as the node uses
+- homeassistant: a real Home Assistant (2024.3.3) for tests/ha, installed under build/
 - sim (`upynode-sim`, make sim) and bench (`upynode-bench`, make bench)
 """
 import os

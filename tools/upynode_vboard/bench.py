@@ -159,7 +159,8 @@ class Boards:
     def make(self, kind, how, cfg_or_port, dest):
         """A fresh board in dest: the node with its config, or the tutorial
         (boot.py, main.py, umqtt.simple) publishing to the port given."""
-        src = self.node[how]
+        rom = how == "rom"  # the .mpy build, its lib/ in the ROMFS partition
+        src = self.node["mpy" if rom else how]
         if kind == "tutorial":
             os.makedirs(os.path.join(dest, "lib"))
             shutil.copytree(os.path.join(src, "lib", "umqtt"), os.path.join(dest, "lib", "umqtt"))
@@ -175,7 +176,22 @@ class Boards:
                 json.dump(cfg_or_port, f)
             with open(os.path.join(dest, "config.ok"), "w") as f:  # as `upynode deploy --config` leaves it
                 f.write(heap32.checked_entry(dest, cfg_or_port))
+        if rom:
+            rom_board(dest, dest + ".state")
         return dest
+
+
+def rom_board(board, state):
+    """Move the board's lib/ into the ROMFS partition of its state folder,
+    as `upynode deploy --romfs` lays it out (runner: ROMFS_KB); the
+    image's size in bytes."""
+    from upynode_cli.cmd_deploy import local_files
+    from upynode_cli.romfs import build_image
+
+    image = build_image(local_files(board))
+    runner.write_romfs(state, image)
+    shutil.rmtree(os.path.join(board, "lib"))
+    return len(image)
 
 
 def deployed_size(board):
@@ -321,9 +337,12 @@ class VM:
         self.board = board
         self.state = board + ".state"
         os.makedirs(self.state, exist_ok=True)
+        world = {"aps": {SSID: {"password": WIFI_PASSWORD}}}
+        if os.path.exists(os.path.join(self.state, runner.ROMFS_FILE)):  # Boards.make(how="rom")
+            world["romfs_kb"] = runner.ROMFS_KB
         with open(os.path.join(self.state, "world.json"), "w") as f:
-            json.dump({"aps": {SSID: {"password": WIFI_PASSWORD}}}, f)
-        argv, env = runner.vm_argv(board, heap, self.state, boot=False)
+            json.dump(world, f)
+        argv, env = runner.vm_argv(board, heap, self.state, boot=False, rom_stand_in=False)
         if not real_clock:
             env["MICROPYPATH"] = boards.shim + os.pathsep + env["MICROPYPATH"]
         names = ("boot.py", "main.py")
@@ -332,7 +351,8 @@ class VM:
                 f.write(pre)
             names = ("boot.py", "_bench.py", "main.py")
         code = VM_STAGES % stages if stages else "import _vboot; _vboot.run(%r)" % (names,)
-        self.argv = argv + ["-c", code]
+        # a ROMFS board mounts its image first, before any baseline is taken
+        self.argv = argv + ["-c", runner.rom_boot_code(self.state) + code]
         self.env = env
         self.max_boots = max_boots
         self.on_boot_end = on_boot_end
@@ -510,6 +530,30 @@ class Bench:
                 lo = mid
         return hi
 
+    def min_heap_rom(self, kind, mpy_kb):
+        """Row 2 with lib/ in ROMFS: the heap the runner gives the board
+        besides the image (runner.romfs_heap_kb: the image and the stand-in
+        for the chip's vfs.rom_ioctl, which the chip keeps in flash). It
+        needs no more than the .mpy board, give or take fragmentation:
+        searched below that first."""
+        hi = (mpy_kb or 252) + 4
+        if hi < 256 and self.delivers(kind, "rom", hi, self.cycles):
+            return self.min_heap(kind, "rom", lo=8, hi=hi)
+        return self.min_heap(kind, "rom")
+
+    def rom_image(self, kind):
+        """The ROMFS image's size and what the runner adds to the heap for it."""
+        self.runs += 1
+        board = os.path.join(self.tmp, "run%d" % self.runs)
+        self.boards.make(kind, "rom", (1883, ()) if kind == "tutorial" else node_config(kind, 1883, "http://127.0.0.1:1"),
+                         board)
+        state = board + ".state"
+        n = runner.romfs_image_len(state)
+        added = runner.romfs_heap_kb(state)
+        shutil.rmtree(board, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+        return {"image_bytes": n, "heap_added_kb": added}
+
     def drift_and_wire(self, kind, heap="256K"):
         """Rows 3 and 4: heap in use at the marks; bytes per cycle."""
         vm, mp, hp = self._start(kind, "mpy", heap, self.marks)
@@ -685,8 +729,8 @@ class StagePeaks:
     about its ratio). The search assumes that a bigger heap never fails
     where a smaller one ran: fragmentation can make that untrue by a KB."""
 
-    def __init__(self, bench, kind, step):
-        self.b, self.kind, self.step = bench, kind, step
+    def __init__(self, bench, kind, step, how="mpy"):
+        self.b, self.kind, self.step, self.how = bench, kind, step, how
         self.cache = {}
         url = "http://127.0.0.1:%d" % bench.sinks.rx_port if kind == "full" else ""
         self.cfg = None if kind == "tutorial" else node_config(kind, bench.sinks.broker.port, url)
@@ -700,11 +744,14 @@ class StagePeaks:
         b = self.b
         b.runs += 1
         dest = os.path.join(b.tmp, "run%d" % b.runs)
-        b.boards.make(self.kind, "mpy", (b.sinks.broker.port, ()) if self.kind == "tutorial" else self.cfg, dest)
+        b.boards.make(self.kind, self.how, (b.sinks.broker.port, ()) if self.kind == "tutorial" else self.cfg, dest)
         for i, (_, code) in enumerate(self.vm_stages):
             with open(os.path.join(dest, "_stage%d.py" % i), "w") as f:
                 f.write(code)
-        vm = VM(b.boards, dest, str(heap), stages=len(self.vm_stages))
+        # heap is the VM's whole heap: on a ROMFS board the runner adds the
+        # image's share to what it is given, so it is given that much less
+        added = runner.romfs_heap_kb(dest + ".state") * 1024 if self.how == "rom" else 0
+        vm = VM(b.boards, dest, str(heap - added), stages=len(self.vm_stages))
         vm.wait(lambda lines: None, 60)
         out = []
         qstr = 0
@@ -728,6 +775,14 @@ class StagePeaks:
         """{"stages": [{"name", "kept32", "kept64", "qstr32", "qstr64",
         "peak64", "peak32", "error"}], "stand_ins32", "floor64", "ratio_64_32"}"""
         k32 = heap32.measure(port, files, self.wasm_stages)
+        return self.measure_vm(k32, hi)
+
+    def measure_vm(self, k32, hi=256 * 1024):
+        """The 64-bit figures, beside k32 (heap32.measure's, or None). On a
+        ROMFS board the image is mounted before the VM's first stage, so
+        the floor it is counted from holds it: the figures exclude it."""
+        if k32 is None:
+            k32 = [{"kept": None, "qstr": None, "error": None, "stand_ins": None}] * len(self.vm_stages)
         big = self.vm_run(hi)
         base64, qbase64 = big[0] if big else (None, None)
         # the fakes the program imported by its last stage count from the
@@ -788,6 +843,34 @@ def heap32_rows(bench, quick=False):
     return out
 
 
+def rom_rows(bench, h, quick=False):
+    """Row 1 with lib/ in ROMFS, for each program. MicroPython's WebAssembly
+    port (1.27.0, the pyscript build) has no vfs.VfsRom: the 64-bit VM
+    measures each stage with the image mounted (before its floor: the image
+    is not counted), and the 32-bit figure is the .mpy one (h) less what
+    ROMFS saves in 64 bits, scaled as the peaks are: the interned strings
+    1:1, the rest by the program's 64/32-bit ratio (bytecode is the same
+    bytes in both ports and pointers halve: the ratio lies between)."""
+    out = {}
+    for kind in CONFIGS:
+        sp = StagePeaks(bench, kind, 2048 if quick else 512, how="rom")
+        r = sp.measure_vm(None)
+        mpy = {st["name"]: st for st in h[kind]["stages"]}
+        ratio_ = h[kind].get("ratio_64_32")
+        for st in r["stages"]:
+            m = mpy.get(st["name"])
+            for k64, k32, kq in (("kept64", "kept32", "qstr64"), ("peak64", "peak32", "qstr64")):
+                st[k32] = None
+                if m and ratio_ and None not in (st[k64], m[k64], m[k32], st[kq], m[kq]):
+                    dq = m[kq] - st[kq]
+                    st[k32] = int(m[k32] - ((m[k64] - st[k64]) - dq) / ratio_ - dq)
+        r["ratio_64_32"] = ratio_
+        r["measured"] = ("64-bit VM, image mounted before the floor; 32-bit estimated from the .mpy "
+                         "figures (the WebAssembly port has no vfs.VfsRom)")
+        out[kind] = r
+    return out
+
+
 def stage_figures(h):
     """The four figures of row 1 from the stages."""
     st = {s["name"]: s for s in h["stages"]}
@@ -797,7 +880,7 @@ def stage_figures(h):
         return st[name][key] if name in st else None
     return {"boot_peak": get("boot", "peak32"), "loop_resident": get("cycle 3", "kept32"),
             "announce_peak": get("announce", "peak32"),
-            "cycle_peak": max(peaks) if peaks else None}
+            "cycle_peak": max(peaks) if peaks else None, "loop_resident64": get("cycle 3", "kept64")}
 
 
 # -- calibration -------------------------------------------------------------------
@@ -951,9 +1034,18 @@ def table(res):
     for k, label in (("boot_peak", "boot peak (est.)"), ("loop_resident", "loop resident"),
                      ("announce_peak", "announce peak (est.)"), ("cycle_peak", "cycle peak (est.)")):
         row("   " + label, g("heap32", k))
+    rows.append(("   with lib/ in ROMFS (est.: the 64-bit saving scaled)", None, None))
+    for k, label in (("boot_peak", "boot peak (est.)"), ("loop_resident", "loop resident (est.)"),
+                     ("announce_peak", "announce peak (est.)"), ("cycle_peak", "cycle peak (est.)")):
+        row("   " + label, g("heap32_rom", k))
+    rows.append(("   64-bit VM, loop resident (measured)", None, None))
+    row("   .mpy files", g("heap32", "loop_resident64"))
+    row("   ROMFS, image not counted", g("heap32_rom", "loop_resident64"))
     rows.append(("2. min -X heapsize, 64-bit VM, %d cycles" % res["cycles"], None, None))
     row("   as deployed (.mpy)", g("min_heap_kb", "mpy"), "K")
     row("   from source (.py)", g("min_heap_kb", "py"), "K")
+    row("   ROMFS (heap besides the image)", g("min_heap_kb", "rom"), "K")
+    row("   ROMFS image, bytes", g("rom", "image_bytes"))
     rows.append(("3. heap in use (gc.mem_alloc), 64-bit VM", None, None))
     for m in res["marks"]:
         row("   at cycle %d" % m, g("drift", str(m)))
@@ -1005,6 +1097,11 @@ def run(quick=False, out_path=None, log=print, rev="HEAD"):
         took("row 1")
         for k in CONFIGS:
             res["configs"][k]["heap32"] = dict(stage_figures(h[k]), **h[k])
+        log("bench: row 1 with ROMFS (64-bit VM; 32-bit estimated)")
+        hr = rom_rows(b, h, quick)
+        for k in CONFIGS:
+            res["configs"][k]["heap32_rom"] = dict(stage_figures(hr[k]), **hr[k])
+        took("row 1, ROMFS")
         for k in CONFIGS:
             c = res["configs"][k]
             log("bench: %s: rows 2-6" % k)
@@ -1012,6 +1109,8 @@ def run(quick=False, out_path=None, log=print, rev="HEAD"):
             peaks = [st["peak64"] for st in c["heap32"]["stages"] if st["peak64"]]
             guess = (c["heap32"]["floor64"] + max(peaks)) // 1024 if peaks and c["heap32"]["floor64"] else None
             c["min_heap_kb"] = {how: b.min_heap(k, how, guess if how == "mpy" else None) for how in hows}
+            c["min_heap_kb"]["rom"] = b.min_heap_rom(k, c["min_heap_kb"]["mpy"])
+            c["rom"] = b.rom_image(k)
             took(k + " row 2")
             d = b.drift_and_wire(k)
             took(k + " rows 3-4")

@@ -303,12 +303,16 @@ class HomeAssistant:
     # REST (developers.home-assistant.io/docs/api/rest)
     def api(self, method, path, body=None, token=None):
         """JSON of a REST call; HTTPError for anything but 2xx."""
+        return json.loads(self.api_text(method, path, body, token) or "null")
+
+    def api_text(self, method, path, body=None, token=None):
+        """The body of a REST call as text (POST /api/template answers text)."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method, headers={
             "Authorization": "Bearer " + (self.token if token is None else token),
             "Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read() or b"null")
+            return r.read().decode()
 
     def state(self, entity_id):
         """The state object, or None when HA has no such entity."""

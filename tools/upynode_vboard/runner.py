@@ -71,6 +71,37 @@ WEBREPL_HEAP_KB = 12
 WEBREPL_HEAPSIZE = "%dK" % (int(HEAPSIZE[:-1]) + WEBREPL_HEAP_KB)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
+# ROMFS: a board whose world has "romfs_kb" runs the ESP8266_GENERIC
+# variant FLASH_2M_ROMFS (MicroPython >= 1.25), whose ROMFS partition is
+# 320 KB (ports/esp8266/boards/esp8266_2MiB_ROMFS.ld); its flash is the file
+# ROMFS_FILE in the state folder. At start-up the chip mounts the image at
+# /rom and puts "/rom" and "/rom/lib" on sys.path after ".frozen" and before
+# "/lib"; it maps that flash into its address space and runs the .mpy files
+# in it in place: the image costs its heap nothing. The unix port has no such
+# flash (and no ffi to map a file), so the boot (rom_boot_code()) reads the
+# image into the GC heap, first thing, in one block (a bytearray that the
+# VfsRom object keeps), and the VM's heap is raised by what that costs
+# (romfs_heap_kb()): the image's n bytes plus ROMFS_BOOT_BYTES, rounded up
+# to 1 KB. Measured with gc.collect(); gc.mem_alloc() at -X heapsize=106K on
+# the fakes' path, for the node's 47,130-byte image (2026-11-25): 896 B
+# before, 48,576 after: n + 550 B (the bytearray's object and 32-byte GC
+# block rounding, the VfsRom, its mount entry, sys.path's growth);
+# ROMFS_BOOT_BYTES allows for the rounding of any n (+ 26 B).
+# The mount code uses only names the unix port interns already ("/rom/lib"
+# is built at run time): an interned name more (the chip has /rom and
+# /rom/lib in its firmware) moves the point where the interned-name table
+# doubles into one contiguous block, and 16 more names (the stand-in below,
+# at first used on every board) made the node fail that doubling at boot in
+# heaps where it boots with .mpy files: a fault of the VM, not of the chip.
+# A board that can be deployed to (vserial, or one serving WebREPL) also
+# gets the stand-in for the chip's C `vfs.rom_ioctl` (fakehw/_vrom.py), and
+# its heap is raised by ROMFS_STAND_IN_BYTES more (measured as above: the
+# same image booted through it: 50,432 B, 1,856 more).
+ROMFS_KB = 320
+ROMFS_FILE = "romfs.bin"
+ROMFS_BOOT_BYTES = 576
+ROMFS_STAND_IN_BYTES = 1856
+
 
 def compiled_fakes():
     """The fakes precompiled, so that compiling them does not eat the heap
@@ -106,9 +137,12 @@ def clock_dir():
     return os.path.join(compiled_fakes(), "clock")
 
 
-def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True):
+def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True, rom_stand_in=None):
     """(argv, env) to boot the VM on board_dir (boot.py, then main.py), or
-    with boot=False to start its REPL; cwd must be board_dir."""
+    with boot=False to start its REPL; cwd must be board_dir. On a ROMFS
+    board the heap is raised for the image, and for the stand-in for
+    vfs.rom_ioctl if rom_stand_in (default: at the REPL (vserial), or when
+    the board serves WebREPL: boards that can be deployed to)."""
     board_dir = os.path.abspath(board_dir)
     env = dict(os.environ)
     # As on the chip: '' (the board folder is "/" and the cwd), '.frozen'
@@ -119,9 +153,57 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True):
     fakes = [compiled_fakes()] + ([clock_dir()] if chip_clock else [])
     if chip_clock and heapsize.endswith("K"):
         heapsize = "%dK" % (int(heapsize[:-1]) + CLOCK_HEAP_KB)
+    if romfs_kb(env["UPYNODE_VBOARD"]):
+        if rom_stand_in is None:
+            rom_stand_in = not boot or serves_webrepl(env["UPYNODE_VBOARD"])
+        kb = romfs_heap_kb(env["UPYNODE_VBOARD"], rom_stand_in)
+        if heapsize.endswith("K"):
+            heapsize = "%dK" % (int(heapsize[:-1]) + kb)
+        elif heapsize.isdigit():  # bytes (the bench's searches)
+            heapsize = str(int(heapsize) + kb * 1024)
     env["MICROPYPATH"] = os.pathsep.join(["", ".frozen"] + fakes + [os.path.join(board_dir, "lib")])
     argv = [micropython(), "-X", "heapsize=" + heapsize]
     return argv + (["-c", boot_line(env["UPYNODE_VBOARD"])] if boot else []), env
+
+
+def romfs_kb(state_dir):
+    """The ROMFS partition's size in KB if the world gives the board one
+    (world key "romfs_kb"), else 0: a firmware without ROMFS."""
+    try:
+        with open(os.path.join(state_dir, "world.json")) as f:
+            return int(json.load(f).get("romfs_kb") or 0)
+    except (OSError, ValueError, TypeError):
+        return 0
+
+
+def romfs_image_len(state_dir):
+    """The length of the ROMFS image at the start of the board's partition
+    (0: none, or an erased or broken one)."""
+    from upynode_cli.romfs import image_length
+
+    try:
+        with open(os.path.join(state_dir, ROMFS_FILE), "rb") as f:
+            head = f.read(16)
+            n = image_length(head)
+            f.seek(0, os.SEEK_END)
+            return n if 0 < n <= f.tell() else 0
+    except OSError:
+        return 0
+
+
+def romfs_heap_kb(state_dir, stand_in=False):
+    """What a ROMFS board's VM heap is raised by, in KB: see ROMFS_KB."""
+    n = romfs_image_len(state_dir) + ROMFS_BOOT_BYTES + (ROMFS_STAND_IN_BYTES if stand_in else 0)
+    return (n + 1023) // 1024
+
+
+def write_romfs(state_dir, image):
+    """Write image into the board's ROMFS partition, as `romfs deploy` would."""
+    os.makedirs(state_dir, exist_ok=True)
+    path = os.path.join(state_dir, ROMFS_FILE)
+    with open(path + ".tmp", "wb") as f:
+        f.write(image)
+    os.replace(path + ".tmp", path)
 
 
 def world_says(state_dir, key):
@@ -138,14 +220,31 @@ def serves_webrepl(state_dir):
     return world_says(state_dir, "webrepl_port")
 
 
+def rom_boot_code(state_dir, stand_in=False):
+    """What a ROMFS board runs first thing (see ROMFS_KB): mount the image
+    at /rom, and with stand_in, stand in for `vfs` (rom_ioctl); "" for a
+    board without ROMFS. No interned name that the chip does not have."""
+    kb = romfs_kb(state_dir)
+    if not kb:
+        return ""
+    part, n = os.path.join(os.path.abspath(state_dir), ROMFS_FILE), romfs_image_len(state_dir)
+    if stand_in:
+        return "import _vrom; _vrom.boot(%r, %d, %d); " % (part, kb * 1024, n)
+    if not n:  # erased or broken: the chip starts without /rom
+        return ""
+    return ("import vfs, sys; (lambda data: vfs.mount(vfs.VfsRom(data), '/rom') if open(%r, 'rb').readinto(data) "
+            "else 0)(bytearray(%d)); sys.path[-1:-1] = ['/rom', '/rom' + '/lib']; " % (part, n))
+
+
 def boot_line(state_dir, files=("boot.py", "main.py"), at_repl=False):
     """MicroPython code that boots the board: _vboot.run(), or, when the
     board serves WebREPL, _webrepl_vm.boot(), which also lets WebREPL stop
     main.py and wait at the REPL. Only then: it costs the VM's heap about
     2 KB that the chip does not pay (make bench)."""
+    rom = rom_boot_code(state_dir, stand_in=at_repl or serves_webrepl(state_dir))
     if serves_webrepl(state_dir):
-        return "import _webrepl_vm; _webrepl_vm.boot(%r, %r)" % (tuple(files), at_repl)
-    return "import _vboot; _vboot.run(%r)" % (tuple(files),)
+        return rom + "import _webrepl_vm; _webrepl_vm.boot(%r, %r)" % (tuple(files), at_repl)
+    return rom + "import _vboot; _vboot.run(%r)" % (tuple(files),)
 
 
 def check_loopback(cfg):
@@ -160,9 +259,14 @@ def check_loopback(cfg):
 
 
 class VBoard:
-    def __init__(self, board_dir, state_dir, heapsize=HEAPSIZE, echo=False):
+    def __init__(self, board_dir, state_dir, heapsize=HEAPSIZE, echo=False, rom=False):
+        """rom=True: the board runs the FLASH_2M_ROMFS firmware and lib/ is
+        moved into its ROMFS partition (the image `upynode deploy --romfs`
+        writes), not left on its filesystem."""
         self.board = os.path.abspath(board_dir)
         self.state_dir = os.path.abspath(state_dir)
+        if rom:
+            self.install_rom()
         self.heapsize = heapsize
         self.echo = echo
         self.lines = []
@@ -179,6 +283,25 @@ class VBoard:
         os.makedirs(self.state_dir, exist_ok=True)
 
     # -- the world and the board's files --------------------------------
+    def install_rom(self):
+        """lib/ into the ROMFS partition as deploy --romfs lays it out; the
+        world gets a partition (romfs_kb) unless it has one."""
+        import shutil
+
+        from upynode_cli.cmd_deploy import local_files
+        from upynode_cli.romfs import build_image
+
+        lib = os.path.join(self.board, "lib")
+        files = local_files(self.board)
+        self.rom_package = checked_config.package_of(files)  # for config.ok (write_config)
+        image = build_image({p: d for p, d in files.items() if p.startswith("lib/")})
+        os.makedirs(self.state_dir, exist_ok=True)
+        write_romfs(self.state_dir, image)
+        shutil.rmtree(lib)
+        if not romfs_kb(self.state_dir):
+            self.world(romfs_kb=ROMFS_KB)
+        self.rom_image = image
+
     def world(self, **changes):
         """Change the world; the fakes see it at their next access."""
         path = os.path.join(self.state_dir, "world.json")
@@ -210,7 +333,8 @@ class VBoard:
         if checked:
             conf = firmware_config()
             try:
-                ok = checked_config.entry(text.encode(), os.path.join(self.board, "lib", "upynode"))
+                pkg = getattr(self, "rom_package", None) or os.path.join(self.board, "lib", "upynode")
+                ok = checked_config.entry(text.encode(), pkg)
             except conf.ConfigError:
                 pass
         self.write_file("config.json", text)
@@ -243,8 +367,9 @@ class VBoard:
         return self
 
     def _run(self):
-        argv, env = vm_argv(self.board, self.heapsize, self.state_dir)
         while not self._stop:
+            # per boot: a deploy may have changed the ROMFS image, and the heap with it
+            argv, env = vm_argv(self.board, self.heapsize, self.state_dir)
             self.boots += 1
             try:  # what the last boot asked for; a reset that is not a sleep leaves none
                 os.remove(os.path.join(self.state_dir, "sleep_ms.json"))

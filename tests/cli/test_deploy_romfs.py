@@ -1,0 +1,122 @@
+"""upynode deploy --romfs onto the virtual serial board (upynode_vboard.vserial)
+whose firmware has a ROMFS partition (world "romfs_kb": fakehw/_vrom.py,
+vfs.rom_ioctl as the ESP8266 port answers it, the partition a file in the
+state folder): the image written through mpremote's own `romfs deploy`
+code, the node then booted from it against a broker; the fallback on a
+board without ROMFS; an image too big for the partition."""
+import json
+import os
+
+import pytest
+
+from helpers import HOME_AP, NODE_ID, cli, deploy_summary, node_config, one_line_error
+from test_cli_deploy import device_files, make_build
+from upynode_cli.cmd_deploy import local_files
+from upynode_cli.romfs import build_image, image_files
+from upynode_vboard import runner
+from upynode_vboard.vserial import VirtualSerial
+
+pytestmark = pytest.mark.vm
+
+STATE = "home/%s/state" % NODE_ID
+
+
+def serial_board(tmp_path, romfs_kb=None, files=None):
+    board, state = tmp_path / "device", tmp_path / "state"
+    board.mkdir()
+    state.mkdir()
+    world = {"aps": HOME_AP}
+    if romfs_kb:
+        world["romfs_kb"] = romfs_kb
+    (state / "world.json").write_text(json.dumps(world))
+    for p, data in (files or {}).items():
+        (board / p).parent.mkdir(parents=True, exist_ok=True)
+        (board / p).write_bytes(data)
+    return VirtualSerial(board, state_dir=state)
+
+
+def partition(tmp_path):
+    try:
+        return (tmp_path / "state" / runner.ROMFS_FILE).read_bytes()
+    except OSError:
+        return None
+
+
+def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
+    built = local_files(board_build)
+    lib = {p: d for p, d in built.items() if p.startswith("lib/")}
+    # an earlier file deploy left lib/ on the board, and a file of the user's
+    old = dict(lib, **{"lib/mine.py": b"X = 1\n"})
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(node_config(broker.port)))
+    with serial_board(tmp_path, runner.ROMFS_KB, old) as v:
+        r = cli("deploy", "--port", v.device, "--build-dir", board_build, "--romfs", "--config", cfg)
+        sent, unchanged, removed = deploy_summary(r)
+    assert "ROMFS image written" in r.stderr and "lib/ in ROMFS" in r.stderr
+    assert (sent, removed) == (3, len(lib))  # boot.py, main.py, config.json; every /lib copy
+    image = build_image(built)
+    part = partition(tmp_path)
+    assert part[:len(image)] == image  # what mpremote wrote is the image, byte for byte
+    assert sorted(image_files(image)) == sorted(lib)
+    on_board = device_files(v.board)
+    assert sorted(on_board) == ["boot.py", "config.json", "lib/mine.py", "main.py"]
+
+    # the next boot mounts it; the node runs from /rom and delivers
+    vb = runner.VBoard(v.board, tmp_path / "state")
+    vb.write_file("main.py", "import upynode.node as n\nprint('from', n.__file__)\n"
+                  + built["main.py"].decode())
+    with vb:
+        vb.wait_for(r"^from /rom/lib/upynode/node\.mpy")
+        watch.wait(lambda m: sum(t == STATE for t, _, _ in m) >= 2, 30)
+    assert "Traceback" not in vb.output()
+
+    # a file deploy afterwards: the image would shadow the files, so it is emptied
+    vb2 = VirtualSerial(v.board, state_dir=tmp_path / "state")
+    with vb2:
+        r = cli("deploy", "--port", vb2.device, "--build-dir", board_build)
+        assert deploy_summary(r)[0] == len(lib) + 1  # and main.py, changed above
+    assert "ROMFS image emptied" in r.stderr
+    assert image_files(partition(tmp_path)) == []
+
+
+def test_no_romfs_partition_falls_back_to_mpy_files(tmp_path):
+    build = make_build(tmp_path / "build")
+    with serial_board(tmp_path) as v:
+        r = cli("deploy", "--port", v.device, "--build-dir", build, "--romfs")
+        assert deploy_summary(r)[:2] == (5, 0)
+    assert r.returncode == 0
+    note = [ln for ln in r.stderr.splitlines() if "ROMFS" in ln]
+    assert len(note) == 1 and "FLASH_2M_ROMFS" in note[0] and "1.25" in note[0] and ".mpy files" in note[0]
+    assert device_files(v.board) == device_files(build)
+    assert partition(tmp_path) is None
+
+
+def test_an_image_bigger_than_the_partition_changes_nothing(tmp_path):
+    build = make_build(tmp_path / "build")
+    with serial_board(tmp_path, romfs_kb=4, files={"main.py": b"# old\n"}) as v:
+        r = cli("deploy", "--port", v.device, "--build-dir", build, "--romfs", "--reset")
+    err = one_line_error(r, "ROMFS image", "bigger than", "4096 B", "nothing was changed")
+    assert "Traceback" not in err
+    assert device_files(v.board) == {"main.py": b"# old\n"}
+    assert partition(tmp_path) is None
+
+
+def test_romfs_and_source_do_not_mix(tmp_path):
+    one_line_error(cli("deploy", "--port", "/dev/null", "--romfs", "--source"), "--romfs", "--source")
+
+
+def test_deploy_romfs_over_webrepl(webrepl_node, tmp_path):
+    """The same through WebREPL served from the VM: mpremote's romfs code on
+    our WebREPL transport."""
+    build = make_build(tmp_path / "build")
+    n = webrepl_node()
+    n.stop()  # again, now with a ROMFS partition
+    n.vb.world(romfs_kb=runner.ROMFS_KB)
+    n.vb.lines.clear()
+    n.start()
+    r = cli("deploy", "--host", n.host, "--build-dir", build, "--romfs", password="s3cret")
+    assert deploy_summary(r)[:2] == (2, 0), r.stderr  # boot.py, main.py; lib/ in the image
+    assert "ROMFS image written" in r.stderr
+    image = build_image(local_files(build))
+    assert partition(n.dir.parent)[:len(image)] == image
+    assert sorted(device_files(n.dir)) == ["boot.py", "main.py"]

@@ -1,0 +1,50 @@
+"""The node booted from ROMFS on the virtual board (runner: VBoard(rom=True),
+fakehw/_vrom.py): lib/ in the partition's image mounted at /rom, not on the
+filesystem, and readings delivered to a real broker."""
+import json
+import os
+
+from helpers import HOME_AP, NODE_ID, node_config
+from upynode_cli.romfs import HEADER, image_files
+from upynode_vboard import runner
+
+STATE = "home/%s/state" % NODE_ID
+
+
+def test_the_node_runs_from_romfs_and_delivers(broker, watch, make_vboard):
+    cfg = node_config(broker.port)
+    vb = make_vboard(cfg, rom=True, aps=HOME_AP)
+    assert not os.path.exists(os.path.join(vb.board, "lib"))  # only in the image
+    assert "lib/upynode/node.mpy" in image_files(vb.rom_image)
+    # Its heap: raised by the image and what the fake vfs.rom_ioctl keeps
+    argv, _ = runner.vm_argv(vb.board, runner.HEAPSIZE, vb.state_dir)
+    kb = (len(vb.rom_image) + runner.ROMFS_BOOT_BYTES + 1023) // 1024  # no stand-in on a VBoard
+    assert argv[2] == "heapsize=%dK" % (int(runner.HEAPSIZE[:-1]) + kb)
+    vb.write_file("main.py", "import sys\nprint('path', sys.path)\n"
+                  "import upynode.node as n\nprint('from', n.__file__)\n" + open(os.path.join(vb.board, "main.py")).read())
+    with vb:
+        vb.wait_for(r"^from /rom/lib/upynode/node\.mpy")
+        path = eval(vb.wait_for(r"^path ")[5:])
+        # the chip's order: '' first, /rom and /rom/lib before /lib (boot.py
+        # moves .frozen last)
+        lib = os.path.join(vb.board, "lib")
+        assert path[0] == "" and path.index("/rom") + 1 == path.index("/rom/lib") == path.index(lib) - 1
+        watch.wait(lambda m: sum(t == STATE for t, _, _ in m) >= 3, 30)
+    got = [json.loads(p) for p, _ in watch.on(STATE)]
+    assert [r["seq"] for r in got[:3]] == [1, 2, 3]
+    assert got[0]["light_raw"] == 512
+    out = vb.output()
+    assert "Traceback" not in out and "out of memory" not in out.lower()
+
+
+def test_an_erased_partition_boots_without_rom(make_vboard):
+    """No valid image (erased flash): nothing at /rom, as on the chip."""
+    vb = make_vboard(rom=True, aps=HOME_AP)
+    with open(os.path.join(vb.state_dir, runner.ROMFS_FILE), "wb") as f:
+        f.write(b"\xff" * 4096)
+    assert runner.romfs_image_len(vb.state_dir) == 0
+    vb.write_file("main.py", "import os, vfs\nprint('rom', 'rom' in os.listdir('/'), hasattr(vfs, 'rom_ioctl'))\n")
+    vb.write_file("boot.py", "")
+    with vb:
+        assert vb.wait_for(r"^rom ") == "rom False False"  # no stand-in for rom_ioctl on a VBoard
+    assert HEADER == b"\xd2\xcd\x31"
