@@ -122,7 +122,63 @@ def compiled_fakes():
         for name in os.listdir(out_dir):  # a fake that moved or went must not linger
             if name.endswith(".mpy") and not os.path.exists(os.path.join(src_dir, name[:-4] + ".py")):
                 os.remove(os.path.join(out_dir, name))
+    names_module(out, exe)
     return out
+
+
+def mpy_names(path):
+    """The interned names (qstrs) an .mpy file brings that are not in every
+    MicroPython's own table (mpy v6: those flagged static are)."""
+    def vuint(b, i):
+        v = 0
+        while True:
+            c = b[i]
+            i += 1
+            v = (v << 7) | (c & 0x7F)
+            if not c & 0x80:
+                return v, i
+    with open(path, "rb") as f:
+        b = f.read()
+    n, i = vuint(b, 4)
+    _, i = vuint(b, i)
+    out = []
+    for _ in range(n):
+        ln, i = vuint(b, i)
+        if not ln & 1:
+            out.append(b[i:i + (ln >> 1)].decode("utf-8", "replace"))
+            i += (ln >> 1) + 1
+    return out
+
+
+def names_module(out, exe):
+    """_vnames.mpy: every name the fakes intern, loaded by _vboot before the
+    firmware runs. On the chip machine, network, ... are C (or frozen) in
+    flash and their names are in the firmware's own table; the fakes intern
+    theirs in the heap. Loaded as the firmware reached them, they made the
+    table's doubling (one block of 640 entries, ~7 KB here) come wherever a
+    fake was first imported, mid-boot, in a fragmented heap, and fail where
+    the chip would not double at all (its ~400 names of firmware fit the
+    pools a boot grows). Interned first, the firmware's own names are what
+    grows the table, as on the chip, and where boot.py loads them."""
+    names = set()
+    for name in sorted(os.listdir(out)):
+        if name.endswith(".mpy") and name != "_vnames.mpy":
+            names.update(mpy_names(os.path.join(out, name)))
+    idents = sorted(n for n in names if n.isidentifier())
+    short = sorted(n for n in names if not n.isidentifier() and len(n) <= 10 and "/" not in n)
+    src = os.path.join(out, "_vnames.py")
+    text = "def _(_):\n" + "".join("    _.%s\n" % n for n in idents) + "\n\nS = (%s)\n" % "".join(
+        "%r, " % n for n in short)
+    old = None
+    if os.path.exists(src):
+        with open(src) as f:
+            old = f.read()
+    dest = os.path.join(out, "_vnames.mpy")
+    if old != text or not os.path.exists(dest):
+        with open(src, "w") as f:
+            f.write(text)
+        subprocess.run([exe, "-o", dest + ".tmp", src], check=True)
+        os.replace(dest + ".tmp", dest)
 
 
 def clock_dir():
