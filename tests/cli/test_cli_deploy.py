@@ -99,8 +99,10 @@ def test_config_json_only_with_config(vboard, tmp_path):
     good = tmp_path / "config.json"
     good.write_text(json.dumps(VALID_CONFIG))
     r = cli("deploy", "--port", vboard.device, "--build-dir", build, "--config", good)
-    assert summary(r) == (1, 5)
+    assert summary(r) == (2, 5)  # config.json, and config.ok: checked here, not again at boot
     assert (vboard.board / "config.json").read_text() == good.read_text()
+    key, checked = (vboard.board / "config.ok").read_text().split("\n", 1)
+    assert json.loads(checked)["mqtt"]["host"] == VALID_CONFIG["mqtt"]["host"] and len(key) == 24
 
 
 def test_source_deploy_removes_shadowing_files(vboard, tmp_path):

@@ -91,7 +91,7 @@ def test_deploy_configure_over_webrepl_redeploy(empty_board, broker, watch, tmp_
     # 1. First deploy onto the empty board: everything goes, config.json too.
     r = cli("deploy", "--port", v.device, "--config", config, "--reset")
     n_build = build_count(r)
-    assert summary(r) == (n_build + 1, 0, 0)
+    assert summary(r) == (n_build + 2, 0, 0)  # + config.json and config.ok
     assert "board reset" in r.stderr
     assert (v.board / "config.json").read_bytes() == config.read_bytes()
 

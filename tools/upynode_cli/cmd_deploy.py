@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import CliError, firmware_config, romfs, say
+from . import CliError, checked, firmware_config, romfs, say
 from .build import fetch_and_build
 from .project import CONFIG as CONFIG_FILE
 from .transport import HASH_FN, add_board_arguments, connect, reset, safe_write
@@ -190,6 +190,8 @@ def run(args):
         raise CliError("the build produced no files")
     if cfg_data is not None:
         files[CONFIG] = cfg_data
+        # checked here as the node would: it boots without checking it again
+        files[checked.CHECKED] = checked.entry(cfg_data, checked.package_of(files)).encode()
 
     t0 = time.monotonic()
     with connect(args) as board:
