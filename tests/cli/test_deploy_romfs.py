@@ -53,7 +53,7 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
         r = cli("deploy", "--port", v.device, "--build-dir", board_build, "--romfs", "--config", cfg)
         sent, unchanged, removed = deploy_summary(r)
     assert "ROMFS image written" in r.stderr and "lib/ in ROMFS" in r.stderr
-    assert (sent, removed) == (3, len(lib))  # boot.py, main.py, config.json; every /lib copy
+    assert (sent, removed) == (4, len(lib))  # boot.py, main.py, config.json, config.ok; every /lib copy
     image = build_image(built)
     part = partition(tmp_path)
     assert part[:len(image)] == image  # what mpremote wrote is the image, byte for byte
