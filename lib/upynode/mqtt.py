@@ -76,7 +76,14 @@ class Mqtt:
         self.pinged = False
         cl.publish(self.status_topic.encode(), b"online", True)
         if self.discovery:
-            self._info()
+            # What HA shows of the node beyond its readings, once per connect
+            # and retained (HA has it after its own restart too): the address
+            # (an attribute of the WiFi signal) and why it last started (an
+            # entity of its own: the state message says reset only once).
+            import machine
+            import network
+            cl.publish((self.base + "/info").encode(), ('{"ip":"%s","reset":%d}' % (
+                network.WLAN(network.STA_IF).ifconfig()[0], machine.reset_cause())).encode(), True)
         if self.sleepy:
             return  # a deep-sleep wake takes no commands: no subscriptions
         if self.led:
@@ -115,17 +122,6 @@ class Mqtt:
                 self._led_state()
             else:
                 self.log("mqtt: led/set wants ON or OFF, not %r" % msg[:20])
-
-    def _info(self):
-        # What HA shows of the node beyond its readings, once per connect
-        # and retained (HA has it after its own restart too): the address
-        # (an attribute of the WiFi signal) and why it last started (an
-        # entity of its own: the state message carries reset only once).
-        import machine
-        import network
-        ip = network.WLAN(network.STA_IF).ifconfig()[0]
-        self.client.publish((self.base + "/info").encode(),
-                            ('{"ip":"%s","reset":%d}' % (ip, machine.reset_cause())).encode(), True)
 
     def _led_state(self):
         self.client.publish((self.base + "/led/state").encode(), b"ON" if self.led.value() else b"OFF", True)
