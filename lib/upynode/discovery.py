@@ -16,7 +16,7 @@ heap,Free memory,B,data_size,measurement,'None'
 up,Uptime,s,duration,total_increasing,'None'
 q,Queued readings,,,measurement,0"""
 # machine.reset_cause() on the ESP8266 (the SDK's rst_info reasons 0-6),
-# as HA shows it; retained on ~/info once per connect (mqtt.Mqtt._info)
+# as HA shows it; from the retained ~/info (info())
 _RESET = ("{{['power on','hardware watchdog','exception','watchdog','software reset',"
           "'deep sleep wake','reset pin'][value_json.reset]|default(value_json.reset)}}")
 
@@ -110,8 +110,8 @@ def diag_configs(node_id, c):
     for ln in _DIAG.split("\n"):
         key, title, unit, cls, scls, absent = ln.split(",")
         yield sensor_config(node_id, key, unit, c, cls, None, title, absent, scls, True)
-    # Sent once per connect, retained: HA has it after its own restart too
-    # (the state message carries reset only once per boot).
+    # From the retained ~/info (info()): HA has it after its own restart
+    # too (the state message carries reset only once per boot).
     yield _entity("sensor", node_id, "reset", "Last reset cause", c,
                   ',"stat_t":"~/info","val_tpl":"%s","ent_cat":"diagnostic"' % _RESET)
 
@@ -120,6 +120,18 @@ def switch_config(node_id, c):
     # -> (topic, payload) for the LED: commands on ~/led/set, state on ~/led/state.
     return _entity("switch", node_id, "led", "LED", c,
                    ',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"')
+
+
+def info(client, base):
+    # What HA shows of the node beyond its readings, retained on ~/info:
+    # its address (an attribute of the WiFi signal) and why it started (an
+    # entity of its own: the state message says reset only once). Sent with
+    # each chance to announce (once per boot, and when HA restarts): here,
+    # not in the loop's modules, it costs the loop no heap.
+    import machine
+    import network
+    client.publish((base + "/info").encode(), ('{"ip":"%s","reset":%d}' % (
+        network.WLAN(network.STA_IF).ifconfig()[0], machine.reset_cause())).encode(), True)
 
 
 def configs(node_id, units, c, led=True, about=None, diag=False):

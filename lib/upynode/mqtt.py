@@ -76,8 +76,6 @@ class Mqtt:
         cl.connect()
         self.pinged = False
         cl.publish(self.status_topic.encode(), b"online", True)
-        if self.discovery:
-            self._info()
         if self.sleepy:
             return  # a deep-sleep wake takes no commands: no subscriptions
         if self.led:
@@ -117,17 +115,6 @@ class Mqtt:
             else:
                 self.log("mqtt: led/set wants ON or OFF, not %r" % msg[:20])
 
-    def _info(self):
-        # What HA shows of the node beyond its readings, once per connect
-        # and retained (HA has it after its own restart too): the address
-        # (an attribute of the WiFi signal) and why it last started (an
-        # entity of its own: the state message carries reset only once).
-        import machine
-        import network
-        ip = network.WLAN(network.STA_IF).ifconfig()[0]
-        self.client.publish((self.base + "/info").encode(),
-                            ('{"ip":"%s","reset":%d}' % (ip, machine.reset_cause())).encode(), True)
-
     def _led_state(self):
         self.client.publish((self.base + "/led/state").encode(), b"ON" if self.led.value() else b"OFF", True)
 
@@ -136,34 +123,40 @@ class Mqtt:
         gc.collect()  # the import and the payloads want the heap in one piece
         from upynode import discovery as D
         again, self.announce = self.announce == _AGAIN, _NOTHING
-        led = self.led is not None
-        from upynode.sensors import about
-        a = about(self.sens)
-        fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led, a, True))
         try:
-            with open(FP_FILE) as f:
-                old = f.read().split("\n")
+            D.info(self.client, self.base)
+            led = self.led is not None
+            from upynode.sensors import about
+            a = about(self.sens)
+            fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led, a, True))
+            try:
+                with open(FP_FILE) as f:
+                    old = f.read().split("\n")
+            except OSError:
+                old = ["", ""]
+            if fp != old[0] or again:
+                n = 0
+                for topic, payload in D.configs(self.node_id, self.units, self.c, led, a, True):
+                    n += 1
+                    # bytes: umqtt counts len() of a str, and "°C" is 2 bytes
+                    # but 1 character, which would corrupt the stream.
+                    self.client.publish(topic.encode(), payload.encode(), True)
+                # A quantity no sensor measures any more: clear its retained config.
+                for q in old[1].split(",") if len(old) > 1 and old[1] else ():
+                    if q not in self.units:
+                        self.client.publish(D.topic("sensor", self.node_id, q, self.c).encode(), b"", True)
+                if not led and len(old) > 2 and old[2] == "+led":
+                    # the LED switch announced before: an empty retained config removes it
+                    self.client.publish(D.topic("switch", self.node_id, "led", self.c).encode(), b"", True)
         except OSError:
-            old = ["", ""]
-        if fp == old[0] and not again:
-            release("discovery")
-            return
-        n = 0
-        for topic, payload in D.configs(self.node_id, self.units, self.c, led, a, True):
-            n += 1
-            # bytes: umqtt counts len() of a str, and "°C" is 2 bytes but 1
-            # character, which would corrupt the stream.
-            self.client.publish(topic.encode(), payload.encode(), True)
-        # A quantity no sensor measures any more: clear its retained config.
-        for q in old[1].split(",") if len(old) > 1 and old[1] else ():
-            if q not in self.units:
-                self.client.publish(D.topic("sensor", self.node_id, q, self.c).encode(), b"", True)
-        if not led and len(old) > 2 and old[2] == "+led":
-            # the LED switch announced before: an empty retained config removes it
-            self.client.publish(D.topic("switch", self.node_id, "led", self.c).encode(), b"", True)
-        # whole or not at all: a torn file would announce again, or worse, not
-        save(FP_FILE, fp + "\n" + ",".join(self.order) + ("\n+led" if led else ""))
-        self.log("mqtt: announced %d entities to Home Assistant" % n)
+            # the connection lost halfway: all of it again at the next
+            # connect, not at the next boot
+            self.announce = _AGAIN if again else _CHANGED
+            raise
+        if fp != old[0] or again:
+            # whole or not at all: a torn file would announce again, or worse, not
+            save(FP_FILE, fp + "\n" + ",".join(self.order) + ("\n+led" if led else ""))
+            self.log("mqtt: announced %d entities to Home Assistant" % n)
         release("discovery")  # needed once per connect at most
 
     def poll(self):

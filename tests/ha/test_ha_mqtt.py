@@ -73,6 +73,11 @@ def test_entities_appear_with_names_classes_units_diagnostics_and_one_device(ha,
     info = ha.ws("mqtt/device/debug_info", device_id=dev["id"])
     origins = {json.dumps(e["discovery_data"]["payload"].get("origin"), sort_keys=True) for e in info["entities"]}
     assert origins == {json.dumps({"name": "upynode", "sw_version": dev["sw_version"]}, sort_keys=True)}, origins
+    # The user names the device: its entities follow, their ids stay
+    ha.ws("config/device_registry/update", device_id=dev["id"], name_by_user="Kitchen")
+    ha.wait_state("sensor.%s_temperature" % node,
+                  lambda s: s and s["attributes"]["friendly_name"] == "Kitchen Temperature", timeout=5)
+    assert ha.state("sensor.%s_wifi_signal" % node)["attributes"]["friendly_name"] == "Kitchen WiFi signal"
     assert ha.problems_about(node, QUANTITIES + tuple(DIAGNOSTICS)) == []
 
 

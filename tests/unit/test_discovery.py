@@ -316,3 +316,41 @@ def test_the_adcs_raw_counts_are_a_diagnostic():
     e = expand(discovery.sensor_config("n1", "light_raw", "raw", mqtt())[1])
     assert e["entity_category"] == "diagnostic"
     assert "entity_category" not in expand(discovery.sensor_config("n1", "light", "%", mqtt())[1])
+
+
+class Client:
+    """umqtt's client as _announce uses it: publish() records, and raises
+    OSError (a connection lost) from the `fail`-th publish on."""
+
+    def __init__(self, fail=None):
+        self.sent, self.fail = [], fail
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        if self.fail is not None and len(self.sent) >= self.fail:
+            raise OSError(104)
+        self.sent.append((topic.decode(), msg, retain))
+
+
+def test_an_announcement_cut_short_is_made_again_at_the_next_connect(world, tmp_path, monkeypatch):
+    from upynode import mqtt
+    monkeypatch.chdir(tmp_path)  # discovery.fp
+    c = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"},
+                                 "webrepl": {"password": "s3cret"}}))
+    m = mqtt.Mqtt(c["mqtt"], "n1", [("temperature", "°C")], None, lambda s: None)
+    m.client = Client(fail=3)
+    with pytest.raises(OSError):
+        m._announce()
+    assert m.announce == mqtt._CHANGED and not (tmp_path / mqtt.FP_FILE).exists()
+    m.client = Client()
+    m._announce()
+    assert m.announce == mqtt._NOTHING and (tmp_path / mqtt.FP_FILE).exists()
+    topics = [t for t, _, r in m.client.sent if r]
+    # the info first (retained), then the sensor and the node's diagnostics
+    assert topics[0] == "home/n1/info" and json.loads(m.client.sent[0][1])["reset"] == 0
+    assert sorted(topics[1:]) == sorted("homeassistant/sensor/n1/%s/config" % o
+                                        for o in ("temperature", "rssi", "heap", "up", "q", "reset"))
+    # the next boot: the same entities, not announced again; the info is
+    m.announce = mqtt._CHANGED
+    m.client = Client()
+    m._announce()
+    assert [t for t, _, _ in m.client.sent] == ["home/n1/info"]

@@ -19,9 +19,15 @@ Rows:
    code runs, so it shows no peaks: a stage's peak is the smallest -X
    heapsize in which the 64-bit VM gets through it, less the VM's floor,
    scaled by the 64/32-bit ratio of the objects the loop keeps (est.).
+   With lib/ in ROMFS (deploy --romfs): the 64-bit VM measures each stage
+   with the image mounted before its floor (the image, in flash on the
+   chip, is not counted); the WebAssembly port has no vfs.VfsRom, so the
+   32-bit figures are the .mpy ones less the 64-bit saving, scaled (est.;
+   rom_rows). --quick: what the stages keep, no ROMFS peaks.
 2. The smallest -X heapsize (1 KB steps) in which the 64-bit VM boots and
    delivers 20 cycles (5 with --quick), every one acknowledged, as
-   deployed (.mpy) and from source.
+   deployed (.mpy), from source, and from ROMFS (the heap besides what the
+   runner adds for the image: runner.romfs_heap_kb).
 3. Heap drift: gc.mem_alloc() after gc.collect() at cycle 20 and 2,000.
 4. Bytes on the wire per cycle each way and round trips (TCP connects plus
    answers after the node spoke), counted by a loopback proxy in front of
@@ -777,7 +783,7 @@ class StagePeaks:
         k32 = heap32.measure(port, files, self.wasm_stages)
         return self.measure_vm(k32, hi)
 
-    def measure_vm(self, k32, hi=256 * 1024):
+    def measure_vm(self, k32, hi=256 * 1024, peaks=True):
         """The 64-bit figures, beside k32 (heap32.measure's, or None). On a
         ROMFS board the image is mounted before the VM's first stage, so
         the floor it is counted from holds it: the figures exclude it."""
@@ -799,7 +805,7 @@ class StagePeaks:
             r = {"name": name, "kept32": k32[i]["kept"], "qstr32": k32[i]["qstr"], "error": k32[i]["error"],
                  "kept64": big[i][0] - floor64 if len(big) > i else None,
                  "qstr64": big[i][1] - qfloor64 if len(big) > i else None, "peak64": None, "peak32": None}
-            if r["kept64"] is not None:
+            if r["kept64"] is not None and peaks:
                 a, z = max(lo, big[i][0]), hi
                 while z - a > self.step:
                     mid = (a + z) // 2 // self.step * self.step
@@ -853,8 +859,8 @@ def rom_rows(bench, h, quick=False):
     bytes in both ports and pointers halve: the ratio lies between)."""
     out = {}
     for kind in CONFIGS:
-        sp = StagePeaks(bench, kind, 2048 if quick else 512, how="rom")
-        r = sp.measure_vm(None)
+        sp = StagePeaks(bench, kind, 512, how="rom")
+        r = sp.measure_vm(None, peaks=not quick)  # --quick: what each stage keeps, no peaks
         mpy = {st["name"]: st for st in h[kind]["stages"]}
         ratio_ = h[kind].get("ratio_64_32")
         for st in r["stages"]:

@@ -24,6 +24,10 @@ the same .mpy files (v6.3) as the deployed build; it runs under Node.
   reading holds a few floats, so these figures are a little above the
   chip's for the values of one reading, and equal for code and strings.
 
+- ROMFS: this port (1.27.0, the pyscript build) has no vfs.VfsRom
+  (dir(vfs): VfsPosix, mount, umount), so lib/ in ROMFS cannot be measured
+  here; bench.rom_rows measures it in the 64-bit VM and scales the saving.
+
 `python -m upynode_vboard.heap32` fetches the port into build/heap32 (npm,
 pinned by integrity) and prints where it is.
 """

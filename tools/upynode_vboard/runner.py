@@ -75,9 +75,16 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # variant FLASH_2M_ROMFS (MicroPython >= 1.25), whose ROMFS partition is
 # 320 KB (ports/esp8266/boards/esp8266_2MiB_ROMFS.ld); its flash is the file
 # ROMFS_FILE in the state folder. At start-up the chip mounts the image at
-# /rom and puts "/rom" and "/rom/lib" on sys.path after ".frozen" and before
-# "/lib"; it maps that flash into its address space and runs the .mpy files
-# in it in place: the image costs its heap nothing. The unix port has no such
+# /rom (mp_vfs_mount_romfs_protected(), extmod/vfs.c, micropython PR 16857)
+# and puts "/rom" and "/rom/lib" on sys.path after ".frozen" and before
+# "/lib" (as on PYBD: ['', '.frozen', '/rom', '/rom/lib', '/flash',
+# '/flash/lib'], micropython PR 16905; "/rom/lib is usually before the
+# writable filesystem's lib", micropython-lib PR 981. PR 16857's review
+# diff appends "/rom/lib" alone: not checked against the 1.25 ESP8266
+# source, which the stored index lacks; deploy --romfs removes the /lib
+# copies, so either order runs the image). The chip maps that flash into
+# its address space and runs the .mpy files in it in place: the image
+# costs its heap nothing. The unix port has no such
 # flash (and no ffi to map a file), so the boot (rom_boot_code()) reads the
 # image into the GC heap, first thing, in one block (a bytearray that the
 # VfsRom object keeps), and the VM's heap is raised by what that costs

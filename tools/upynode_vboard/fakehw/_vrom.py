@@ -2,14 +2,16 @@
 # (MicroPython >= 1.25), on the virtual board: a file in the board's state
 # folder (romfs.bin) stands for the 320 KB of flash.
 #
-# At start-up the chip mounts the partition's image at /rom (mp_init) and
-# puts "/rom" and "/rom/lib" on sys.path after ".frozen" and before "/lib".
-# boot() does the same, first thing in the VM (the runner's boot line), so
-# that the image sits in one block at the bottom of the heap: the unix port
-# has no memory-mapped flash, so the image lives in the GC heap, and the
-# runner raises the heap by its size (runner.ROMFS_HEAP). Imports from it
-# run in place as on the chip (VfsRom hands the .mpy loader the image's
-# memory).
+# At start-up the chip mounts the partition's image at /rom and puts "/rom"
+# and "/rom/lib" on sys.path after ".frozen" and before "/lib". A board
+# that can be deployed to (vserial, WebREPL) does the same through boot()
+# here, first thing in the VM (runner.rom_boot_code), so that the image
+# sits in one block at the bottom of the heap: the unix port has no
+# memory-mapped flash, so the image lives in the GC heap, and the runner
+# raises the heap by its size and this module's (runner.ROMFS_KB). Imports
+# from it run in place as on the chip (VfsRom hands the .mpy loader the
+# image's memory). Other boards mount the image without this module: its
+# names, interned, would move the interned-name table's growth.
 #
 # The chip's built-in `vfs` has rom_ioctl(); the unix port's has not, so
 # this module stands in for `vfs` (sys.modules["vfs"], which an import
