@@ -108,7 +108,6 @@ def test_the_ha_state_led_follows_an_entity_whose_json_is_over_2_kb(ha, ha_node)
     assert ha.problems_about(node) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 defect 5: not fixed yet")
 def test_readings_carry_no_float_noise(ha, ha_node, ha_broker):
     # ADC 700 of 1024 is 68.359375 %, rounded to the driver's tenths: 68.4,
     # which MicroPython's round() leaves as 68.40000000000001. HA's MQTT

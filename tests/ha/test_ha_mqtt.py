@@ -18,7 +18,7 @@ DIAGNOSTICS = {"wifi_signal": ("WiFi signal", "dBm", "signal_strength"),
 
 
 def test_entities_appear_with_names_classes_units_diagnostics_and_one_device(ha, ha_node):
-    node, vb = ha_node(world={"temperature": 22.75, "light": 512}, ntp={"host": ""})  # UPTIME-NTP
+    node, vb = ha_node(world={"temperature": 22.75, "light": 512})
     with vb:
         temp = ha.wait_state("sensor.%s_temperature" % node, numeric)
         light = ha.wait_state("sensor.%s_light" % node, numeric)
