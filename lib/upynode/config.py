@@ -53,6 +53,9 @@ SECRETS = ("password", "token", "api_key", "key", "api_password")
 # The ESP8266's GPIOs a sensor or LED may use: not 6-11 (flash), not 1 and 3
 # (the serial port, the REPL's lifeline)
 GPIOS = (0, 2, 4, 5, 12, 13, 14, 15, 16)
+# The state message's own keys (node.Node.cycle): a quantity of that name
+# would be overwritten there, and its HA entity would share the diagnostic's id
+RESERVED = ("boot", "seq", "ts", "up", "err", "heap", "rssi", "q", "drop", "reset", "awake_ms")
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
 
@@ -240,6 +243,10 @@ def _sensors(c, pins):
             path = "sensors[%d]" % i
             s, qs = _sensor(s, path, pins, mods)
             for q in qs:
+                if q in RESERVED:
+                    raise ConfigError("%s: quantity \"%s\" is a name the node's state message has "
+                                      "already (%s): choose another quantity or a \"prefix\""
+                                      % (path, q, ", ".join(RESERVED)))
                 if q in seen:
                     raise ConfigError("%s: quantity \"%s\" is already measured by %s; "
                                       "set a \"prefix\" on one of them" % (path, q, seen[q]))

@@ -647,3 +647,13 @@ def test_home_assistant_combinations_that_cannot_work_are_refused(over, words):
     base["mqtt"] = {"host": "127.0.0.1", "discovery": False}  # the REST posts alone: fine
     if "led" not in over:
         C.parse(_json.dumps(base))
+
+
+@pytest.mark.parametrize("sensor", [{"type": "adc", "quantity": "heap"}, {"type": "adc", "quantity": "si", "prefix": "rs"},
+                                    {"type": "adc", "quantity": "up"}])
+def test_a_quantity_named_like_a_key_of_the_state_message_is_refused(sensor):
+    # it would overwrite the node's own value and share an id with an HA diagnostic
+    d = {"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"}, "webrepl": {"password": "s3cret"}, "sensors": [sensor]}
+    with pytest.raises(config.ConfigError) as e:
+        config.parse(json.dumps(d))
+    assert str(e.value).startswith("sensors[0]: quantity") and "a name the node's state message has" in str(e.value)
