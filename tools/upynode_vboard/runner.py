@@ -59,6 +59,13 @@ HEAPSIZE = "106K"
 # The fake chip clock (fakehw/clock/time.py, when the world asks for it)
 # keeps 1856 B more (machine, network, time, ntptime imported): added then.
 CLOCK_HEAP_KB = 2
+# The fakes' names interned before the firmware runs (names_module): every
+# fake's, used or not, and the pool that holds them allocated at start.
+# Measured (gc.mem_alloc() after gc.collect()): machine, network, dht, esp,
+# webrepl, _world and ntptime imported alone keep 27,328 B; after _vnames,
+# 30,944 B: 3.6 KB the chip (names in flash) does not spend. Added to every
+# board's heap, as the names' share of the fakes.
+NAMES_HEAP_KB = 4
 # What serving WebREPL costs the VM's heap (fakehw/webrepl.py starts
 # _webrepl_srv.py and the boot wraps in _webrepl_vm.py): code and buffers
 # that the chip keeps in flash. A board that serves WebREPL runs with its
@@ -216,6 +223,10 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True, rom_stand_i
     fakes = [compiled_fakes()] + ([clock_dir()] if chip_clock else [])
     if chip_clock and heapsize.endswith("K"):
         heapsize = "%dK" % (int(heapsize[:-1]) + CLOCK_HEAP_KB)
+    if heapsize.endswith("K"):
+        heapsize = "%dK" % (int(heapsize[:-1]) + NAMES_HEAP_KB)
+    elif heapsize.isdigit():
+        heapsize = str(int(heapsize) + NAMES_HEAP_KB * 1024)
     if romfs_kb(env["UPYNODE_VBOARD"]):
         if rom_stand_in is None:
             rom_stand_in = not boot or serves_webrepl(env["UPYNODE_VBOARD"])
