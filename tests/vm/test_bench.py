@@ -52,6 +52,12 @@ def test_json_has_the_figures_in_sane_ranges(quick_bench):
     assert node["heap32"]["loop_resident"] > tut["heap32"]["loop_resident"]
     assert "http" in full["wire"] and "http" not in node["wire"]
     assert res["calibration"]["heapsize_kb"] > 16
+    # ROMFS beside .mpy files: the loop keeps less when its code stays in flash
+    for kind in ("node", "full"):
+        c = res["configs"][kind]
+        assert 8 <= c["min_heap_kb"]["rom"] <= 256
+        assert 0 < c["heap32_rom"]["loop_resident"] < c["heap32"]["loop_resident"], c["heap32_rom"]
+    assert res["configs"]["node"]["rom"]["image_bytes"] > 10000
 
 
 def test_proxy_counts_the_tutorials_publish_exactly(quick_bench):
