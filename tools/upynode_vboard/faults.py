@@ -116,7 +116,7 @@ def drops_reported(lines, transport=None):
 
 # A reading line taken with the queue empty and sent: everything queued
 # before it has been replayed and acknowledged.
-DRAINED = r'^\d+\.\d+: \{(?!.*"q": ).*\} -> %s sent'
+DRAINED = r'^\d+\.\d+: \{(?!.*"q": ?).*\} -> %s sent'
 
 
 def wait_readings(vb, n, timeout=60, start=0):
