@@ -59,7 +59,7 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
     assert part[:len(image)] == image  # what mpremote wrote is the image, byte for byte
     assert sorted(image_files(image)) == sorted(lib)
     on_board = device_files(v.board)
-    assert sorted(on_board) == ["boot.py", "config.json", "lib/mine.py", "main.py"]
+    assert sorted(on_board) == ["boot.py", "config.json", "config.ok", "lib/mine.py", "main.py"]
 
     # the next boot mounts it; the node runs from /rom and delivers
     vb = runner.VBoard(v.board, tmp_path / "state")
