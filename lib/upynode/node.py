@@ -139,7 +139,7 @@ class Node:
         self.led.update(values, sent)
         self.log("%d.%d: %s -> %s" % (self.boot, seq, text, ", ".join(words)))
         for t in self.txs:
-            if t.q and not t.fails and online:
+            if t.q and not t.fails and online and not self.oomed:  # out of memory: closed
                 from upynode.backlog import replay  # loaded with the queue
                 replay(self, t)
         return sent

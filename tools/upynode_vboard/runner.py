@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -63,7 +64,7 @@ CLOCK_HEAP_KB = 2
 # fake's, used or not, and the pool that holds them allocated at start.
 # Measured (gc.mem_alloc() after gc.collect()): machine, network, dht, esp,
 # webrepl, _world and ntptime imported alone keep 27,328 B; after _vnames,
-# 30,944 B: 3.6 KB the chip (names in flash) does not spend. Added to every
+# 31,136 B: 3.8 KB the chip (names in flash) does not spend. Added to every
 # board's heap, as the names' share of the fakes.
 NAMES_HEAP_KB = 4
 # What serving WebREPL costs the VM's heap (fakehw/webrepl.py starts
@@ -134,7 +135,8 @@ def compiled_fakes():
                 subprocess.run([exe, "-o", dest + ".tmp", src], check=True)
                 os.replace(dest + ".tmp", dest)
         for name in os.listdir(out_dir):  # a fake that moved or went must not linger
-            if name.endswith(".mpy") and not os.path.exists(os.path.join(src_dir, name[:-4] + ".py")):
+            if (name.endswith(".mpy") and name != "_vnames.mpy"
+                    and not os.path.exists(os.path.join(src_dir, name[:-4] + ".py"))):
                 os.remove(os.path.join(out_dir, name))
     names_module(out, exe)
     return out
@@ -180,19 +182,27 @@ def names_module(out, exe):
             names.update(mpy_names(os.path.join(out, name)))
     idents = sorted(n for n in names if n.isidentifier())
     short = sorted(n for n in names if not n.isidentifier() and len(n) <= 10 and "/" not in n)
-    src = os.path.join(out, "_vnames.py")
     text = "def _(_):\n" + "".join("    _.%s\n" % n for n in idents) + "\n\nS = (%s)\n" % "".join(
         "%r, " % n for n in short)
-    old = None
-    if os.path.exists(src):
-        with open(src) as f:
-            old = f.read()
-    dest = os.path.join(out, "_vnames.mpy")
-    if old != text or not os.path.exists(dest):
+    # The source is kept as .txt (a _vnames.py on MICROPYPATH would be
+    # compiled in the VM's heap instead of loading the .mpy); boards start
+    # in parallel threads: each writes its own temporary files.
+    seen, dest = os.path.join(out, "_vnames.txt"), os.path.join(out, "_vnames.mpy")
+    try:
+        with open(seen) as f:
+            if f.read() == text and os.path.exists(dest):
+                return
+    except OSError:
+        pass
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "_vnames.py")
         with open(src, "w") as f:
             f.write(text)
-        subprocess.run([exe, "-o", dest + ".tmp", src], check=True)
-        os.replace(dest + ".tmp", dest)
+        subprocess.run([exe, "-o", os.path.join(tmp, "_vnames.mpy"), src], check=True)
+        os.replace(os.path.join(tmp, "_vnames.mpy"), dest)
+        with open(os.path.join(tmp, "seen"), "w") as f:
+            f.write(text)
+        os.replace(os.path.join(tmp, "seen"), seen)
 
 
 def clock_dir():
