@@ -939,6 +939,9 @@ def calibrate(boards, h, chip_free=32768):
         top = max(st, key=lambda x: x["peak32"])
         # its strings take as much in both; the rest of the chip's heap scales
         heap = base + fakes + top["qstr64"] + (chip_free - top["qstr32"]) * r
+        # base holds the fakes' names, interned first (runner.names_module),
+        # and the runner adds their share to every -X heapsize it is given
+        heap -= runner.NAMES_HEAP_KB * 1024
         out.update({"stage": top["name"], "peak64": top["peak64"], "peak32": top["peak32"],
                     "qstr64": top["qstr64"], "qstr32": top["qstr32"],
                     "ratio_64_32": r, "heapsize_kb": int(-(-heap // 1024))})
