@@ -30,15 +30,15 @@ try:
         # A failure here must not stop WiFi: main.py meets it again, says
         # so and resets.
         import upynode
-        for m in ("upynode.node", "upynode.assemble", "upynode.led", "upynode.stamp", "upynode.mqtt",
-                  "umqtt.simple", "upynode.discovery", "upynode.backlog"):
+        for m in ("upynode.node", "upynode.led", "upynode.stamp", "upynode.mqtt", "umqtt.simple",
+                  "upynode.discovery", "upynode.backlog"):
             try:
                 __import__(m)
             except ImportError:  # not deployed (umqtt on an HTTP-only node)
                 pass
             except Exception as e:
                 sys.print_exception(e)
-        upynode.release("assemble", "discovery", "backlog")
+        upynode.release("discovery", "backlog")
     startup.run(cfg)
     del cfg  # startup.cfg has it when WiFi is up; setup mode wants the RAM
 except Exception as e:  # never stop the board from reaching main.py and the REPL

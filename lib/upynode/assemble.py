@@ -72,7 +72,11 @@ def build(n, cfg, log):
             n.queue(t, False)
     # What the loop does not read again: the sensor entries above all
     # (a dict each, with every default), freed for the loop's heap.
-    for k in ("sensors", "webrepl", "led", "ntp", "sleep", "awake_max_s"):
+    drop = ["sensors", "webrepl", "led", "ntp", "sleep", "awake_max_s"]
+    if "http" not in cfg["transports"] and n.led.mode != "ha_state":  # ha.state() reads both
+        drop.append("http")
+        drop.append("homeassistant")
+    for k in drop:
         cfg.pop(k, None)
     n.boot = next_boot(n.wake is None)
     n.reset = machine.reset_cause()
