@@ -99,6 +99,22 @@ def key():
     return binascii.hexlify(h.digest()[:12]).decode()
 
 
+def _keys(_):
+    # Never called: its code interns config.DEFAULTS' keys when this module
+    # loads, so that the dicts cached() reads share them. json.load keeps a
+    # key as a string of its own in the heap unless it is interned already
+    # (64 B each in the 64-bit VM, measured); config, which used to intern
+    # them, is no longer loaded. tests/unit/test_config.py keeps the list whole.
+    return (
+        _.api_key, _.api_password, _.awake_max_s, _.backlog, _.base_topic, _.discovery,
+        _.discovery_prefix, _.entity_id, _.expire_after, _.fields, _.format, _.homeassistant,
+        _.host, _.http, _.humidity, _.ifconfig, _.interval_s, _.invert, _.keepalive, _.led,
+        _.light, _.max_kb, _.max_s, _.min_s, _.mode, _.mqtt, _.node_id, _.ntp, _.password,
+        _.per_cycle, _.pin, _.port, _.quantity, _.retries, _.retry, _.retry_s, _.sensors, _.sleep,
+        _.ssid, _.target, _.temperature, _.threshold, _.timeout_s, _.token, _.transports, _.url,
+        _.user, _.webrepl, _.wifi)
+
+
 def cached(k):
     # The config a boot checked, if it was this key's; else None.
     if not k:

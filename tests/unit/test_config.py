@@ -657,3 +657,18 @@ def test_a_quantity_named_like_a_key_of_the_state_message_is_refused(sensor):
     with pytest.raises(config.ConfigError) as e:
         config.parse(json.dumps(d))
     assert str(e.value).startswith("sensors[0]: quantity") and "a name the node's state message has" in str(e.value)
+
+
+def test_startup_interns_every_key_of_the_config_it_reads_back():
+    # startup._keys lists config.DEFAULTS' keys, so that the checked config
+    # read from config.ok shares interned names instead of a string per key
+    from upynode import startup
+    keys = set()
+
+    def walk(d):
+        for k, v in d.items():
+            keys.add(k)
+            if isinstance(v, dict):
+                walk(v)
+    walk(config.DEFAULTS)
+    assert keys <= set(startup._keys.__code__.co_names)
