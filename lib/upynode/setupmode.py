@@ -32,13 +32,7 @@ def _stamp():
         return st[6], st[8]
     import hashlib
     h = hashlib.sha256()
-    buf = bytearray(128)
-    with open(PATH, "rb") as f:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(buf[:n] if n < len(buf) else buf)
+    startup._digest(h, PATH)
     return st[6], h.digest()
 
 
