@@ -1,6 +1,6 @@
 # Builds the loop's Node from the checked config: the sensors, the LED,
-# the transports, deep sleep's state. Runs once, at start; the module is
-# released after (node.Node.__init__), so its code costs the loop nothing.
+# the transports, deep sleep's state. Runs once, at start; node.run()
+# releases the module after, so its code costs the loop nothing.
 import upynode
 from upynode import sensors as S
 from upynode.led import Led
@@ -9,7 +9,8 @@ from upynode.stamp import Clock, next_boot
 
 def transports(cfg, units, led, log=print, sens=None):
     # Each has a name (for the cycle's line), `where` (name and address, for
-    # the log), send(msg) -> True if it was acknowledged, poll() and close();
+    # the log), send(msg, text) (the state message and it as JSON, written
+    # once by the loop) -> True if it was acknowledged, poll() and close();
     # those that can take old readings (history = True) also replay(records)
     # -> how many were acknowledged. Only the configured ones are imported.
     out = []

@@ -76,4 +76,4 @@ _INF = float("inf")
 def dumps(d):
     # A state message or record as JSON, its floats through num().
     import json
-    return "{%s}" % ",".join('"%s":%s' % (k, num(v) if isinstance(v, float) else json.dumps(v)) for k in d for v in (d[k],))
+    return "{%s}" % ",".join('"%s":%s' % (k, num(v) if isinstance(v, float) else json.dumps(v)) for k, v in d.items())

@@ -79,25 +79,29 @@ def image_length(head):
     return 0
 
 
+def vuint(data, i):
+    """MicroPython's variable-length unsigned int at data[i] (7 bits a byte,
+    most significant first), as ROMFS images and .mpy files both write it:
+    (value, index after it)."""
+    v = 0
+    while True:
+        b = data[i]
+        i += 1
+        v = (v << 7) | (b & 0x7F)
+        if not b & 0x80:
+            return v, i
+
+
 def image_files(image):
     """The file paths in an image (a check of what build_image wrote)."""
     out = []
 
-    def uint(i):
-        v = 0
-        while True:
-            b = image[i]
-            i += 1
-            v = (v << 7) | (b & 0x7F)
-            if not b & 0x80:
-                return v, i
-
     def walk(i, end, prefix):
         while i < end:
-            kind, i = uint(i)
-            n, i = uint(i)
+            kind, i = vuint(image, i)
+            n, i = vuint(image, i)
             if kind in (4, 5):  # directory, file: name then contents
-                ln, j = uint(i)
+                ln, j = vuint(image, i)
                 name = bytes(image[j:j + ln]).decode()
                 if kind == 4:
                     walk(j + ln, i + n, prefix + name + "/")
@@ -106,7 +110,7 @@ def image_files(image):
             i += n
 
     start = len(HEADER)
-    size, start = uint(start)
+    size, start = vuint(image, start)
     walk(start, start + size, "")
     return out
 

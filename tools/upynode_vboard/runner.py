@@ -148,14 +148,7 @@ def compiled_fakes():
 def mpy_names(path):
     """The interned names (qstrs) an .mpy file brings that are not in every
     MicroPython's own table (mpy v6: those flagged static are)."""
-    def vuint(b, i):
-        v = 0
-        while True:
-            c = b[i]
-            i += 1
-            v = (v << 7) | (c & 0x7F)
-            if not c & 0x80:
-                return v, i
+    from upynode_cli.romfs import vuint
     with open(path, "rb") as f:
         b = f.read()
     n, i = vuint(b, 4)
