@@ -59,24 +59,34 @@ def topic(component, node_id, object_id, c):
     return "%s/%s/%s/%s/config" % (c["discovery_prefix"], component, node_id, object_id)
 
 
-def _entity(comp, node_id, obj, title, c, tail):
-    # -> (topic, payload) of one entity: what every entity of the node
-    # shares (base topic, ids, availability with HA's default payloads
-    # online/offline, the device block: HA groups the entities by dev.ids
-    # and names each "<device name> <title>"; the origin block: who
-    # announced it, which HA logs and shows with the device's MQTT info),
-    # then tail. No configuration_url: the node serves no page a browser
-    # can open (WebREPL is a websocket on port 8266).
-    return (topic(comp, node_id, obj, c),
-            '{"~":%s,"name":"%s","uniq_id":"%s_%s","avty_t":"~/status","dev":{"ids":["%s"],'
-            '"name":"%s","mf":"upynode","mdl":"ESP8266","sw":"%s"},"o":{"name":"upynode","sw":"%s"}%s}'
-            % (_str(c["base_topic"] + "/" + node_id), title, node_id, obj,
-               node_id, node_id, VERSION, VERSION, tail))
+def common(node_id, c):
+    # What every entity of the node shares, first in each payload: the
+    # base topic, availability (HA's default payloads online/offline), the
+    # device block (HA groups the entities by dev.ids and names each
+    # "<device name> <entity name>"), the origin block (who announced it,
+    # which HA logs and shows with the device's MQTT info). Built once per
+    # announcement. No configuration_url: the node serves no page a
+    # browser can open (WebREPL is a websocket on port 8266).
+    return ('{"~":%s,"avty_t":"~/status","dev":{"ids":["%s"],"name":"%s","mf":"upynode",'
+            '"mdl":"ESP8266","sw":"%s"},"o":{"name":"upynode","sw":"%s"}'
+            % (_str(c["base_topic"] + "/" + node_id), node_id, node_id, VERSION, VERSION))
+
+
+def _entity(comp, node_id, obj, title, c, head, tail):
+    # -> (topic, parts): one entity's payload is "".join(parts), never
+    # joined on the node: each part is written to the socket as it is
+    # (mqtt.Mqtt._publish), because a payload of ~0.5 KB in one piece (and
+    # its bytes copy) wanted contiguous blocks that the loop's fragmented
+    # heap did not have (MemoryError with 10 KB free, 64-bit VM).
+    # head: common(); tail: the entity's own keys, after its name and id.
+    tail[:0] = (head or common(node_id, c), ',"name":"', title, '","uniq_id":"', node_id, "_", obj, '"')
+    tail.append("}")
+    return topic(comp, node_id, obj, c), tail
 
 
 def sensor_config(node_id, quantity, unit, c, cls=None, prec=None, title=None, absent="'None'",
-                  scls="measurement", diag=False):
-    # -> (topic, payload) for one quantity of the JSON state message. cls,
+                  scls="measurement", diag=False, head=None):
+    # -> (topic, parts) for one quantity of the JSON state message. cls,
     # prec: the device class and display precision its driver declares
     # (sensors.about()); no class: the unit's (dev_class). title: the
     # entity's name, else the quantity's; HA puts the device's before it
@@ -86,40 +96,41 @@ def sensor_config(node_id, quantity, unit, c, cls=None, prec=None, title=None, a
     # .get(q, 'None'): a reading without q (its sensor failed) makes HA
     # show "unknown"; value_json[q] would keep the last value as if current
     # and log a template warning every cycle.
-    tail = ',"stat_t":"~/state","val_tpl":"{{value_json.get(\'%s\',%s)}}","stat_cla":"%s"' % (
-        quantity, absent, scls)
+    tail = [',"stat_t":"~/state","val_tpl":"{{value_json.get(\'', quantity, "',", absent,
+            ')}}","stat_cla":"', scls, '"']
     if c["expire_after"] > 0:
-        tail += ',"exp_aft":%d' % c["expire_after"]
+        tail.append(',"exp_aft":%d' % c["expire_after"])
     if unit and unit != "raw":
-        tail += ',"unit_of_meas":' + _str(unit)
+        tail += (',"unit_of_meas":', _str(unit))
     cls = cls or dev_class(quantity, unit)
     if cls:
-        tail += ',"dev_cla":"%s"' % cls
+        tail += (',"dev_cla":"', cls, '"')
     if prec is not None:
-        tail += ',"sug_dsp_prc":%d' % prec
+        tail.append(',"sug_dsp_prc":%d' % prec)
     if diag or unit == "raw":  # the ADC's counts: for checking a sensor, not a dashboard
-        tail += ',"ent_cat":"diagnostic"'
+        tail.append(',"ent_cat":"diagnostic"')
     if quantity == "rssi" and diag:  # the node's address as an attribute of its WiFi
-        tail += ',"json_attr_t":"~/info","json_attr_tpl":"{{ {\'ip\':value_json.ip}|tojson }}"'
+        tail.append(',"json_attr_t":"~/info","json_attr_tpl":"{{ {\'ip\':value_json.ip}|tojson }}"')
     return _entity("sensor", node_id, quantity,
-                   title or quantity[:1].upper() + quantity[1:].replace("_", " "), c, tail)
+                   title or quantity[:1].upper() + quantity[1:].replace("_", " "), c, head, tail)
 
 
-def diag_configs(node_id, c):
-    # The node's diagnostic entities, one (topic, payload) at a time.
+def diag_configs(node_id, c, head=None):
+    # The node's diagnostic entities, one (topic, parts) at a time.
+    head = head or common(node_id, c)
     for ln in _DIAG.split("\n"):
         key, title, unit, cls, scls, absent = ln.split(",")
-        yield sensor_config(node_id, key, unit, c, cls, None, title, absent, scls, True)
+        yield sensor_config(node_id, key, unit, c, cls, None, title, absent, scls, True, head)
     # From the retained ~/info (info()): HA has it after its own restart
     # too (the state message carries reset only once per boot).
-    yield _entity("sensor", node_id, "reset", "Last reset cause", c,
-                  ',"stat_t":"~/info","val_tpl":"%s","ent_cat":"diagnostic"' % _RESET)
+    yield _entity("sensor", node_id, "reset", "Last reset cause", c, head,
+                  [',"stat_t":"~/info","val_tpl":"', _RESET, '","ent_cat":"diagnostic"'])
 
 
-def switch_config(node_id, c):
-    # -> (topic, payload) for the LED: commands on ~/led/set, state on ~/led/state.
-    return _entity("switch", node_id, "led", "LED", c,
-                   ',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"')
+def switch_config(node_id, c, head=None):
+    # -> (topic, parts) for the LED: commands on ~/led/set, state on ~/led/state.
+    return _entity("switch", node_id, "led", "LED", c, head,
+                   [',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"'])
 
 
 def info(client, base):
@@ -135,26 +146,31 @@ def info(client, base):
 
 
 def configs(node_id, units, c, led=True, about=None, diag=False):
-    # Every (topic, payload) the node announces, one at a time (a generator:
+    # Every (topic, parts) the node announces, one at a time (a generator:
     # only one payload is in RAM). units: {quantity: unit}, e.g. sensors.units();
     # about: {quantity: (device class, display precision)}, sensors.about();
     # diag: the node's diagnostics too (diag_configs).
+    head = common(node_id, c)
     for q in sorted(units):  # one order on every boot and platform
         a = about.get(q, ()) if about else ()
-        yield sensor_config(node_id, q, units[q], c, *a)
+        yield sensor_config(node_id, q, units[q], c, *a, head=head)
     if diag:
-        yield from diag_configs(node_id, c)
+        yield from diag_configs(node_id, c, head)
     if led:
-        yield switch_config(node_id, c)
+        yield switch_config(node_id, c, head)
 
 
 def fingerprint(pairs):
-    # A 24-bit hash of everything announced (djb2, xor variant); it stays a
-    # small int on the ESP8266, so hashing allocates nothing.
+    # A 24-bit hash of everything announced (djb2, xor variant): of each
+    # topic and its payload, given whole or in parts (the same hash); it
+    # stays a small int on the ESP8266, so hashing allocates nothing.
     h = 5381
-    for t, p in pairs:
-        for s in (t, p):
-            for ch in s:
+    for t, parts in pairs:
+        for ch in t:
+            h = ((h * 33) ^ ord(ch)) & 0xFFFFFF
+        h = ((h * 33) ^ 10) & 0xFFFFFF  # a separator: ("ab","c") != ("a","bc")
+        for p in parts:
+            for ch in p:
                 h = ((h * 33) ^ ord(ch)) & 0xFFFFFF
-            h = ((h * 33) ^ 10) & 0xFFFFFF  # a separator: ("ab","c") != ("a","bc")
+        h = ((h * 33) ^ 10) & 0xFFFFFF
     return h

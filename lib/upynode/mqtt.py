@@ -136,11 +136,9 @@ class Mqtt:
                 old = ["", ""]
             if fp != old[0] or again:
                 n = 0
-                for topic, payload in D.configs(self.node_id, self.units, self.c, led, a, True):
+                for topic, parts in D.configs(self.node_id, self.units, self.c, led, a, True):
                     n += 1
-                    # bytes: umqtt counts len() of a str, and "°C" is 2 bytes
-                    # but 1 character, which would corrupt the stream.
-                    self.client.publish(topic.encode(), payload.encode(), True)
+                    self._publish(topic, parts)
                 # A quantity no sensor measures any more: clear its retained config.
                 for q in old[1].split(",") if len(old) > 1 and old[1] else ():
                     if q not in self.units:
@@ -158,6 +156,27 @@ class Mqtt:
             save(FP_FILE, fp + "\n" + ",".join(self.order) + ("\n+led" if led else ""))
             self.log("mqtt: announced %d entities to Home Assistant" % n)
         release("discovery")  # needed once per connect at most
+
+    def _publish(self, topic, parts):
+        # umqtt.simple's publish (QoS 0, retained) of a payload given in
+        # parts (discovery._entity), each written as it comes: the payload
+        # is never in RAM in one piece. Bytes throughout: umqtt and MQTT
+        # count bytes, and "°C" is 2 bytes but 1 character.
+        n = len(topic.encode()) + 2
+        for p in parts:
+            n += len(p.encode())
+        hdr = bytearray(b"\x31\0\0\0\0")  # PUBLISH, retained; the remaining length
+        i = 1
+        while n > 0x7F:
+            hdr[i] = (n & 0x7F) | 0x80
+            n >>= 7
+            i += 1
+        hdr[i] = n
+        s = self.client.sock
+        s.write(hdr, i + 1)
+        self.client._send_str(topic.encode())
+        for p in parts:
+            s.write(p.encode())
 
     def poll(self):
         # Between readings: take LED commands and HA's restarts as they come,
@@ -186,14 +205,21 @@ class Mqtt:
             self.log("mqtt: %s: %s" % (self.where, describe(e)))
             self.close()
 
+    def open(self):
+        # Connect and announce, before the first reading (node.Node.start).
+        return self.send(None, None)
+
     def send(self, msg, text):
-        # msg: the state message; text: it as JSON (node.Node.cycle)
+        # msg: the state message; text: it as JSON (node.Node.cycle); None:
+        # only connect and announce (open).
         try:
             if self.client is None:
                 self.connect()
             if self.announce:
                 self._announce()
-            if self.c["format"] == "json":
+            if msg is None:
+                pass
+            elif self.c["format"] == "json":
                 # QoS 1: True only once the broker has it (PUBACK). QoS 0
                 # into a dead connection "succeeds" and the reading is lost.
                 self.client.publish(self.state_topic.encode(), text.encode(), False, 1)

@@ -43,7 +43,9 @@ DEVICE_CLASS_UNITS = {
 }
 STATE_CLASSES = {"measurement", "total", "total_increasing"}
 ID = re.compile(r"[a-zA-Z0-9_-]+")
-MAX_PAYLOAD = 512   # bytes: a few of these are in RAM at once on a ~30 KB heap
+# bytes: the node writes a payload in parts and never joins it (Mqtt._publish):
+# the largest part is the largest block announcing needs at once
+MAX_PART = 320
 
 # What the node's drivers report (sensors.units()), plus user-configured ADC units.
 UNITS = {"temperature": "°C", "humidity": "%", "light": "%", "light_raw": "raw",
@@ -58,9 +60,15 @@ def mqtt(**over):
     return c
 
 
+def text(parts):
+    """A payload as HA receives it: the node writes it in parts (discovery._entity)."""
+    return "".join(parts)
+
+
 def expand(payload):
-    """HA's discovery processing: abbreviations expanded, `~` substituted."""
-    d = json.loads(payload)
+    """HA's discovery processing: abbreviations expanded, `~` substituted.
+    payload: as the node writes it, in parts (discovery._entity)."""
+    d = json.loads(text(payload))
     unknown = set(d) - set(ABBREVIATIONS)
     assert not unknown, "not an HA abbreviation: %s" % unknown
     out = {ABBREVIATIONS[k]: v for k, v in d.items()}
@@ -82,7 +90,7 @@ def expand(payload):
 
 
 def check_common(topic, payload, component, node, obj):
-    assert len(payload.encode()) < MAX_PAYLOAD, (len(payload.encode()), payload)
+    assert max(len(p.encode()) for p in payload) < MAX_PART, payload
     parts = topic.split("/")
     assert parts == ["homeassistant", component, node, obj, "config"]
     assert all(ID.fullmatch(p) for p in parts[1:4])
@@ -158,7 +166,7 @@ def test_switch_payload_for_the_led():
     assert e["state_topic"] == "flat/2/n1/led/state"
     assert (e["payload_on"], e["payload_off"]) == ("ON", "OFF")
     assert e["availability_topic"] == "flat/2/n1/status"
-    assert len(payload.encode()) < MAX_PAYLOAD
+    assert max(len(p.encode()) for p in payload) < MAX_PART
 
 
 def test_configured_prefix_and_base_topic_are_used():
@@ -190,12 +198,12 @@ def test_configs_covers_every_quantity_and_the_led_once():
     assert "homeassistant/switch/n1/led/config" in topics
     assert {t.split("/")[3] for t in topics} == set(units) | {"led"}
     assert len(list(discovery.configs("n1", units, mqtt(), led=False))) == 4
-    assert len({json.loads(p)["uniq_id"] for _, p in pairs}) == 5
+    assert len({json.loads(text(p))["uniq_id"] for _, p in pairs}) == 5
     # with the node's diagnostics (what the node announces)
     pairs = list(discovery.configs("n1", units, mqtt(), diag=True))
     topics = [t for t, _ in pairs]
     assert len(set(topics)) == len(topics) == 10
-    assert len({json.loads(p)["uniq_id"] for _, p in pairs}) == 10
+    assert len({json.loads(text(p))["uniq_id"] for _, p in pairs}) == 10
 
 
 def test_fingerprint_tracks_what_was_announced():
@@ -319,16 +327,48 @@ def test_the_adcs_raw_counts_are_a_diagnostic():
 
 
 class Client:
-    """umqtt's client as _announce uses it: publish() records, and raises
-    OSError (a connection lost) from the `fail`-th publish on."""
+    """umqtt's client as _announce uses it: what it is given to publish, and
+    what is written to its socket (the discovery payloads, in parts: see
+    Mqtt._publish), read back as MQTT PUBLISH packets, are recorded as
+    (topic, payload bytes, retain). From the `fail`-th message on, both
+    raise OSError (a connection lost)."""
 
     def __init__(self, fail=None):
-        self.sent, self.fail = [], fail
+        self.sent, self.fail, self.buf = [], fail, b""
+        self.sock = self
 
-    def publish(self, topic, msg, retain=False, qos=0):
+    def _check(self):
         if self.fail is not None and len(self.sent) >= self.fail:
             raise OSError(104)
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        self._check()
         self.sent.append((topic.decode(), msg, retain))
+
+    def _send_str(self, s):  # umqtt.simple's
+        self.write(len(s).to_bytes(2, "big"))
+        self.write(s)
+
+    def write(self, data, n=None):
+        self._check()
+        self.buf += bytes(data[:n] if n is not None else data)
+        while self.buf:
+            size, shift, i = 0, 0, 1  # the remaining length, 7 bits a byte
+            while True:
+                if i >= len(self.buf):
+                    return
+                b = self.buf[i]
+                size |= (b & 0x7F) << shift
+                shift += 7
+                i += 1
+                if not b & 0x80:
+                    break
+            if len(self.buf) < i + size:
+                return
+            head, body, self.buf = self.buf[0], self.buf[i:i + size], self.buf[i + size:]
+            assert head & 0xF6 == 0x30, "not a PUBLISH at QoS 0: %#x" % head
+            n = body[0] << 8 | body[1]
+            self.sent.append((body[2:2 + n].decode(), body[2 + n:], bool(head & 1)))
 
 
 def test_an_announcement_cut_short_is_made_again_at_the_next_connect(world, tmp_path, monkeypatch):

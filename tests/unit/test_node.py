@@ -488,3 +488,39 @@ def test_a_wrong_token_costs_one_request_per_reading_not_one_per_quantity(online
     tx = Ha(c, "n1", [("light", "%"), ("light_raw", "raw"), ("temperature", "°C")], lines.append)
     assert tx.send({"light": 50.0, "light_raw": 512, "temperature": 21.5}) is False
     assert len(calls) == 1 and lines == ["http: ha http://127.0.0.1:8123: HTTP 401 (check homeassistant.token)"]
+
+
+class OpeningTx(FakeTx):
+    """A sink that connects before the first reading (as MQTT does: open)."""
+
+    def __init__(self, opens=True):
+        super().__init__()
+        self.opens, self.events = opens, []
+
+    def open(self):
+        self.events.append("open")
+        return self.opens
+
+    def send(self, msg, text):
+        self.events.append("send %d" % msg["seq"])
+        return super().send(msg, text)
+
+
+def test_a_sink_connects_and_announces_before_the_first_reading(online, monkeypatch):
+    # node.run opens each sink before its loop, while the heap holds only
+    # the loop's objects (Node.start); the readings follow.
+    tx = OpeningTx()
+    lines = []
+    _run(monkeypatch, cfg(interval_s=1), tx, 2, lines.append)
+    assert tx.events == ["open", "send 1", "send 2"]
+    assert [m["seq"] for m in tx.sent] == [1, 2]
+
+
+def test_a_sink_that_cannot_open_waits_its_backoff_and_the_reading_is_queued(online, monkeypatch):
+    # A dead broker at boot: one attempt, not a second one in the same
+    # second for the first reading, which goes to the queue.
+    tx = OpeningTx(opens=False)
+    lines = []
+    _run(monkeypatch, cfg(interval_s=1, retry={"min_s": 60, "max_s": 60}), tx, 1, lines.append)
+    assert tx.events == ["open"]
+    assert lines[-1].startswith("1.1: {") and lines[-1].endswith("} -> mqtt queued")

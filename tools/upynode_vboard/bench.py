@@ -671,8 +671,10 @@ NODE_STAGES = [
     # main.py, then what node.run() does before its loop
     ("loop set-up", "from upynode import startup\ncfg = startup.cfg\n"
                     "if not cfg:\n    raise RuntimeError(startup.reason)\nstartup.release()\ndel startup\n"
-                    "import gc\ngc.collect()\nfrom upynode import node\n_n = node.Node(cfg)\n"),
-    ("first cycle", "_n.cycle(1)\n"),  # connects and announces
+                    "import gc\ngc.collect()\nfrom upynode import node\n_n = node.Node(cfg)\n"
+                    # connects and announces (node.run, since 2026-11-25)
+                    "if hasattr(_n, 'start'):\n    _n.start()\n"),
+    ("first cycle", "_n.cycle(1)\n"),  # connects and announces, unless loop set-up did
     # Home Assistant restarted: every entity again, from the poll between cycles
     ("announce", "for _t in _n.txs:\n    if hasattr(_t, 'announce'):\n        _t.announce = 2\n"
                  "    _t.poll()\n"),
