@@ -73,15 +73,26 @@ def common(node_id, c):
 
 
 def _entity(comp, node_id, obj, title, c, head, tail):
-    # -> (topic, parts): one entity's payload is "".join(parts), never
-    # joined on the node: each part is written to the socket as it is
-    # (mqtt.Mqtt._publish), because a payload of ~0.5 KB in one piece (and
-    # its bytes copy) wanted contiguous blocks that the loop's fragmented
-    # heap did not have (MemoryError with 10 KB free, 64-bit VM).
-    # head: common(); tail: the entity's own keys, after its name and id.
-    tail[:0] = (head or common(node_id, c), ',"name":"', title, '","uniq_id":"', node_id, "_", obj, '"')
-    tail.append("}")
-    return topic(comp, node_id, obj, c), tail
+    # -> (topic, parts): one entity's payload is "".join(flat(parts)),
+    # never joined on the node: each part is written to the socket as it
+    # is (mqtt.Mqtt._publish), because a payload of ~0.5 KB in one piece
+    # (and its bytes copy) wanted contiguous blocks that the loop's
+    # fragmented heap did not have (MemoryError with 10 KB free, 64-bit
+    # VM). head: common(); tail: a tuple of the entity's own keys, after
+    # its name and id. Tuples of known size, nested, not a list that grows:
+    # a list doubles its block as it grows, and that block was the next
+    # allocation to fail.
+    return topic(comp, node_id, obj, c), (head or common(node_id, c), ',"name":"', title, '","uniq_id":"',
+                                          node_id, "_", obj, '"', tail, "}")
+
+
+def flat(parts):
+    # The strings of an entity's parts, in order (parts nest one level).
+    for p in parts:
+        if isinstance(p, str):
+            yield p
+        else:
+            yield from p
 
 
 def sensor_config(node_id, quantity, unit, c, cls=None, prec=None, title=None, absent="'None'",
@@ -95,42 +106,29 @@ def sensor_config(node_id, quantity, unit, c, cls=None, prec=None, title=None, a
     # entity id stays <node_id>_<quantity>.
     # .get(q, 'None'): a reading without q (its sensor failed) makes HA
     # show "unknown"; value_json[q] would keep the last value as if current
-    # and log a template warning every cycle.
-    tail = [',"stat_t":"~/state","val_tpl":"{{value_json.get(\'', quantity, "',", absent,
-            ')}}","stat_cla":"', scls, '"']
-    if c["expire_after"] > 0:
-        tail.append(',"exp_aft":%d' % c["expire_after"])
-    if unit and unit != "raw":
-        tail += (',"unit_of_meas":', _str(unit))
+    # and log a template warning every cycle. A key the entity lacks is "".
     cls = cls or dev_class(quantity, unit)
-    if cls:
-        tail += (',"dev_cla":"', cls, '"')
-    if prec is not None:
-        tail.append(',"sug_dsp_prc":%d' % prec)
-    if diag or unit == "raw":  # the ADC's counts: for checking a sensor, not a dashboard
-        tail.append(',"ent_cat":"diagnostic"')
-    if quantity == "rssi" and diag:  # the node's address as an attribute of its WiFi
-        tail.append(',"json_attr_t":"~/info","json_attr_tpl":"{{ {\'ip\':value_json.ip}|tojson }}"')
+    raw = unit == "raw"
+    unit = _str(unit) if unit and not raw else ""
     return _entity("sensor", node_id, quantity,
-                   title or quantity[:1].upper() + quantity[1:].replace("_", " "), c, head, tail)
-
-
-def diag_configs(node_id, c, head=None):
-    # The node's diagnostic entities, one (topic, parts) at a time.
-    head = head or common(node_id, c)
-    for ln in _DIAG.split("\n"):
-        key, title, unit, cls, scls, absent = ln.split(",")
-        yield sensor_config(node_id, key, unit, c, cls, None, title, absent, scls, True, head)
-    # From the retained ~/info (info()): HA has it after its own restart
-    # too (the state message carries reset only once per boot).
-    yield _entity("sensor", node_id, "reset", "Last reset cause", c, head,
-                  [',"stat_t":"~/info","val_tpl":"', _RESET, '","ent_cat":"diagnostic"'])
+                   title or quantity[:1].upper() + quantity[1:].replace("_", " "), c, head, (
+                       ',"stat_t":"~/state","val_tpl":"{{value_json.get(\'', quantity, "',", absent,
+                       ')}}","stat_cla":"', scls, '"',
+                       ',"exp_aft":%d' % c["expire_after"] if c["expire_after"] > 0 else "",
+                       ',"unit_of_meas":' if unit else "", unit,
+                       ',"dev_cla":"%s"' % cls if cls else "",
+                       ',"sug_dsp_prc":%d' % prec if prec is not None else "",
+                       # the ADC's counts: for checking a sensor, not a dashboard
+                       ',"ent_cat":"diagnostic"' if diag or raw else "",
+                       # the node's address as an attribute of its WiFi
+                       ',"json_attr_t":"~/info","json_attr_tpl":"{{ {\'ip\':value_json.ip}|tojson }}"'
+                       if quantity == "rssi" and diag else ""))
 
 
 def switch_config(node_id, c, head=None):
     # -> (topic, parts) for the LED: commands on ~/led/set, state on ~/led/state.
     return _entity("switch", node_id, "led", "LED", c, head,
-                   [',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"'])
+                   (',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"',))
 
 
 def info(client, base):
@@ -149,13 +147,21 @@ def configs(node_id, units, c, led=True, about=None, diag=False):
     # Every (topic, parts) the node announces, one at a time (a generator:
     # only one payload is in RAM). units: {quantity: unit}, e.g. sensors.units();
     # about: {quantity: (device class, display precision)}, sensors.about();
-    # diag: the node's diagnostics too (diag_configs).
+    # diag: the node's diagnostic entities too (_DIAG, and the reset
+    # cause). One generator: a nested one's frame was the allocation that
+    # failed first in a tight heap.
     head = common(node_id, c)
     for q in sorted(units):  # one order on every boot and platform
         a = about.get(q, ()) if about else ()
         yield sensor_config(node_id, q, units[q], c, *a, head=head)
     if diag:
-        yield from diag_configs(node_id, c, head)
+        for ln in _DIAG.split("\n"):
+            key, title, unit, cls, scls, a = ln.split(",")
+            yield sensor_config(node_id, key, unit, c, cls, None, title, a, scls, True, head)
+        # From the retained ~/info (info()): HA has it after its own
+        # restart too (the state message carries reset only once per boot).
+        yield _entity("sensor", node_id, "reset", "Last reset cause", c, head,
+                      (',"stat_t":"~/info","val_tpl":"', _RESET, '","ent_cat":"diagnostic"'))
     if led:
         yield switch_config(node_id, c, head)
 
@@ -169,7 +175,7 @@ def fingerprint(pairs):
         for ch in t:
             h = ((h * 33) ^ ord(ch)) & 0xFFFFFF
         h = ((h * 33) ^ 10) & 0xFFFFFF  # a separator: ("ab","c") != ("a","bc")
-        for p in parts:
+        for p in flat(parts):
             for ch in p:
                 h = ((h * 33) ^ ord(ch)) & 0xFFFFFF
         h = ((h * 33) ^ 10) & 0xFFFFFF

@@ -138,7 +138,7 @@ class Mqtt:
                 n = 0
                 for topic, parts in D.configs(self.node_id, self.units, self.c, led, a, True):
                     n += 1
-                    self._publish(topic, parts)
+                    self._publish(topic, D.flat, parts)
                 # A quantity no sensor measures any more: clear its retained config.
                 for q in old[1].split(",") if len(old) > 1 and old[1] else ():
                     if q not in self.units:
@@ -157,13 +157,14 @@ class Mqtt:
             self.log("mqtt: announced %d entities to Home Assistant" % n)
         release("discovery")  # needed once per connect at most
 
-    def _publish(self, topic, parts):
+    def _publish(self, topic, flat, parts):
         # umqtt.simple's publish (QoS 0, retained) of a payload given in
-        # parts (discovery._entity), each written as it comes: the payload
-        # is never in RAM in one piece. Bytes throughout: umqtt and MQTT
-        # count bytes, and "°C" is 2 bytes but 1 character.
+        # parts (discovery._entity; flat(parts): its strings), each written
+        # as it comes: the payload is never in RAM in one piece. Bytes
+        # throughout: umqtt and MQTT count bytes, and "°C" is 2 bytes but 1
+        # character.
         n = len(topic.encode()) + 2
-        for p in parts:
+        for p in flat(parts):
             n += len(p.encode())
         hdr = bytearray(b"\x31\0\0\0\0")  # PUBLISH, retained; the remaining length
         i = 1
@@ -175,8 +176,9 @@ class Mqtt:
         s = self.client.sock
         s.write(hdr, i + 1)
         self.client._send_str(topic.encode())
-        for p in parts:
-            s.write(p.encode())
+        for p in flat(parts):
+            if p:
+                s.write(p.encode())
 
     def poll(self):
         # Between readings: take LED commands and HA's restarts as they come,

@@ -62,7 +62,7 @@ def mqtt(**over):
 
 def text(parts):
     """A payload as HA receives it: the node writes it in parts (discovery._entity)."""
-    return "".join(parts)
+    return "".join(discovery.flat(parts))
 
 
 def expand(payload):
@@ -90,7 +90,7 @@ def expand(payload):
 
 
 def check_common(topic, payload, component, node, obj):
-    assert max(len(p.encode()) for p in payload) < MAX_PART, payload
+    assert max(len(p.encode()) for p in discovery.flat(payload)) < MAX_PART, payload
     parts = topic.split("/")
     assert parts == ["homeassistant", component, node, obj, "config"]
     assert all(ID.fullmatch(p) for p in parts[1:4])
@@ -166,7 +166,7 @@ def test_switch_payload_for_the_led():
     assert e["state_topic"] == "flat/2/n1/led/state"
     assert (e["payload_on"], e["payload_off"]) == ("ON", "OFF")
     assert e["availability_topic"] == "flat/2/n1/status"
-    assert max(len(p.encode()) for p in payload) < MAX_PART
+    assert max(len(p.encode()) for p in discovery.flat(payload)) < MAX_PART
 
 
 def test_configured_prefix_and_base_topic_are_used():
@@ -279,8 +279,13 @@ def test_names_are_readable_and_leave_the_device_name_to_home_assistant(quantity
     assert expand(discovery.switch_config("n1", mqtt())[1])["name"] == "LED"
 
 
+def diag_configs(node, c):
+    """The node's diagnostic entities alone: no sensor, no switch."""
+    return discovery.configs(node, {}, c, led=False, diag=True)
+
+
 def diagnostics(**over):
-    return {t.split("/")[3]: expand(p) for t, p in discovery.diag_configs("attic-1", mqtt(**over))}
+    return {t.split("/")[3]: expand(p) for t, p in diag_configs("attic-1", mqtt(**over))}
 
 
 def test_diagnostics_come_from_the_state_message_and_info():
@@ -288,7 +293,7 @@ def test_diagnostics_come_from_the_state_message_and_info():
     assert list(d) == ["rssi", "heap", "up", "q", "reset"]
     for obj, e in d.items():
         check_common("homeassistant/sensor/attic-1/%s/config" % obj,
-                     dict(discovery.diag_configs("attic-1", mqtt()))["homeassistant/sensor/attic-1/%s/config" % obj],
+                     dict(diag_configs("attic-1", mqtt()))["homeassistant/sensor/attic-1/%s/config" % obj],
                      "sensor", "attic-1", obj)
         assert e["entity_category"] == "diagnostic"
     got = {k: (e["name"], e.get("unit_of_measurement"), e.get("device_class"), e.get("state_class"),

@@ -138,5 +138,5 @@ def test_home_assistant_sees_a_temperature_in_celsius(world):
     (t, p), = [x for x in discovery.configs("n1", units, dict(config.DEFAULTS["mqtt"]), False,
                                              sensors.about(sens))]
     assert t == "homeassistant/sensor/n1/tank_temperature/config"
-    e = json.loads("".join(p))
+    e = json.loads("".join(discovery.flat(p)))
     assert (e["unit_of_meas"], e["dev_cla"], e["sug_dsp_prc"]) == ("°C", "temperature", 1)

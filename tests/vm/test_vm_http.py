@@ -432,11 +432,11 @@ def test_discovery_payloads_are_identical_in_the_vm(vm):
     cfg = node_cfg(mqtt={"host": "127.0.0.1", "expire_after": 300})
     results, logs, _ = vm(cfg, """
 from upynode import discovery
-out([list(p) for p in discovery.configs("attic", UNITS, CFG["mqtt"], True, None, True)])
+out([[t, "".join(discovery.flat(p))] for t, p in discovery.configs("attic", UNITS, CFG["mqtt"], True, None, True)])
 out(discovery.fingerprint(discovery.configs("attic", UNITS, CFG["mqtt"], True, None, True)))
 """)
     pairs, fp = results
-    host = [list(p) for p in discovery.configs("attic", UNITS, c, True, None, True)]
+    host = [[t, "".join(discovery.flat(p))] for t, p in discovery.configs("attic", UNITS, c, True, None, True)]
     assert pairs == host
     assert fp == discovery.fingerprint(discovery.configs("attic", UNITS, c, True, None, True))
 
