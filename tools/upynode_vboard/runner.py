@@ -52,14 +52,14 @@ WDT_EXIT = -signal.SIGUSR2
 #   below) = 80K: CHIP_HEAPSIZE.
 # - The firmware fits that only with lib/ in ROMFS: the node (ADC +
 #   MCP9808 + DHT22, MQTT with discovery, heartbeat LED, the offline
-#   queue) delivers 20 cycles from 78K with ROMFS (the image not counted;
-#   82K before its announcement was written in parts, 2026-11-25), and
-#   tests/vm/test_vm_romfs.py runs it at CHIP_HEAPSIZE, a Home Assistant
-#   restart included. The full configuration (+ HTTP) needs 83K with ROMFS;
-#   with .mpy files the node needs 98K and the full one 104K (the search
-#   varies by about 2K from run to run). So the other VM tests run at
-#   110K, what the .mpy firmware needs plus a little, which fails any
-#   change that makes it much heavier.
+#   queue) delivers 20 cycles from 74K with ROMFS (the image not counted;
+#   82K before its announcement was written in parts and before the first
+#   reading, 2026-11-25; bench at 3a0e925), and tests/vm/test_vm_romfs.py
+#   runs it at CHIP_HEAPSIZE, a Home Assistant restart included. The full
+#   configuration (+ HTTP) needs 81K with ROMFS; with .mpy files the node
+#   needs 94K and the full one 104K (the search varies by about 2K from
+#   run to run). So the other VM tests run at 110K, what the .mpy firmware
+#   needs plus a little, which fails any change that makes it much heavier.
 CHIP_HEAPSIZE = "80K"
 HEAPSIZE = "110K"
 # The fake chip clock (fakehw/clock/time.py, when the world asks for it)
