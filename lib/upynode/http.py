@@ -29,7 +29,7 @@ def request(method, url, t, headers, data=None, read=None):
 
 
 def why(e):
-    from upynode.neterr import describe
+    from upynode.sock import describe
     return describe(e)
 
 

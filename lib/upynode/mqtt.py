@@ -9,7 +9,7 @@ import time
 from micropython import const
 
 from upynode import release, save
-from upynode.neterr import describe
+from upynode.sock import describe
 from upynode.sensors import num
 
 FP_FILE = "discovery.fp"  # what was announced: fingerprint, quantities, "+led" for the switch
