@@ -76,12 +76,16 @@ def watch(broker):
 
 @pytest.fixture
 def make_vboard(board_build, tmp_path):
-    """make_vboard(config=None, rom=False, **world) -> a stopped VBoard on a
-    fresh copy of the built board (rom=True: its lib/ in the ROMFS
-    partition); stopped again at the end of the test."""
+    """make_vboard(config=None, heapsize=None, rom=True, **world) -> a
+    stopped VBoard on a fresh copy of the built board, stopped again at the
+    end of the test. By default the firmware as the README deploys it: lib/
+    in the ROMFS partition, at the heap a chip has (runner.CHIP_HEAPSIZE),
+    so a change that would exhaust the chip's heap fails the test.
+    rom=False: lib/ as .mpy files on the filesystem, at runner.HEAPSIZE."""
     boards = []
 
-    def make(config=None, heapsize=runner.HEAPSIZE, rom=False, **world):
+    def make(config=None, heapsize=None, rom=True, **world):
+        heapsize = heapsize or (runner.CHIP_HEAPSIZE if rom else runner.HEAPSIZE)
         n = len(boards)
         board_dir = tmp_path / ("board%d" % n)
         shutil.copytree(board_build, board_dir)

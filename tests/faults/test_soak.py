@@ -16,7 +16,7 @@ SAMPLE = 500  # cycles between two heap samples
 
 # main.py as deployed, with the loop's sleeps made instant and a heap sample
 # (gc.mem_free() right after the loop's own gc.collect()) every SAMPLE cycles.
-# Precompiled into lib/ as soak.mpy, as the firmware is: compiling it on
+# Precompiled beside main.py as soak.mpy, as the firmware is: compiling it on
 # the board would take heap the node never pays for its own main.py.
 SOAK_MAIN = """
 import gc
@@ -83,7 +83,7 @@ def run():
 def test_soak_10000_cycles_heap_flat_and_every_reading_delivered(fault_broker, collector, make_vboard, fault_table):
     # LED off: the heartbeat's 60 ms blink per reading is a real wait, and the soak is about the heap
     vb = make_vboard(fault_config(fault_broker.port, led={"mode": "off"}), aps=HOME_AP)
-    src = os.path.join(vb.board, "lib", "soak.py")
+    src = os.path.join(vb.board, "soak.py")  # lib/ is in the ROMFS image
     with open(src, "w") as f:
         f.write(SOAK_MAIN % (SAMPLE, CYCLES))
     subprocess.run([mpy_cross(), "-o", src[:-3] + ".mpy", src], check=True)

@@ -3,7 +3,8 @@ bug never leaves it dead in the wall, a broken boot keeps WebREPL open with
 the saved password, and the pinned /lib modules run before frozen ones.
 
 The bug is injected by replacing one firmware module on the board's copy
-with a source file that raises, as a bad deploy would leave it."""
+with a source file that raises, as a bad deploy would leave it: on a board
+deployed with .mpy files (a ROMFS image is checked before it is written)."""
 import os
 
 from helpers import HOME_AP, node_config
@@ -18,7 +19,7 @@ def inject_bug(vb, module, words):
 
 
 def test_a_bug_in_the_loop_prints_its_traceback_and_resets_the_node(make_vboard):
-    vb = make_vboard(node_config(1883), aps=HOME_AP)
+    vb = make_vboard(node_config(1883), rom=False, aps=HOME_AP)
     inject_bug(vb, "node", "injected bug")
     with vb:
         vb.wait_for(r"RuntimeError: injected bug")
@@ -29,7 +30,7 @@ def test_a_bug_in_the_loop_prints_its_traceback_and_resets_the_node(make_vboard)
 
 
 def test_a_broken_boot_keeps_webrepl_open_with_the_saved_password(make_vboard):
-    vb = make_vboard(node_config(1883), aps=HOME_AP)
+    vb = make_vboard(node_config(1883), rom=False, aps=HOME_AP)
     vb.write_file("webrepl_cfg.py", "PASS = 'saved1'\n")  # an earlier good boot wrote it
     inject_bug(vb, "startup", "boot bug")
     with vb:
@@ -61,7 +62,8 @@ def test_the_watchdog_spares_a_node_stopped_at_the_repl(broker, make_vboard):
     from upynode_vboard import runner
     from upynode_vboard.services import free_port
     port = free_port()
-    vb = make_vboard(node_config(broker.port), heapsize=runner.WEBREPL_HEAPSIZE, aps=HOME_AP, webrepl_port=port)
+    vb = make_vboard(node_config(broker.port), heapsize=runner.CHIP_WEBREPL_HEAPSIZE, aps=HOME_AP,
+                     webrepl_port=port)
     with vb:
         vb.wait_for(r"^1\.2: ")  # the loop runs, and its watchdog
         c = Client(port)

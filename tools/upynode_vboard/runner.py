@@ -58,8 +58,12 @@ WDT_EXIT = -signal.SIGUSR2
 #   runs it at CHIP_HEAPSIZE, a Home Assistant restart included. The full
 #   configuration (+ HTTP) needs 81K with ROMFS; with .mpy files the node
 #   needs 94K and the full one 104K (the search varies by about 2K from
-#   run to run). So the other VM tests run at 110K, what the .mpy firmware
-#   needs plus a little, which fails any change that makes it much heavier.
+#   run to run).
+# - So the VM scenario tests (tests/conftest.py, make_vboard) run the
+#   firmware from ROMFS at CHIP_HEAPSIZE: a change that would exhaust the
+#   chip's heap fails them. HEAPSIZE, what the .mpy firmware needs plus a
+#   little, is for boards with lib/ as .mpy files (deploying to the
+#   virtual serial port or WebREPL, a bad module injected, `make sim`).
 CHIP_HEAPSIZE = "80K"
 HEAPSIZE = "110K"
 # The fake chip clock (fakehw/clock/time.py, when the world asks for it)
@@ -82,6 +86,7 @@ NAMES_HEAP_KB = 4
 # 480 B more (at 80K: 63424 -> 62944): 12 KB, rounded up.
 WEBREPL_HEAP_KB = 12
 WEBREPL_HEAPSIZE = "%dK" % (int(HEAPSIZE[:-1]) + WEBREPL_HEAP_KB)
+CHIP_WEBREPL_HEAPSIZE = "%dK" % (int(CHIP_HEAPSIZE[:-1]) + WEBREPL_HEAP_KB)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 # ROMFS: a board whose world has "romfs_kb" runs the ESP8266_GENERIC
