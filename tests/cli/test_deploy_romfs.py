@@ -1,4 +1,5 @@
-"""upynode deploy --romfs onto the virtual serial board (upynode_vboard.vserial)
+"""upynode deploy (ROMFS by default, --romfs to insist, --files for .mpy
+files) onto the virtual serial board (upynode_vboard.vserial)
 whose firmware has a ROMFS partition (world "romfs_kb": fakehw/_vrom.py,
 vfs.rom_ioctl as the ESP8266 port answers it, the partition a file in the
 state folder): the image written through mpremote's own `romfs deploy`
@@ -73,16 +74,17 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
     # a file deploy afterwards: the image would shadow the files, so it is emptied
     vb2 = VirtualSerial(v.board, state_dir=tmp_path / "state")
     with vb2:
-        r = cli("deploy", "--port", vb2.device, "--build-dir", board_build)
+        r = cli("deploy", "--port", vb2.device, "--build-dir", board_build, "--files")
         assert deploy_summary(r)[0] == len(lib) + 1  # and main.py, changed above
     assert "ROMFS image emptied" in r.stderr
     assert image_files(partition(tmp_path)) == []
 
 
-def test_no_romfs_partition_falls_back_to_mpy_files(tmp_path):
+@pytest.mark.parametrize("flags", [(), ("--romfs",)], ids=["default", "--romfs"])
+def test_no_romfs_partition_falls_back_to_mpy_files(tmp_path, flags):
     build = make_build(tmp_path / "build")
     with serial_board(tmp_path) as v:
-        r = cli("deploy", "--port", v.device, "--build-dir", build, "--romfs")
+        r = cli("deploy", "--port", v.device, "--build-dir", build, *flags)
         assert deploy_summary(r)[:2] == (5, 0)
     assert r.returncode == 0
     note = [ln for ln in r.stderr.splitlines() if "ROMFS" in ln]
@@ -101,6 +103,22 @@ def test_an_image_bigger_than_the_partition_changes_nothing(tmp_path):
     assert partition(tmp_path) is None
 
 
+def test_by_default_an_image_too_big_for_the_partition_leaves_mpy_files(tmp_path):
+    build = make_build(tmp_path / "build")
+    with serial_board(tmp_path, romfs_kb=4, files={"main.py": b"# old\n"}) as v:
+        r = cli("deploy", "--port", v.device, "--build-dir", build)
+    assert r.returncode == 0 and deploy_summary(r)[:2] == (5, 0)
+    note = [ln for ln in r.stderr.splitlines() if "ROMFS" in ln]
+    assert len(note) == 1 and "bigger than" in note[0] and "4096 B" in note[0] and ".mpy files" in note[0]
+    assert device_files(v.board) == device_files(build)
+    assert partition(tmp_path) is None
+
+
+def test_files_and_romfs_do_not_mix(tmp_path):
+    r = cli("deploy", "--port", "/dev/null", "--romfs", "--files")
+    assert r.returncode == 2 and "--files" in r.stderr and "--romfs" in r.stderr
+
+
 def test_romfs_and_source_do_not_mix(tmp_path):
     one_line_error(cli("deploy", "--port", "/dev/null", "--romfs", "--source"), "--romfs", "--source")
 
@@ -114,7 +132,7 @@ def test_deploy_romfs_over_webrepl(webrepl_node, tmp_path):
     n.vb.world(romfs_kb=runner.ROMFS_KB)
     n.vb.lines.clear()
     n.start()
-    r = cli("deploy", "--host", n.host, "--build-dir", build, "--romfs", password="s3cret")
+    r = cli("deploy", "--host", n.host, "--build-dir", build, password="s3cret")  # ROMFS: the default
     assert deploy_summary(r)[:2] == (2, 0), r.stderr  # boot.py, main.py; lib/ in the image
     assert "ROMFS image written" in r.stderr
     image = build_image(local_files(build))

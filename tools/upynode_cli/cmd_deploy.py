@@ -63,10 +63,15 @@ def add_arguments(p):
     p.add_argument("--reset", action="store_true", help="reset the board afterwards")
     p.add_argument("--build-dir", metavar="DIR",
                    help="deploy this already built board folder instead of building")
-    p.add_argument("--romfs", action="store_true",
-                   help="put lib/ in the board's ROMFS partition, where its code runs from flash "
-                        "and costs no heap (firmware variant ESP8266_GENERIC FLASH_2M_ROMFS, "
-                        "MicroPython >= 1.25; other boards get the .mpy files)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--romfs", action="store_true",
+                       help="lib/ into the board's ROMFS partition or fail: an image too big for it is "
+                            "an error (the default puts lib/ there when the board has a partition it "
+                            "fits: firmware variant ESP8266_GENERIC FLASH_2M_ROMFS, MicroPython >= 1.25; "
+                            "other boards get .mpy files, with a note)")
+    where.add_argument("--files", action="store_true",
+                       help="lib/ as .mpy files on the board's filesystem, even on a board with a ROMFS "
+                            "partition (its image is emptied)")
 
 
 def local_files(root):
@@ -138,18 +143,23 @@ def progress_printer(i, n, path):
     return show
 
 
-def rom_plan(board, files):
-    """For --romfs: (image, partition size), or None (with the reason on
-    stderr) when the board's firmware has no ROMFS partition. An image too
-    big for the partition is an error before anything on the board changed."""
+def rom_plan(board, files, insist):
+    """(image, partition size), or None (with the reason on stderr) when the
+    board's firmware has no ROMFS partition: then the .mpy files go to its
+    filesystem. An image too big for the partition: with insist (--romfs)
+    an error before anything on the board changed, else the files too."""
     size = romfs.partition_size(board)
     if size is None:
         say("upynode deploy: " + romfs.NO_ROMFS)
         return None
     image = romfs.build_image(files)
     if len(image) > size:
-        raise CliError("the ROMFS image (%d B) is bigger than the board's ROMFS partition (%d B): "
-                       "nothing was changed; deploy without --romfs" % (len(image), size))
+        if insist:
+            raise CliError("the ROMFS image (%d B) is bigger than the board's ROMFS partition (%d B): "
+                           "nothing was changed; deploy with --files" % (len(image), size))
+        say("upynode deploy: the ROMFS image (%d B) is bigger than the board's ROMFS partition (%d B): "
+            "deploying .mpy files instead" % (len(image), size))
+        return None
     return image, size
 
 
@@ -166,6 +176,9 @@ def retire_rom(board):
 def run(args):
     if args.romfs and args.source:
         raise CliError("--romfs runs .mpy files from flash: leave out --source")
+    # ROMFS unless told otherwise: with lib/ as files the node's code is
+    # loaded into the heap, and the node does not fit a chip's (README, Memory)
+    use_rom = not (args.files or args.source)
     cfg_data = None
     if args.config:
         try:
@@ -197,7 +210,7 @@ def run(args):
     with connect(args) as board:
         if any(p.endswith(".mpy") for p in files):
             check_mpy(board, files)
-        rom = rom_plan(board, files) if args.romfs else None
+        rom = rom_plan(board, files, args.romfs) if use_rom else None
         in_rom = []
         if rom:
             # lib/ goes into the image; on the filesystem, its modules (and

@@ -24,8 +24,9 @@ from . import CliError, say
 HEADER = b"\xd2\xcd\x31"
 VARIANT = ("the ESP8266_GENERIC firmware variant FLASH_2M_ROMFS, MicroPython 1.25 or later, "
            "for boards with 2 MB of flash or more")
-NO_ROMFS = ("this board's MicroPython has no ROMFS partition: deploying .mpy files instead "
-            "(for ROMFS, flash %s)" % VARIANT)
+NO_ROMFS = ("this board's MicroPython has no ROMFS partition: deploying .mpy files instead, "
+            "whose code takes heap the node may not have (README, Memory); for ROMFS, flash %s"
+            % VARIANT)
 # What the image keeps: the firmware and its dependencies, never boot.py,
 # main.py or config.json (files the board runs or rewrites).
 PREFIX = "lib/"
