@@ -86,5 +86,6 @@ def build(n, cfg, log):
     n.wifi_fails = 0
     n.wifi_retry = 0
     n.oom = 0
+    n.lost = 0  # readings a sink with a queue lost to MemoryError (node.cycle)
     n.oomed = False  # this cycle ran out of memory
     n.awake_ms = 0

@@ -55,7 +55,7 @@ class Node:
         return t.q
 
     def queued(self):
-        n = d = 0
+        n, d = 0, self.lost
         for t in self.txs:
             if t.q is not None:
                 n += len(t.q)
@@ -144,8 +144,16 @@ class Node:
                 word = "sent"
                 sent = True
             elif getattr(t, "history", False):
-                self.queue(t).put(S.dumps(rec))
-                word = "queued"
+                try:
+                    self.queue(t).put(S.dumps(rec))
+                    word = "queued"
+                except MemoryError:
+                    # Not even the queue found the memory (its import, a
+                    # buffer): the reading is lost to this sink. Counted in
+                    # "drop" from the next message on, never silently.
+                    self.lost += 1
+                    word = "LOST (out of memory)"
+                    oom = True
             else:
                 word = "NOT SENT"
             words.append(t.name + " " + word)

@@ -464,6 +464,25 @@ def test_out_of_memory_while_sending_keeps_the_reading(online, monkeypatch, cloc
     assert any("out of memory (1 in a row)" in line for line in lines)
 
 
+def test_a_reading_not_even_the_queue_had_memory_for_is_reported_lost(online, monkeypatch, clock):
+    tx = FakeTx()
+    send = tx.send
+
+    def oom(*a):
+        raise MemoryError()
+    tx.send = oom
+    lines = []
+    n = make(monkeypatch, [tx], lines)
+    n.queue = oom  # e.g. importing upynode.backlog
+    n.cycle(1)
+    assert "mqtt LOST (out of memory)" in lines[-1] and "out of memory (1 in a row)" in lines[-2]
+    tx.send = send
+    del n.queue
+    clock.sleep_ms(n.retry["max_s"] * 1000)  # the sink's backoff
+    assert n.cycle(2)
+    assert tx.sent[-1]["seq"] == 2 and tx.sent[-1]["drop"] == 1  # the loss, in the next message
+
+
 def test_memory_errors_while_sending_in_a_row_reset_the_node(online, monkeypatch):
     tx = FakeTx()
 
