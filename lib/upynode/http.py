@@ -1,6 +1,7 @@
-# HTTP with urequests, shared by the two HTTP transports (upynode.ha: Home
-# Assistant's REST API; upynode.flask: the 2016 tutorial's Flask URL) and the
-# ha_state LED: only the configured one is imported. Every request has a
+# HTTP, shared by the HTTP transports (upynode.ha: Home Assistant's REST API,
+# upynode.flask: the 2016 tutorial's Flask URL, both with urequests;
+# upynode.receiver, which writes its own POST) and the ha_state LED: only the
+# configured one is imported. Every request has a
 # socket timeout and closes its socket. Secrets never reach the log.
 # Functions rather than a base class: a class costs heap and buys nothing
 # here. A target class takes setup(), send and idle from here and gives

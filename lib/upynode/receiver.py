@@ -8,6 +8,38 @@ import json
 from upynode import http
 
 
+def post(t, path, headers, body):
+    # POST body (bytes parts, written as they come) to t.base + path; the
+    # HTTP status. Written here rather than with urequests: the body is the state message or up to backlog.per_cycle queued ones,
+    # and joined (then encoded) it wanted 330-byte blocks twice in a heap
+    # with 8 KB free in pieces (full configuration at the chip's heap, 64-bit
+    # VM); and a node that posts only to the receiver never loads urequests.
+    # HTTP/1.0 as urequests speaks it; the status line is all that is read.
+    from upynode.sock import Net, getaddrinfo
+    u = t.base.split("/", 3)  # http: '' [user@]host[:port] [path]
+    host, _, port = u[2].split("@")[-1].partition(":")
+    ai = getaddrinfo(host, int(port) if port.isdigit() else 80, 0, Net.SOCK_STREAM)[0]
+    net = Net(t.h["timeout_s"])
+    try:
+        s = net.socket(ai[0], ai[1], ai[2])
+        s.connect(ai[-1])
+        n = 0
+        for p in body:
+            n += len(p)
+        s.write(b"POST /%s%s HTTP/1.0\r\nHost: %s\r\n" % (u[3] if len(u) > 3 else "", path, host))
+        for k in headers:
+            s.write(b"%s: %s\r\n" % (k, headers[k]))
+        s.write(b"Content-Length: %d\r\nConnection: close\r\n\r\n" % n)
+        for p in body:
+            s.write(p)
+        st = s.readline().split(None, 2)
+        if len(st) < 2 or not st[1].isdigit():
+            raise OSError(-1)  # "connection closed": no status line
+        return int(st[1])
+    finally:
+        net.close()
+
+
 class Receiver:
     name = "receiver"
     key = "http.api_key"
@@ -19,15 +51,21 @@ class Receiver:
     def __init__(self, cfg, node_id, units, log=print):
         http.setup(self, cfg, node_id, units, log, cfg["http"]["url"])
         self.hd = {"X-API-Key": self.h["api_key"], "Content-Type": "application/json"}
-        # the envelope's fixed part, built once
-        self.head = '{"node":%s,"units":%s,' % (json.dumps(node_id), json.dumps(self.units))
+        # the envelope's fixed part, built once; bytes, as it is sent ("°C")
+        self.head = ('{"node":%s,"units":%s,' % (json.dumps(node_id), json.dumps(self.units))).encode()
 
     def _post(self, recs):
-        # recs: the readings as JSON text -> True if the receiver took them
+        # recs: the readings as JSON bytes -> True if the receiver took them.
+        # The body goes in parts (post()), never joined.
         up = self.clock.uptime() if self.clock else 0
-        body = '%s"up":%d,"readings":[%s]}' % (self.head, up, ",".join(recs))
+        body = [self.head, b'"up":%d,"readings":[' % up]
+        for r in recs:
+            if len(body) > 2:
+                body.append(b",")
+            body.append(r)
+        body.append(b"]}")
         try:
-            st = http.request("POST", self.base + "/api/readings", self.h["timeout_s"], self.hd, body.encode())[0]
+            st = post(self, "/api/readings", self.hd, body)
         except MemoryError:
             raise
         except Exception as e:
@@ -39,7 +77,7 @@ class Receiver:
         return False
 
     def send(self, msg, text):
-        return self._post([text])
+        return self._post((text.encode(),))
 
     def replay(self, records):
-        return len(records) if self._post([r.decode() if isinstance(r, bytes) else r for r in records]) else 0
+        return len(records) if self._post([r if isinstance(r, bytes) else r.encode() for r in records]) else 0

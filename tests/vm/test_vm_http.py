@@ -302,7 +302,12 @@ class Silent:
         self.sock.close()
 
 
-@pytest.mark.parametrize("target", ["ha", "flask"])
+# The send of each HTTP target: the receiver's takes the message as JSON too
+# (upynode.http.post writes its POST; ha and flask go through urequests).
+SEND = {"ha": ("ha", "Ha", "m"), "flask": ("flask", "Flask", "m"), "receiver": ("receiver", "Receiver", "m, json.dumps(m)")}
+
+
+@pytest.mark.parametrize("target", ["ha", "flask", "receiver"])
 def test_server_that_never_answers_does_not_hang_the_node(vm, target):
     srv = Silent()
     try:
@@ -310,19 +315,21 @@ def test_server_that_never_answers_does_not_hang_the_node(vm, target):
         if target == "ha":
             cfg = ha_cfg(url)
         else:
-            cfg = node_cfg(http={"target": "flask", "url": url, "api_key": KEY})
+            cfg = node_cfg(http={"target": target, "url": url, "api_key": KEY})
         cfg["http"]["timeout_s"] = 1
         results, logs, wall = vm(cfg, """
 from upynode.%s import %s as T
 h = T(CFG, "n1", UNITS, log)
+def send(m):
+    return h.send(%s)
 n0 = fds()
 t0 = time.ticks_ms()
-out(h.send({"temperature": 20.5, "humidity": 40, "light": 3}))
+out(send({"temperature": 20.5, "humidity": 40, "light": 3}))
 out(time.ticks_diff(time.ticks_ms(), t0))
 for i in range(3):
-    h.send({"temperature": 20.5})
+    send({"temperature": 20.5})
 out(fds() - n0)
-""" % {"ha": ("ha", "Ha"), "flask": ("flask", "Flask")}[target], timeout=30)
+""" % SEND[target], timeout=30)
     finally:
         srv.close()
     ok, ms, leaked = results
@@ -333,22 +340,28 @@ out(fds() - n0)
     assert wall < 20
 
 
-def test_garbage_answer_returns_false_and_closes_the_socket(vm):
+@pytest.mark.parametrize("target", ["ha", "receiver"])
+def test_garbage_answer_returns_false_and_closes_the_socket(vm, target):
     # urequests raises IndexError (not OSError) on a missing status line and does
     # not close its socket then; the transport must.
     srv = Silent("garbage")
     try:
-        results, logs, _ = vm(ha_cfg("http://127.0.0.1:%d" % srv.port), """
-from upynode.ha import Ha
-h = Ha(CFG, "n1", UNITS, log)
+        url = "http://127.0.0.1:%d" % srv.port
+        cfg = ha_cfg(url) if target == "ha" else node_cfg(http={"target": target, "url": url, "api_key": KEY})
+        results, logs, _ = vm(cfg, """
+from upynode.%s import %s as T
+h = T(CFG, "n1", UNITS, log)
+def send(m):
+    return h.send(%s)
 n0 = fds()
 for i in range(5):
-    out(h.send({"temperature": 20.5}))
+    out(send({"temperature": 20.5}))
 out(fds() - n0)
-""")
+""" % SEND[target])
     finally:
         srv.close()
     assert results == [False] * 5 + [0], logs
+    assert len(logs) == 5 and all("connection closed" in ln or "Error" in ln for ln in logs), logs
 
 
 def test_many_sends_leak_no_sockets_or_heap(vm, recorder):
