@@ -21,11 +21,16 @@ FP_FILE = "discovery.fp"  # what was announced: fingerprint, quantities, "+led" 
 _NOTHING = const(0)  # no discovery (raw format, or discovery off)
 _CHANGED = const(1)  # only if they differ from what FP_FILE says was announced
 _AGAIN = const(2)    # all of them: Home Assistant restarted and forgot them
+# An announcement the heap had no room for is tried again after this, then
+# twice as long each time, up to an hour (Mqtt._announce_when_it_fits).
+_RETRY_S = const(60)
 
 
 class Mqtt:
     name = "mqtt"
     sleepy = False  # a deep-sleep node (set by the loop)
+    announce_at = None  # ticks before which no announcement is tried (None: now)
+    announce_ooms = 0  # announcements in a row that ran out of memory
 
     def __init__(self, c, node_id, units=None, led=None, log=print, sens=None):
         self.c = c
@@ -118,6 +123,30 @@ class Mqtt:
     def _led_state(self):
         self.client.publish((self.base + "/led/state").encode(), b"ON" if self.led.value() else b"OFF", True)
 
+    def _announce_when_it_fits(self):
+        # Announcing needs more heap than a reading does. When a fragmented
+        # heap has not got it, the readings go on without it (node.Node
+        # would count a MemoryError, and three in a row reset the node: a
+        # node that fails to announce after every boot would then never
+        # deliver), and it is tried again later, backing off.
+        if self.announce_at is not None and time.ticks_diff(time.ticks_ms(), self.announce_at) < 0:
+            return
+        pending = self.announce
+        try:
+            self._announce()
+            self.announce_at, self.announce_ooms = None, 0
+        except MemoryError:
+            import gc
+            self.close()  # it may hold half a packet: the reading gets a new one
+            self.announce = pending
+            release("discovery")
+            gc.collect()
+            self.announce_ooms += 1
+            wait = min(3600, _RETRY_S << min(self.announce_ooms - 1, 6))
+            self.announce_at = time.ticks_add(time.ticks_ms(), wait * 1000)
+            self.log("mqtt: not enough memory to announce to Home Assistant (%d B free): again in %d s"
+                     % (gc.mem_free(), wait))
+
     def _announce(self):
         import gc
         gc.collect()  # the import and the payloads want the heap in one piece
@@ -189,7 +218,9 @@ class Mqtt:
             while self.client.check_msg() is not None:
                 pass
             if self.announce:
-                self._announce()
+                self._announce_when_it_fits()
+                if self.client is None:  # no memory for it: connected again at the next reading
+                    return
             ka = self.c["keepalive"] * 1000
             quiet = time.ticks_diff(time.ticks_ms(), self.client.sock.rx)
             if ka and quiet > ka // 2 and not self.pinged:
@@ -218,7 +249,9 @@ class Mqtt:
             if self.client is None:
                 self.connect()
             if self.announce:
-                self._announce()
+                self._announce_when_it_fits()
+                if self.client is None:  # it had no memory and dropped the connection
+                    self.connect()
             if msg is None:
                 pass
             elif self.c["format"] == "json":

@@ -336,15 +336,15 @@ class Client:
     what is written to its socket (the discovery payloads, in parts: see
     Mqtt._publish), read back as MQTT PUBLISH packets, are recorded as
     (topic, payload bytes, retain). From the `fail`-th message on, both
-    raise OSError (a connection lost)."""
+    raise `exc`: OSError (a connection lost), or MemoryError."""
 
-    def __init__(self, fail=None):
-        self.sent, self.fail, self.buf = [], fail, b""
+    def __init__(self, fail=None, exc=OSError(104)):
+        self.sent, self.fail, self.buf, self.exc = [], fail, b"", exc
         self.sock = self
 
     def _check(self):
         if self.fail is not None and len(self.sent) >= self.fail:
-            raise OSError(104)
+            raise self.exc
 
     def publish(self, topic, msg, retain=False, qos=0):
         self._check()
@@ -399,3 +399,29 @@ def test_an_announcement_cut_short_is_made_again_at_the_next_connect(world, tmp_
     m.client = Client()
     m._announce()
     assert [t for t, _, _ in m.client.sent] == ["home/n1/info"]
+
+
+def test_an_announcement_the_heap_has_no_room_for_waits_and_the_readings_go_on(world, tmp_path, monkeypatch, clock):
+    from upynode import mqtt
+    monkeypatch.chdir(tmp_path)  # discovery.fp
+    c = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"},
+                                 "webrepl": {"password": "s3cret"}}))
+    lines = []
+    m = mqtt.Mqtt(c["mqtt"], "n1", [("temperature", "°C")], None, lines.append)
+    clients = []
+
+    def connect():  # each connection a fresh client; the first runs out of memory announcing
+        m.client = Client(fail=2, exc=MemoryError()) if not clients else Client()
+        clients.append(m.client)
+    m.connect = connect
+
+    assert m.open()  # before the first reading (Node.start): no MemoryError leaves it
+    assert "not enough memory to announce" in lines[-1] and "again in 60 s" in lines[-1]
+    assert len(clients) == 2 and not (tmp_path / mqtt.FP_FILE).exists()
+    assert m.send({"temperature": 20.5}, '{"temperature":20.5}')
+    assert [t for t, _, _ in clients[1].sent] == ["home/n1/state"]  # the reading, no announcement yet
+    clock.sleep_ms(61000)
+    assert m.send({"temperature": 20.75}, '{"temperature":20.75}')
+    topics = [t for t, _, _ in clients[1].sent]
+    assert "homeassistant/sensor/n1/temperature/config" in topics and topics[-1] == "home/n1/state"
+    assert (tmp_path / mqtt.FP_FILE).exists() and m.announce == mqtt._NOTHING and len(clients) == 2

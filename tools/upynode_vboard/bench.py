@@ -417,8 +417,8 @@ class VM:
 
 
 CYCLE_LINE = re.compile(r"^(?:\d+\.)?(\d+): \{.*\} -> (.*)$")
-FAILED = re.compile(r"out of memory|MemoryError|Traceback|restarting in")
-OUT_OF_MEMORY = re.compile(r"out of memory|MemoryError")
+FAILED = re.compile(r"out of memory|MemoryError|not enough memory|Traceback|restarting in")
+OUT_OF_MEMORY = re.compile(r"out of memory|MemoryError|not enough memory")
 
 
 def node_progress(n, sinks=1):
@@ -1143,7 +1143,7 @@ def run(quick=False, out_path=None, log=print, rev="HEAD"):
                                                    tut["min_heap_kb"]["mpy"])
         res["boot_ratio_vs_tutorial"] = ratio(node["boot_to_puback_s"], tut["boot_to_puback_s"])
         res["calibration"] = calibrate(b.boards, node["heap32"])
-        res["runner_heapsize"] = runner.HEAPSIZE
+        res["runner_heapsize"] = runner.CHIP_HEAPSIZE
     finally:
         b.close()
     res["runtime_s"] = round(time.monotonic() - t0, 1)
@@ -1173,7 +1173,7 @@ def report(res):
         lines.append("calibration: the VM holds %(vm_base)d B (interpreter) + %(vm_fakes)d B (fakes) before the "
                      "firmware; the node's highest peak (%(stage)s) is %(peak64)d B in 64 bits, %(peak32)d B in 32 "
                      "(the loop's objects x%(ratio_64_32)s in 64 bits, interned strings as measured): a chip with %(chip_free)d B "
-                     "free -> -X heapsize=%(heapsize_kb)dK" % cal + " (runner.HEAPSIZE is %s)" % res["runner_heapsize"])
+                     "free -> -X heapsize=%(heapsize_kb)dK" % cal + " (runner.CHIP_HEAPSIZE, the VM tests' heap, is %s)" % res["runner_heapsize"])
     if res.get("heap32_error"):
         lines.append("row 1 not measured: " + res["heap32_error"])
     elif node["heap32"]["stand_ins32"]:
