@@ -52,13 +52,13 @@ WDT_EXIT = -signal.SIGUSR2
 #   below) = 80K: CHIP_HEAPSIZE.
 # - The firmware fits that only with lib/ in ROMFS: the node (ADC +
 #   MCP9808 + DHT22, MQTT with discovery, heartbeat LED, the offline
-#   queue) delivers 20 cycles from 74K with ROMFS (the image not counted;
-#   82K before its announcement was written in parts and before the first
-#   reading, 2026-11-25; bench at 3a0e925), and tests/vm/test_vm_romfs.py
-#   runs it at CHIP_HEAPSIZE, a Home Assistant restart included. The full
-#   configuration (+ HTTP) needs 81K with ROMFS; with .mpy files the node
-#   needs 94K and the full one 104K (the search varies by about 2K from
-#   run to run).
+#   queue) delivers 20 cycles from 73K with ROMFS (the image not counted;
+#   the search lands 73-78K from run to run: near the limit the heap fails
+#   on fragmentation, not monotonically in its size; bench at 2e2b228),
+#   and tests/vm/test_vm_romfs.py runs it at CHIP_HEAPSIZE, a Home
+#   Assistant restart included. The full configuration (+ HTTP to the
+#   receiver) needs 79-80K with ROMFS; with .mpy files the node needs 94K
+#   and the full one 99K.
 # - So the VM scenario tests (tests/conftest.py, make_vboard) run the
 #   firmware from ROMFS at CHIP_HEAPSIZE: a change that would exhaust the
 #   chip's heap fails them. HEAPSIZE, what the .mpy firmware needs plus a
