@@ -52,12 +52,12 @@ WDT_EXIT = -signal.SIGUSR2
 #   below) = 80K: CHIP_HEAPSIZE.
 # - The firmware fits that only with lib/ in ROMFS: the node (ADC +
 #   MCP9808 + DHT22, MQTT with discovery, heartbeat LED, the offline
-#   queue) delivers 20 cycles from 73K with ROMFS (the image not counted;
-#   the search lands 73-78K from run to run: near the limit the heap fails
-#   on fragmentation, not monotonically in its size; bench at 2e2b228),
+#   queue) delivers 20 cycles from 77K with ROMFS (the image not counted;
+#   and at the 3 sizes above: near the limit the heap fails on
+#   fragmentation, not monotonically in its size; bench at 5937e65),
 #   and tests/vm/test_vm_romfs.py runs it at CHIP_HEAPSIZE, a Home
 #   Assistant restart included. The full configuration (+ HTTP to the
-#   receiver) needs 79-80K with ROMFS; with .mpy files the node needs 94K
+#   receiver) needs 80K with ROMFS; with .mpy files the node needs 94K
 #   and the full one 99K.
 # - So the VM scenario tests (tests/conftest.py, make_vboard) run the
 #   firmware from ROMFS at CHIP_HEAPSIZE: a change that would exhaust the
