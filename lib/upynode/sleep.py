@@ -85,7 +85,10 @@ def wake(n, log):
     except Exception as e:
         log("%d.%d: %s: %s" % (n.boot, seq, type(e).__name__, e))
     m["seq"] = seq
-    m["disc"] = 1
+    # Announced on every sink (or nothing to announce): later wakes skip it.
+    # A sink whose announcement was cut short or had no memory still has
+    # it pending (Mqtt.announce): the next wake announces.
+    m["disc"] = 0 if any(getattr(t, "announce", 0) for t in n.txs) else 1
     if not n.wake:
         # After a power-on or reset (not a timer wake) someone may be there:
         # a window for WebREPL before the first sleep.

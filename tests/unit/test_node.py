@@ -440,6 +440,25 @@ def test_deep_sleep_one_reading_per_wake_same_boot_next_seq(online, monkeypatch,
     assert open("boot.n").read() == "1"  # a wake writes nothing to flash
 
 
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_wake_whose_announcement_did_not_happen_leaves_it_to_the_next(online, monkeypatch, clock, announced):
+    from upynode import rtcmem
+    tx = FakeTx()
+    tx.announce = 1  # Mqtt's, pending: cleared by a whole announcement
+
+    def send(msg, text):
+        if announced:
+            tx.announce = 0
+        return True
+    tx.send = send
+    monkeypatch.setattr("upynode.assemble.transports", lambda *a, **k: [tx])
+    c = cfg(sleep="deep", interval_s=60, led={"mode": "off"})
+    c["node_id"] = "esp8266_test"
+    with pytest.raises(SystemExit):
+        node.run(c, log=lambda m: None)
+    assert rtcmem.load()["disc"] == (1 if announced else 0)
+
+
 def test_deep_sleep_wake_with_wifi_down_queues_and_sleeps(online, monkeypatch, clock):
     tx = FakeTx()
     monkeypatch.setattr("upynode.assemble.transports", lambda *a, **k: [tx])
