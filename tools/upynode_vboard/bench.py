@@ -1012,6 +1012,52 @@ def modules_table(boards):
     return "\n".join(lines)
 
 
+# The modules of the full configuration's loop, in the order it loads them.
+LOOP_MODULES = ("upynode", "upynode.sock", "upynode.stamp", "upynode.led", "upynode.sensors",
+                "upynode.read_adc", "upynode.read_mcp9808", "upynode.read_dht", "upynode.node",
+                "umqtt.simple", "upynode.mqtt", "upynode.http", "upynode.receiver",
+                "upynode.discovery", "upynode.backlog")
+QSTR_BYTES = re.compile(r"n_total_bytes=(\d+)")
+
+
+def rom_modules_table(boards):
+    """The loop's modules from ROMFS, imported one after the other in the
+    64-bit VM (a module's own imports counted where they first come): what
+    each keeps, and how much of that is interned names (the pool grows by
+    doubling, so one import can pay for the next ones' names)."""
+    dest = os.path.join(boards.root, "rom-modules")
+    boards.make("full", "rom", node_config("full", 1883, "http://127.0.0.1:1"), dest)
+    stages = [VM_START, ("fakes", "import machine, network, dht, esp, webrepl, _world, ntptime\n")]
+    stages += [(m, "__import__(%r)\n" % m) for m in LOOP_MODULES]
+    for i, (_, code) in enumerate(stages):
+        with open(os.path.join(dest, "_stage%d.py" % i), "w") as f:
+            f.write(code)
+    vm = VM(boards, dest, "256K", stages=len(stages))
+    try:
+        vm.wait(lambda lines: True if any(ln.startswith("\x01modules") for ln in lines) else None, 120)
+    finally:
+        vm.stop()
+    lines = ["  %-24s %10s %12s" % ("module (ROMFS, in turn)", "kept", "of it names")]
+    prev = qstr = prev_qstr = None
+    i = total = 0
+    for line in vm.lines:
+        m = QSTR_BYTES.search(line)
+        if m:
+            qstr = int(m.group(1))
+        elif line.startswith("\x01stage"):
+            word = line.split()[2]
+            if not word.isdigit():
+                lines.append("  %-24s %s" % (stages[i][0], " ".join(line.split()[2:])))
+                break
+            if prev is not None and i >= 2:
+                lines.append("  %-24s %10d %12d" % (stages[i][0], int(word) - prev, qstr - prev_qstr))
+                total += int(word) - prev
+            prev, prev_qstr = int(word), qstr
+            i += 1
+    lines.append("  %-24s %10d" % ("all of them", total))
+    return "\n".join(lines)
+
+
 # -- the table -------------------------------------------------------------------------
 
 def git_state(rev):
@@ -1206,7 +1252,8 @@ def main(argv=None):
     ap.add_argument("--worktree", action="store_true",
                     help="measure the firmware as it is in the checkout, uncommitted changes and all")
     ap.add_argument("--modules", action="store_true",
-                    help="only the import cost of each module alone, as .mpy and from source (minutes)")
+                    help="only the import cost of each module alone, as .mpy and from source, and of the "
+                         "loop's modules in turn from ROMFS (minutes)")
     a = ap.parse_args(argv)
     if not (BUILD / "deps" / "lib").is_dir():
         sys.exit("bench: build/deps is missing: run `upynode build` (or `make bench`)")
@@ -1219,6 +1266,8 @@ def main(argv=None):
             print("bench: each module imported alone in the 64-bit VM (%s; fakes loaded first, not counted)"
                   % git_state(None if a.worktree else a.rev)[0])
             print(modules_table(boards))
+            print("bench: the full configuration's loop modules from ROMFS, imported in turn (64-bit VM)")
+            print(rom_modules_table(boards))
         finally:
             shutil.rmtree(root, ignore_errors=True)
         return
