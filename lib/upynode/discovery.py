@@ -2,8 +2,7 @@
 # entity, so that HA creates the node's sensors, its diagnostics and its LED
 # switch itself. Payloads are built as strings with HA's abbreviated keys;
 # `~` is the node's base topic. Runs under MicroPython and CPython (host
-# tool, tests). Loaded only to announce (announce(), for mqtt.Mqtt._announce),
-# then released.
+# tool, tests). Loaded only to announce, then released (mqtt._announce).
 
 VERSION = "0.3.0"  # dev.sw and o.sw: the firmware version HA shows
 
@@ -181,62 +180,3 @@ def fingerprint(pairs):
                 h = ((h * 33) ^ ord(ch)) & 0xFFFFFF
         h = ((h * 33) ^ 10) & 0xFFFFFF
     return h
-
-
-def announce(m, again=False):
-    # The announcement of mqtt.Mqtt m (m._announce loads this module for it,
-    # handles its failures, and releases the module after): the info, then
-    # each entity's config if what is announced differs from what FP_FILE
-    # says was (again: all of them, Home Assistant restarted). Here, not in
-    # mqtt: this code is in the loop's heap only while it runs.
-    from upynode import save
-    from upynode.mqtt import FP_FILE
-    from upynode.sensors import about
-    info(m.client, m.base)
-    led = m.led is not None
-    a = about(m.sens)
-    fp = "%d" % fingerprint(configs(m.node_id, m.units, m.c, led, a, True))
-    try:
-        with open(FP_FILE) as f:
-            old = f.read().split("\n")
-    except OSError:
-        old = ["", ""]
-    if fp == old[0] and not again:
-        return
-    n = 0
-    for t, parts in configs(m.node_id, m.units, m.c, led, a, True):
-        n += 1
-        publish(m.client, t, parts)
-    # A quantity no sensor measures any more: clear its retained config.
-    for q in old[1].split(",") if len(old) > 1 and old[1] else ():
-        if q not in m.units:
-            m.client.publish(topic("sensor", m.node_id, q, m.c).encode(), b"", True)
-    if not led and len(old) > 2 and old[2] == "+led":
-        # the LED switch announced before: an empty retained config removes it
-        m.client.publish(topic("switch", m.node_id, "led", m.c).encode(), b"", True)
-    # whole or not at all: a torn file would announce again, or worse, not
-    save(FP_FILE, fp + "\n" + ",".join(m.order) + ("\n+led" if led else ""))
-    m.log("mqtt: announced %d entities to Home Assistant" % n)
-
-
-def publish(client, t, parts):
-    # umqtt.simple's publish (QoS 0, retained) of a payload given in parts
-    # (_entity; flat(parts): its strings), each written as it comes: the
-    # payload is never in RAM in one piece. Bytes throughout: umqtt and MQTT
-    # count bytes, and "°C" is 2 bytes but 1 character.
-    n = len(t.encode()) + 2
-    for p in flat(parts):
-        n += len(p.encode())
-    hdr = bytearray(b"\x31\0\0\0\0")  # PUBLISH, retained; the remaining length
-    i = 1
-    while n > 0x7F:
-        hdr[i] = (n & 0x7F) | 0x80
-        n >>= 7
-        i += 1
-    hdr[i] = n
-    s = client.sock
-    s.write(hdr, i + 1)
-    client._send_str(t.encode())
-    for p in flat(parts):
-        if p:
-            s.write(p.encode())

@@ -8,7 +8,7 @@ import time
 
 from micropython import const
 
-from upynode import release
+from upynode import release, save
 from upynode.sock import describe
 from upynode.sensors import num
 
@@ -22,7 +22,7 @@ _NOTHING = const(0)  # no discovery (raw format, or discovery off)
 _CHANGED = const(1)  # only if they differ from what FP_FILE says was announced
 _AGAIN = const(2)    # all of them: Home Assistant restarted and forgot them
 # An announcement the heap had no room for is tried again after this, then
-# twice as long each time, up to an hour (Mqtt._announce).
+# twice as long each time, up to an hour (Mqtt._announce_when_it_fits).
 _RETRY_S = const(60)
 
 
@@ -123,29 +123,20 @@ class Mqtt:
     def _led_state(self):
         self.client.publish((self.base + "/led/state").encode(), b"ON" if self.led.value() else b"OFF", True)
 
-    def _announce(self):
+    def _announce_when_it_fits(self):
         # Announcing needs more heap than a reading does. When a fragmented
         # heap has not got it, the readings go on without it (node.Node
         # would count a MemoryError, and three in a row reset the node: a
         # node that fails to announce after every boot would then never
-        # deliver), and it is tried again later, backing off. The code is in
-        # discovery (announce()), loaded for it and released after: in the
-        # loop's heap only while it runs.
+        # deliver), and it is tried again later, backing off.
         if self.announce_at is not None and time.ticks_diff(time.ticks_ms(), self.announce_at) < 0:
             return
-        import gc
-        pending, self.announce = self.announce, _NOTHING
+        pending = self.announce
         try:
-            gc.collect()  # the import and the payloads want the heap in one piece
-            from upynode import discovery
-            discovery.announce(self, pending == _AGAIN)
+            self._announce()
             self.announce_at, self.announce_ooms = None, 0
-        except OSError:
-            # the connection lost halfway: all of it again at the next
-            # connect, not at the next boot
-            self.announce = pending
-            raise
         except MemoryError:
+            import gc
             self.close()  # it may hold half a packet: the reading gets a new one
             self.announce = pending
             release("discovery")
@@ -155,7 +146,68 @@ class Mqtt:
             self.announce_at = time.ticks_add(time.ticks_ms(), wait * 1000)
             self.log("mqtt: not enough memory to announce to Home Assistant (%d B free): again in %d s"
                      % (gc.mem_free(), wait))
+
+    def _announce(self):
+        import gc
+        gc.collect()  # the import and the payloads want the heap in one piece
+        from upynode import discovery as D
+        again, self.announce = self.announce == _AGAIN, _NOTHING
+        try:
+            D.info(self.client, self.base)
+            led = self.led is not None
+            from upynode.sensors import about
+            a = about(self.sens)
+            fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led, a, True))
+            try:
+                with open(FP_FILE) as f:
+                    old = f.read().split("\n")
+            except OSError:
+                old = ["", ""]
+            if fp != old[0] or again:
+                n = 0
+                for topic, parts in D.configs(self.node_id, self.units, self.c, led, a, True):
+                    n += 1
+                    self._publish(topic, D.flat, parts)
+                # A quantity no sensor measures any more: clear its retained config.
+                for q in old[1].split(",") if len(old) > 1 and old[1] else ():
+                    if q not in self.units:
+                        self.client.publish(D.topic("sensor", self.node_id, q, self.c).encode(), b"", True)
+                if not led and len(old) > 2 and old[2] == "+led":
+                    # the LED switch announced before: an empty retained config removes it
+                    self.client.publish(D.topic("switch", self.node_id, "led", self.c).encode(), b"", True)
+        except OSError:
+            # the connection lost halfway: all of it again at the next
+            # connect, not at the next boot
+            self.announce = _AGAIN if again else _CHANGED
+            raise
+        if fp != old[0] or again:
+            # whole or not at all: a torn file would announce again, or worse, not
+            save(FP_FILE, fp + "\n" + ",".join(self.order) + ("\n+led" if led else ""))
+            self.log("mqtt: announced %d entities to Home Assistant" % n)
         release("discovery")  # needed once per connect at most
+
+    def _publish(self, topic, flat, parts):
+        # umqtt.simple's publish (QoS 0, retained) of a payload given in
+        # parts (discovery._entity; flat(parts): its strings), each written
+        # as it comes: the payload is never in RAM in one piece. Bytes
+        # throughout: umqtt and MQTT count bytes, and "°C" is 2 bytes but 1
+        # character.
+        n = len(topic.encode()) + 2
+        for p in flat(parts):
+            n += len(p.encode())
+        hdr = bytearray(b"\x31\0\0\0\0")  # PUBLISH, retained; the remaining length
+        i = 1
+        while n > 0x7F:
+            hdr[i] = (n & 0x7F) | 0x80
+            n >>= 7
+            i += 1
+        hdr[i] = n
+        s = self.client.sock
+        s.write(hdr, i + 1)
+        self.client._send_str(topic.encode())
+        for p in flat(parts):
+            if p:
+                s.write(p.encode())
 
     def poll(self):
         # Between readings: take LED commands and HA's restarts as they come,
@@ -166,7 +218,7 @@ class Mqtt:
             while self.client.check_msg() is not None:
                 pass
             if self.announce:
-                self._announce()
+                self._announce_when_it_fits()
                 if self.client is None:  # no memory for it: connected again at the next reading
                     return
             ka = self.c["keepalive"] * 1000
@@ -197,7 +249,7 @@ class Mqtt:
             if self.client is None:
                 self.connect()
             if self.announce:
-                self._announce()
+                self._announce_when_it_fits()
                 if self.client is None:  # it had no memory and dropped the connection
                     self.connect()
             if msg is None:
