@@ -54,7 +54,7 @@ WDT_EXIT = -signal.SIGUSR2
 #   MCP9808 + DHT22, MQTT with discovery, heartbeat LED, the offline
 #   queue) delivers 20 cycles from 77K with ROMFS (the image not counted;
 #   and at the 3 sizes above: near the limit the heap fails on
-#   fragmentation, not monotonically in its size; bench at 5937e65),
+#   fragmentation, not monotonically in its size; bench at d5613e2),
 #   and tests/vm/test_vm_romfs.py runs it at CHIP_HEAPSIZE, a Home
 #   Assistant restart included. The full configuration (+ HTTP to the
 #   receiver) needs 80K with ROMFS; with .mpy files the node needs 94K
