@@ -10,13 +10,14 @@ from upynode import http
 
 def post(t, path, headers, body):
     # POST body (bytes parts, written as they come) to t.base + path; the
-    # HTTP status. Written here rather than with urequests: the body is the state message or up to backlog.per_cycle queued ones,
-    # and joined (then encoded) it wanted 330-byte blocks twice in a heap
-    # with 8 KB free in pieces (full configuration at the chip's heap, 64-bit
-    # VM); and a node that posts only to the receiver never loads urequests.
-    # HTTP/1.0 as urequests speaks it; the status line is all that is read.
+    # HTTP status. Written here rather than with urequests: the body is the
+    # state message or up to backlog.per_cycle queued ones, and joined (then
+    # encoded) it wanted 330-byte blocks twice in a heap with 8 KB free in
+    # pieces (full configuration at the chip's heap, 64-bit VM); and a node
+    # that posts only to the receiver never loads urequests. HTTP/1.0 as
+    # urequests speaks it; the status line is all that is read.
     from upynode.sock import Net, getaddrinfo
-    u = t.base.split("/", 3)  # http: '' [user@]host[:port] [path]
+    u = t.base.split("/", 3)  # http: '' [user@]host[:port] [path] (base: no trailing /)
     host, _, port = u[2].split("@")[-1].partition(":")
     ai = getaddrinfo(host, int(port) if port.isdigit() else 80, 0, Net.SOCK_STREAM)[0]
     net = Net(t.h["timeout_s"])
@@ -26,7 +27,7 @@ def post(t, path, headers, body):
         n = 0
         for p in body:
             n += len(p)
-        s.write(b"POST /%s%s HTTP/1.0\r\nHost: %s\r\n" % (u[3] if len(u) > 3 else "", path, host))
+        s.write(b"POST %s%s HTTP/1.0\r\nHost: %s\r\n" % ("/" + u[3] if len(u) > 3 else "", path, host))
         for k in headers:
             s.write(b"%s: %s\r\n" % (k, headers[k]))
         s.write(b"Content-Length: %d\r\nConnection: close\r\n\r\n" % n)

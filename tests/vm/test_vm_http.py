@@ -266,6 +266,7 @@ class Silent:
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.conns = []
+        self.requests = []  # "garbage": each request's head, as received
         self.mode = mode
         self.stop = False
         threading.Thread(target=self._loop, daemon=True).start()
@@ -290,6 +291,7 @@ class Silent:
                 if not chunk:
                     break
                 data += chunk
+            self.requests.append(data)
             time.sleep(0.2)                # the body, if any, has arrived too
             c.sendall(b"garbage\r\n")
         finally:
@@ -362,6 +364,8 @@ out(fds() - n0)
         srv.close()
     assert results == [False] * 5 + [0], logs
     assert len(logs) == 5 and all("connection closed" in ln or "Error" in ln for ln in logs), logs
+    if target == "receiver":  # its own request line, as urequests would write it
+        assert srv.requests[0].startswith(b"POST /api/readings HTTP/1.0\r\nHost: 127.0.0.1\r\n"), srv.requests[0]
 
 
 def test_many_sends_leak_no_sockets_or_heap(vm, recorder):
