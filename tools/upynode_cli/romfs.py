@@ -1,4 +1,5 @@
-"""ROMFS: lib/ as a read-only image in the chip's flash (`deploy --romfs`).
+"""ROMFS: lib/ as a read-only image in the chip's flash (`deploy` does it by default
+on boards whose firmware has the partition; `--romfs` insists, `--files` declines).
 
 MicroPython 1.25 and later, in the ESP8266_GENERIC variant FLASH_2M_ROMFS
 (boards with 2 MB of flash or more: NodeMCU, D1 mini, Feather HUZZAH), keep
