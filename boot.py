@@ -23,22 +23,23 @@ try:
     cfg = startup.check()
     if cfg:
         # The loop's code first, into a heap still in one piece: WiFi and
-        # WebREPL come after it. Modules the loop loads later (announcing,
-        # queueing) are loaded once now and given back: the names in code
+        # WebREPL come after it. The queue, which the loop loads only when
+        # a sink fails, is loaded once now and given back: the names in code
         # are interned for good, in a table that grows by doubling into one
         # contiguous block. Grown here, not mid-run in a fragmented heap.
+        # (Announcing loads no module: mqtt streams discovery.bin.)
         # A failure here must not stop WiFi: main.py meets it again, says
         # so and resets.
         import upynode
         for m in ("upynode.node", "upynode.led", "upynode.stamp", "upynode.mqtt", "umqtt.simple",
-                  "upynode.discovery", "upynode.backlog"):
+                  "upynode.backlog"):
             try:
                 __import__(m)
             except ImportError:  # not deployed (umqtt on an HTTP-only node)
                 pass
             except Exception as e:
                 sys.print_exception(e)
-        upynode.release("discovery", "backlog")
+        upynode.release("backlog")
     startup.run(cfg)
     del cfg  # startup.cfg has it when WiFi is up; setup mode wants the RAM
 except Exception as e:  # never stop the board from reaching main.py and the REPL

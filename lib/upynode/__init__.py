@@ -16,11 +16,13 @@ def save(path, data):
     # Replace a file the node owns so that a power cut leaves the old one or
     # the new one, never a torn or empty one: write beside it, then rename
     # (atomic on LittleFS; on FAT the old file is removed first, and boot
-    # cleans a stray .tmp: see startup.clean()).
+    # cleans a stray .tmp: see startup.clean()). data: a str, bytes, or an
+    # iterable of bytes written as they come (never whole in RAM).
     import os
     tmp = path + ".tmp"
     with open(tmp, "w" if isinstance(data, str) else "wb") as f:
-        f.write(data)
+        for p in (data,) if isinstance(data, (str, bytes)) else data:
+            f.write(p)
     try:
         os.rename(tmp, path)
     except OSError:

@@ -17,7 +17,7 @@ def transports(cfg, units, led, log=print, sens=None):
     for t in cfg["transports"]:
         if t == "mqtt":
             from upynode.mqtt import Mqtt
-            out.append(Mqtt(cfg["mqtt"], cfg["node_id"], units, led, log, sens))
+            out.append(Mqtt(cfg["mqtt"], cfg["node_id"], units, led, log))
         elif cfg["http"]["target"] == "ha":
             from upynode.ha import Ha
             out.append(Ha(cfg, cfg["node_id"], units, log, sens))
@@ -53,10 +53,6 @@ def build(n, cfg, log):
     n.awake_max = cfg["awake_max_s"]
     n.wake = None
     if n.sleepy:
-        m = cfg["mqtt"]
-        if not m["expire_after"]:
-            # HA marks the sensors unavailable only after a missed wake
-            m["expire_after"] = 2 * cfg["interval_s"] + n.awake_max
         from upynode import rtcmem
         if machine.reset_cause() == machine.DEEPSLEEP_RESET:
             n.wake = rtcmem.load()

@@ -2,7 +2,13 @@
 # entity, so that HA creates the node's sensors, its diagnostics and its LED
 # switch itself. Payloads are built as strings with HA's abbreviated keys;
 # `~` is the node's base topic. Runs under MicroPython and CPython (host
-# tool, tests). Loaded only to announce, then released (mqtt._announce).
+# tool, tests). On the node it runs only in a boot of its own, when the
+# config or the firmware changed (startup.announcement): write() saves the
+# whole announcement to flash as ready MQTT packets (FILE), and the loop
+# streams that file to the broker (mqtt.Mqtt._announce), so announcing costs
+# the loop neither this module nor a payload in RAM.
+
+FILE = "discovery.bin"
 
 VERSION = "0.3.0"  # dev.sw and o.sw: the firmware version HA shows
 
@@ -16,7 +22,7 @@ heap,Free memory,B,data_size,measurement,'None'
 up,Uptime,s,duration,total_increasing,'None'
 q,Queued readings,,,measurement,0"""
 # machine.reset_cause() on the ESP8266 (the SDK's rst_info reasons 0-6),
-# as HA shows it; from the retained ~/info (info())
+# as HA shows it; from the retained ~/info (mqtt.Mqtt._info)
 _RESET = ("{{['power on','hardware watchdog','exception','watchdog','software reset',"
           "'deep sleep wake','reset pin'][value_json.reset]|default(value_json.reset)}}")
 
@@ -73,15 +79,9 @@ def common(node_id, c):
 
 
 def _entity(comp, node_id, obj, title, c, head, tail):
-    # -> (topic, parts): one entity's payload is "".join(flat(parts)),
-    # never joined on the node: each part is written to the socket as it
-    # is (mqtt.Mqtt._publish), because a payload of ~0.5 KB in one piece
-    # (and its bytes copy) wanted contiguous blocks that the loop's
-    # fragmented heap did not have (MemoryError with 10 KB free, 64-bit
-    # VM). head: common(); tail: a tuple of the entity's own keys, after
-    # its name and id. Tuples of known size, nested, not a list that grows:
-    # a list doubles its block as it grows, and that block was the next
-    # allocation to fail.
+    # -> (topic, parts): one entity's payload is "".join(flat(parts)).
+    # head: common(); tail: a tuple of the entity's own keys, after its
+    # name and id.
     return topic(comp, node_id, obj, c), (head or common(node_id, c), ',"name":"', title, '","uniq_id":"',
                                           node_id, "_", obj, '"', tail, "}")
 
@@ -131,18 +131,6 @@ def switch_config(node_id, c, head=None):
                    (',"cmd_t":"~/led/set","stat_t":"~/led/state","pl_on":"ON","pl_off":"OFF"',))
 
 
-def info(client, base):
-    # What HA shows of the node beyond its readings, retained on ~/info:
-    # its address (an attribute of the WiFi signal) and why it started (an
-    # entity of its own: the state message says reset only once). Sent with
-    # each chance to announce (once per boot, and when HA restarts): here,
-    # not in the loop's modules, it costs the loop no heap.
-    import machine
-    import network
-    client.publish((base + "/info").encode(), ('{"ip":"%s","reset":%d}' % (
-        network.WLAN(network.STA_IF).ifconfig()[0], machine.reset_cause())).encode(), True)
-
-
 def configs(node_id, units, c, led=True, about=None, diag=False):
     # Every (topic, parts) the node announces, one at a time (a generator:
     # only one payload is in RAM). units: {quantity: unit}, e.g. sensors.units();
@@ -158,7 +146,7 @@ def configs(node_id, units, c, led=True, about=None, diag=False):
         for ln in _DIAG.split("\n"):
             key, title, unit, cls, scls, a = ln.split(",")
             yield sensor_config(node_id, key, unit, c, cls, None, title, a, scls, True, head)
-        # From the retained ~/info (info()): HA has it after its own
+        # From the retained ~/info (mqtt.Mqtt._info): HA has it after its own
         # restart too (the state message carries reset only once per boot).
         yield _entity("sensor", node_id, "reset", "Last reset cause", c, head,
                       (',"stat_t":"~/info","val_tpl":"', _RESET, '","ent_cat":"diagnostic"'))
@@ -180,3 +168,41 @@ def fingerprint(pairs):
                 h = ((h * 33) ^ ord(ch)) & 0xFFFFFF
         h = ((h * 33) ^ 10) & 0xFFFFFF
     return h
+
+
+def packet(topic, payload):
+    # One MQTT PUBLISH, QoS 0, retained, as bytes: topic and payload are bytes.
+    n = 2 + len(topic) + len(payload)
+    head = bytearray(b"\x31")
+    while True:  # the remaining length, 7 bits a byte
+        b, n = n & 0x7F, n >> 7
+        head.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(head) + len(topic).to_bytes(2, "big") + topic + payload
+
+
+def write(path, key, node_id, units, c, led, about, old=""):
+    # Save the announcement to path: three lines, then the packets.
+    # key: what it was built from (startup.announcement checks it at boot);
+    # then what mqtt saves to its FP_FILE once it has sent them (the
+    # fingerprint, the quantities, "+led"), then how many entities. old:
+    # that line as saved after the last announcement ("" for none): a
+    # quantity no sensor measures any more, or the LED switch gone, gets an
+    # empty retained config, which removes the entity from HA. Written
+    # packet by packet (upynode.save: a power cut leaves the old file).
+    from upynode import save
+    qs = sorted(units)
+    fp = fingerprint(configs(node_id, units, c, led, about, True))
+    was = old.split()
+    gone = [q for q in (was[1].split(",") if len(was) > 1 and was[1] != "+led" else ()) if q not in units]
+
+    def parts():
+        n = sum(1 for _ in configs(node_id, units, c, led, about, True))
+        yield ("%s\n%d %s%s\n%d\n" % (key, fp, ",".join(qs), " +led" if led else "", n)).encode()
+        for t, p in configs(node_id, units, c, led, about, True):
+            yield packet(t.encode(), "".join(flat(p)).encode())
+        for q in gone:
+            yield packet(topic("sensor", node_id, q, c).encode(), b"")
+        if "+led" in was and not led:
+            yield packet(topic("switch", node_id, "led", c).encode(), b"")
+    save(path, parts())

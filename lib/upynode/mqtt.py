@@ -3,16 +3,17 @@
 # after each connect), Home Assistant discovery, and the LED switch.
 # A failure closes the connection and costs this one message; the next
 # publish reconnects and restores the subscriptions (umqtt does not).
-import json
 import time
 
 from micropython import const
 
-from upynode import release, save
+from upynode import save
 from upynode.sock import describe
 from upynode.sensors import num
 
 FP_FILE = "discovery.fp"  # what was announced: fingerprint, quantities, "+led" for the switch
+# The announcement, built at boot when the config changed (discovery.write)
+DISC_FILE = "discovery.bin"
 
 # Mqtt.announce, what the next chance to announce the entities to Home
 # Assistant does. const() with a leading underscore: the compiler puts the
@@ -24,6 +25,9 @@ _AGAIN = const(2)    # all of them: Home Assistant restarted and forgot them
 # An announcement the heap had no room for is tried again after this, then
 # twice as long each time, up to an hour (Mqtt._announce_when_it_fits).
 _RETRY_S = const(60)
+# Home Assistant's "online" starts an announcement at most this often: a
+# storm of them (20 a second) made one full announcement each.
+_AGAIN_MS = const(30000)
 
 
 class Mqtt:
@@ -31,15 +35,13 @@ class Mqtt:
     sleepy = False  # a deep-sleep node (set by the loop)
     announce_at = None  # ticks before which no announcement is tried (None: now)
     announce_ooms = 0  # announcements in a row that ran out of memory
+    announced = None  # ticks of the last announcement sent
+    too_big = ()  # topics whose oversized messages were reported (a few)
 
-    def __init__(self, c, node_id, units=None, led=None, log=print, sens=None):
+    def __init__(self, c, node_id, units=None, led=None, log=print):
         self.c = c
         self.node_id = node_id
-        self.order = [q for q, u in units or ()]
-        self.units = dict(units or ())
-        # The sensors: their drivers' HA device classes and display precision,
-        # asked for when announcing (a dict of them kept here costs the loop heap).
-        self.sens = sens or ()
+        self.order = [q for q, u in units or ()]  # the raw format's topics
         self.led = led if led is not None and led.mode == "remote" else None
         self.log = log
         self.client = None
@@ -110,9 +112,23 @@ class Mqtt:
         self.client = None
 
     def _message(self, topic, msg):
+        s = self.client.sock if self.client else None
+        if s is not None and s.dropped:
+            # Over sock.MAX_IN: read off the socket and thrown away (umqtt
+            # would have held it whole). Said once per topic, not per
+            # delivery: a retained one comes back at every connect.
+            if topic not in self.too_big:
+                self.too_big = (self.too_big + (topic,))[-4:]
+                self.log("mqtt: ignored a message of %d bytes on %s (commands are short)"
+                         % (s.dropped, topic.decode() or "a topic too long"))
+            s.dropped = 0
+            return
         topic = topic.decode()
         if topic == self.ha_status and msg == b"online":
             self.announce = _AGAIN
+            t = self.announced
+            if t is not None and time.ticks_diff(time.ticks_ms(), t) < _AGAIN_MS:
+                self.announce_at = time.ticks_add(t, _AGAIN_MS)  # debounced, not dropped
         elif self.led and topic.endswith("/led/set"):
             if msg in (b"ON", b"OFF"):
                 self.led.set(msg == b"ON")
@@ -135,11 +151,11 @@ class Mqtt:
         try:
             self._announce()
             self.announce_at, self.announce_ooms = None, 0
+            self.announced = time.ticks_ms()
         except MemoryError:
             import gc
             self.close()  # it may hold half a packet: the reading gets a new one
             self.announce = pending
-            release("discovery")
             gc.collect()
             self.announce_ooms += 1
             wait = min(3600, _RETRY_S << min(self.announce_ooms - 1, 6))
@@ -147,67 +163,54 @@ class Mqtt:
             self.log("mqtt: not enough memory to announce to Home Assistant (%d B free): again in %d s"
                      % (gc.mem_free(), wait))
 
+    def _info(self):
+        # What HA shows of the node beyond its readings, retained on ~/info:
+        # its address (an attribute of the WiFi signal) and why it started
+        # (an entity of its own: the state message says reset only once).
+        import machine
+        import network
+        self.client.publish((self.base + "/info").encode(), ('{"ip":"%s","reset":%d}' % (
+            network.WLAN(network.STA_IF).ifconfig()[0], machine.reset_cause())).encode(), True)
+
     def _announce(self):
-        import gc
-        gc.collect()  # the import and the payloads want the heap in one piece
-        from upynode import discovery as D
+        # The info, then the entities as discovery.write() saved them: ready
+        # packets, streamed from flash in small pieces (never a payload in
+        # RAM), when they differ from what FP_FILE says was announced, or
+        # all of them again when HA restarted.
         again, self.announce = self.announce == _AGAIN, _NOTHING
         try:
-            D.info(self.client, self.base)
-            led = self.led is not None
-            from upynode.sensors import about
-            a = about(self.sens)
-            fp = "%d" % D.fingerprint(D.configs(self.node_id, self.units, self.c, led, a, True))
+            self._info()
             try:
-                with open(FP_FILE) as f:
-                    old = f.read().split("\n")
+                f = open(DISC_FILE, "rb")
             except OSError:
-                old = ["", ""]
-            if fp != old[0] or again:
-                n = 0
-                for topic, parts in D.configs(self.node_id, self.units, self.c, led, a, True):
-                    n += 1
-                    self._publish(topic, D.flat, parts)
-                # A quantity no sensor measures any more: clear its retained config.
-                for q in old[1].split(",") if len(old) > 1 and old[1] else ():
-                    if q not in self.units:
-                        self.client.publish(D.topic("sensor", self.node_id, q, self.c).encode(), b"", True)
-                if not led and len(old) > 2 and old[2] == "+led":
-                    # the LED switch announced before: an empty retained config removes it
-                    self.client.publish(D.topic("switch", self.node_id, "led", self.c).encode(), b"", True)
+                self.log("mqtt: nothing to announce: %s is missing (see the boot's log)" % DISC_FILE)
+                return
+            with f:
+                f.readline()  # what it was built from (startup.announcement)
+                fp = f.readline().strip()
+                n = int(f.readline())
+                try:
+                    with open(FP_FILE, "rb") as g:
+                        old = g.read().split()
+                except OSError:
+                    old = ()
+                if not again and fp.split() == old:
+                    return
+                buf = bytearray(128)
+                s = self.client.sock
+                while True:
+                    k = f.readinto(buf)
+                    if not k:
+                        break
+                    s.write(buf, k)
         except OSError:
             # the connection lost halfway: all of it again at the next
             # connect, not at the next boot
             self.announce = _AGAIN if again else _CHANGED
             raise
-        if fp != old[0] or again:
-            # whole or not at all: a torn file would announce again, or worse, not
-            save(FP_FILE, fp + "\n" + ",".join(self.order) + ("\n+led" if led else ""))
-            self.log("mqtt: announced %d entities to Home Assistant" % n)
-        release("discovery")  # needed once per connect at most
-
-    def _publish(self, topic, flat, parts):
-        # umqtt.simple's publish (QoS 0, retained) of a payload given in
-        # parts (discovery._entity; flat(parts): its strings), each written
-        # as it comes: the payload is never in RAM in one piece. Bytes
-        # throughout: umqtt and MQTT count bytes, and "°C" is 2 bytes but 1
-        # character.
-        n = len(topic.encode()) + 2
-        for p in flat(parts):
-            n += len(p.encode())
-        hdr = bytearray(b"\x31\0\0\0\0")  # PUBLISH, retained; the remaining length
-        i = 1
-        while n > 0x7F:
-            hdr[i] = (n & 0x7F) | 0x80
-            n >>= 7
-            i += 1
-        hdr[i] = n
-        s = self.client.sock
-        s.write(hdr, i + 1)
-        self.client._send_str(topic.encode())
-        for p in flat(parts):
-            if p:
-                s.write(p.encode())
+        # whole or not at all: a torn file would announce again, or worse, not
+        save(FP_FILE, fp)
+        self.log("mqtt: announced %d entities to Home Assistant" % n)
 
     def poll(self):
         # Between readings: take LED commands and HA's restarts as they come,

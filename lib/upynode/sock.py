@@ -3,6 +3,14 @@
 # waits of SLICE_S with the watchdog fed between them (upynode.feed). Host
 # names are resolved before the watchdog starts and kept: a DNS lookup on
 # the ESP8266 waits up to several seconds without feeding it.
+#
+# Every read is bounded: what the network sends is never held in RAM beyond
+# MAX_IN bytes at once. umqtt.simple reads a whole incoming payload with one
+# read(n) (a retained message of 100 KB on a subscribed topic reset the
+# node in a loop: it comes back at every reconnect); a read of more than
+# MAX_IN is taken off the socket in pieces of MAX_IN, thrown away, and
+# answered with b"", the size left in `dropped` for the caller to report.
+# readline() stops at MAX_IN too (HTTP status and header lines).
 import time
 
 import socket as usocket  # "socket" on MicroPython 1.2x and CPython alike
@@ -10,6 +18,7 @@ import socket as usocket  # "socket" on MicroPython 1.2x and CPython alike
 from upynode import feed
 
 SLICE_S = 1
+MAX_IN = 256  # commands are a few bytes; an HTTP status line fits
 _TIMEOUTS = (11, 110, 116)  # EAGAIN, ETIMEDOUT (lwIP and the unix port)
 _addrs = {}
 dns = True  # False once the watchdog runs: then only resolved names connect
@@ -46,6 +55,7 @@ class Sock:
         self.blocking = True
         self.s.settimeout(SLICE_S)
         self.rx = time.ticks_ms()  # when the peer last said anything
+        self.dropped = 0  # the size of the last read thrown away (over MAX_IN)
 
     def connect(self, addr):
         feed()
@@ -63,10 +73,10 @@ class Sock:
                     raise
 
     def read(self, n=-1):
+        if n < 0 or n > MAX_IN:
+            return self._drop(n)
         if not self.blocking:
             b = self.s.read(n)
-        elif n < 0:
-            b = self._wait(self.s.read)
         else:
             b = b""
             while len(b) < n:
@@ -78,8 +88,20 @@ class Sock:
             self.rx = time.ticks_ms()
         return b
 
+    def _drop(self, n):
+        # Read n bytes (n < 0: up to the end) in pieces and forget them.
+        self.dropped = 0
+        while n:
+            b = self._wait(self.s.read, MAX_IN if n < 0 else min(n, MAX_IN))
+            if not b:
+                break  # closed by the peer
+            self.dropped += len(b)
+            n -= len(b) if n > 0 else 0
+        self.rx = time.ticks_ms()
+        return b""
+
     def readline(self):
-        return self._wait(self.s.readline)
+        return self._wait(self.s.readline, MAX_IN)
 
     def write(self, data, n=None):
         if n is not None:

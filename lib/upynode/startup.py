@@ -29,6 +29,7 @@ MAX_BYTES = 4096  # config.MAX_BYTES
 # chip) and the names in it stay interned for good (~3 KB). A boot that
 # checks a changed file saves it here and restarts into a clean heap.
 CHECKED = "config.ok"
+ANNOUNCEMENT = "discovery.bin"  # discovery.FILE
 
 
 def fail(what, words):
@@ -74,8 +75,9 @@ def _digest(h, path):
 
 def key():
     # What a checked config depends on: config.json and the code that checks
-    # it (config and the drivers' declarations, which hold defaults), so a
-    # firmware update checks the file again. None: no config.json to check,
+    # it (config and the drivers' declarations, which hold defaults) or
+    # builds the announcement from it (discovery), so a firmware update
+    # checks the file again. None: no config.json to check,
     # or one too big to read (config.load says why). The host computes the
     # same (upynode_cli.checked) to install a checked config with the file.
     import os
@@ -91,7 +93,7 @@ def key():
         h = hashlib.sha256()
         _digest(h, CONFIG_JSON)
         for n in sorted(os.listdir(pkg)):
-            if n[:7] == "config." or n[:7] == "sensor_":
+            if n[:7] in ("config.", "sensor_") or n[:10] == "discovery.":
                 h.update(n.encode())
                 _digest(h, pkg + "/" + n)
     except OSError:
@@ -147,6 +149,8 @@ def check(log=print):
     k = key()
     c = cached(k)
     if c is not None:
+        if announcement(c, k, log):
+            restart(log, "the announcement to Home Assistant is saved")
         return c
     from upynode import config, release
     try:
@@ -167,10 +171,63 @@ def check(log=print):
             log("config: could not save %s: %s" % (CHECKED, e))
             ok = False
         if ok:
-            log("config: %s checked; restarting to run it in a fresh heap" % CONFIG_JSON)
-            import machine
-            machine.reset()
+            announcement(c, k, log)
+            restart(log, "%s checked" % CONFIG_JSON)
     return c
+
+
+def restart(log, what):
+    log("config: %s; restarting to run it in a fresh heap" % what)
+    import machine
+    machine.reset()
+
+
+def announcement(c, k, log=print):
+    # The announcement to Home Assistant (discovery.FILE) as built from
+    # this config (key k) and chip, built now if it is not: here, in a boot
+    # that restarts after, so that neither discovery's code nor its names
+    # nor a payload ever take the loop's heap (mqtt streams the file).
+    # -> True if it wrote the file. A failure is said and leaves no file:
+    # the node then runs and announces nothing, rather than old entities.
+    m = c["mqtt"]
+    if "mqtt" not in c["transports"] or not m["discovery"] or m["format"] != "json":
+        return False
+    import os
+    mark = "%s %s" % (k, node_id(c))
+    try:
+        with open(ANNOUNCEMENT, "rb") as f:
+            if f.readline().strip() == mark.encode():
+                return False
+    except OSError:
+        pass
+    try:
+        from upynode import discovery as D, drivers
+        units, about = {}, {}
+        for e in c["sensors"]:
+            d = drivers.driver(e["type"])
+            if d:
+                for q in d.quantities(e):
+                    units[q[0]] = q[1]
+                    about[q[0]] = q[2:]
+        if c["sleep"] == "deep" and not m["expire_after"]:
+            # HA marks the sensors unavailable only after a missed wake
+            m = dict(m, expire_after=2 * c["interval_s"] + c["awake_max_s"])
+        try:
+            with open("discovery.fp") as f:  # mqtt.FP_FILE: what was announced last
+                old = f.read()
+        except OSError:
+            old = ""
+        D.write(ANNOUNCEMENT, mark, node_id(c), units, m, c["led"]["mode"] == "remote", about, old)
+        return True
+    except Exception as e:  # a full filesystem: no announcement, but the node runs
+        log("discovery: could not save %s: %s: %s" % (ANNOUNCEMENT, type(e).__name__, e))
+        try:
+            os.remove(ANNOUNCEMENT)
+        except OSError:
+            pass
+        from upynode import release
+        release("discovery", "drivers")
+        return False
 
 
 def node_id(c):

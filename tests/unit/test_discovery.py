@@ -43,9 +43,6 @@ DEVICE_CLASS_UNITS = {
 }
 STATE_CLASSES = {"measurement", "total", "total_increasing"}
 ID = re.compile(r"[a-zA-Z0-9_-]+")
-# bytes: the node writes a payload in parts and never joins it (Mqtt._publish):
-# the largest part is the largest block announcing needs at once
-MAX_PART = 320
 
 # What the node's drivers report (sensors.units()), plus user-configured ADC units.
 UNITS = {"temperature": "°C", "humidity": "%", "light": "%", "light_raw": "raw",
@@ -90,7 +87,6 @@ def expand(payload):
 
 
 def check_common(topic, payload, component, node, obj):
-    assert max(len(p.encode()) for p in discovery.flat(payload)) < MAX_PART, payload
     parts = topic.split("/")
     assert parts == ["homeassistant", component, node, obj, "config"]
     assert all(ID.fullmatch(p) for p in parts[1:4])
@@ -166,7 +162,6 @@ def test_switch_payload_for_the_led():
     assert e["state_topic"] == "flat/2/n1/led/state"
     assert (e["payload_on"], e["payload_off"]) == ("ON", "OFF")
     assert e["availability_topic"] == "flat/2/n1/status"
-    assert max(len(p.encode()) for p in discovery.flat(payload)) < MAX_PART
 
 
 def test_configured_prefix_and_base_topic_are_used():
@@ -333,14 +328,23 @@ def test_the_adcs_raw_counts_are_a_diagnostic():
 
 class Client:
     """umqtt's client as _announce uses it: what it is given to publish, and
-    what is written to its socket (the discovery payloads, in parts: see
-    Mqtt._publish), read back as MQTT PUBLISH packets, are recorded as
+    what is written to its socket (the saved announcement, streamed: see
+    Mqtt._announce), read back as MQTT PUBLISH packets, are recorded as
     (topic, payload bytes, retain). From the `fail`-th message on, both
     raise `exc`: OSError (a connection lost), or MemoryError."""
+
+    dropped = 0  # upynode.sock.Sock's: no read thrown away
 
     def __init__(self, fail=None, exc=OSError(104)):
         self.sent, self.fail, self.buf, self.exc = [], fail, b"", exc
         self.sock = self
+        self.rx = 0
+
+    def check_msg(self):  # no message waiting
+        return None
+
+    def ping(self):
+        pass
 
     def _check(self):
         if self.fail is not None and len(self.sent) >= self.fail:
@@ -376,12 +380,52 @@ class Client:
             self.sent.append((body[2:2 + n].decode(), body[2 + n:], bool(head & 1)))
 
 
+def saved(tmp_path, units=(("temperature", "°C"),), led=False, c=None, old=""):
+    """discovery.write() as the boot runs it (startup.announcement): the
+    announcement in tmp_path/discovery.bin; -> the Mqtt that streams it."""
+    from upynode import mqtt
+    c = c or config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"},
+                                      "webrepl": {"password": "s3cret"}}))["mqtt"]
+    discovery.write(str(tmp_path / discovery.FILE), "key n1", "n1", dict(units), c, led, None, old)
+    return c
+
+
+def packets(data):
+    """(topic, payload, retain) of every MQTT PUBLISH in data."""
+    c = Client()
+    c.write(data)
+    assert not c.buf  # whole packets, nothing left over
+    return c.sent
+
+
+def test_the_saved_announcement_is_every_config_as_a_retained_packet(tmp_path):
+    c = saved(tmp_path, [("temperature", "°C"), ("humidity", "%")], led=True)
+    data = (tmp_path / discovery.FILE).read_bytes()
+    key, fp, n, rest = data.split(b"\n", 3)
+    assert key == b"key n1" and n == b"8"  # 2 sensors, 5 diagnostics, the switch
+    assert fp.split() == [b"%d" % discovery.fingerprint(discovery.configs(
+        "n1", {"temperature": "°C", "humidity": "%"}, c, True, None, True)), b"humidity,temperature", b"+led"]
+    want = [(t, "".join(discovery.flat(p)).encode(), True)
+            for t, p in discovery.configs("n1", {"temperature": "°C", "humidity": "%"}, c, True, None, True)]
+    assert packets(rest) == want
+
+
+def test_a_quantity_or_the_switch_gone_since_the_last_announcement_is_removed(tmp_path):
+    saved(tmp_path, [("temperature", "°C")], old="123 humidity,temperature +led")
+    rest = (tmp_path / discovery.FILE).read_bytes().split(b"\n", 3)[3]
+    sent = packets(rest)
+    assert sent[-2:] == [("homeassistant/sensor/n1/humidity/config", b"", True),
+                         ("homeassistant/switch/n1/led/config", b"", True)]
+    # what an older firmware saved (three lines) reads the same
+    saved(tmp_path, [("temperature", "°C")], old="123\nhumidity,temperature\n+led")
+    assert packets((tmp_path / discovery.FILE).read_bytes().split(b"\n", 3)[3])[-2:] == sent[-2:]
+
+
 def test_an_announcement_cut_short_is_made_again_at_the_next_connect(world, tmp_path, monkeypatch):
     from upynode import mqtt
-    monkeypatch.chdir(tmp_path)  # discovery.fp
-    c = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"},
-                                 "webrepl": {"password": "s3cret"}}))
-    m = mqtt.Mqtt(c["mqtt"], "n1", [("temperature", "°C")], None, lambda s: None)
+    monkeypatch.chdir(tmp_path)  # discovery.bin, discovery.fp
+    c = saved(tmp_path)
+    m = mqtt.Mqtt(c, "n1", [("temperature", "°C")], None, lambda s: None)
     m.client = Client(fail=3)
     with pytest.raises(OSError):
         m._announce()
@@ -399,15 +443,76 @@ def test_an_announcement_cut_short_is_made_again_at_the_next_connect(world, tmp_
     m.client = Client()
     m._announce()
     assert [t for t, _, _ in m.client.sent] == ["home/n1/info"]
+    # Home Assistant restarted: all of them again
+    m.announce = mqtt._AGAIN
+    m.client = Client()
+    m._announce()
+    assert len(m.client.sent) == 7
+
+
+def test_without_a_saved_announcement_nothing_is_announced_and_the_log_says_why(world, tmp_path, monkeypatch):
+    from upynode import mqtt
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    m = mqtt.Mqtt(mqtt_cfg(), "n1", [("temperature", "°C")], None, lines.append)
+    m.client = Client()
+    m._announce()
+    assert [t for t, _, _ in m.client.sent] == ["home/n1/info"] and "discovery.bin is missing" in lines[-1]
+
+
+def mqtt_cfg():
+    return config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"},
+                                    "webrepl": {"password": "s3cret"}}))["mqtt"]
+
+
+def test_an_online_storm_starts_at_most_one_announcement_per_30_s(world, tmp_path, monkeypatch, clock):
+    from upynode import mqtt
+    monkeypatch.chdir(tmp_path)
+    c = saved(tmp_path)
+    m = mqtt.Mqtt(c, "n1", [("temperature", "°C")], None, lambda s: None)
+    m.client = Client()
+    m.connect = lambda: None
+    assert m.open()
+    announced = [len(m.client.sent)]
+    for _ in range(400):  # 20 a second for 20 s, polled as the loop polls
+        m._message(b"homeassistant/status", b"online")
+        m.poll()
+        clock.sleep_ms(50)
+        announced.append(len(m.client.sent))
+    steps = [i for i in range(1, len(announced)) if announced[i] > announced[i - 1]]
+    assert steps == []  # within 30 s of the last announcement: none yet
+    clock.sleep_ms(10000)
+    m.poll()  # ... and the one it owes, once the 30 s are up
+    assert len(m.client.sent) == announced[-1] + 7 and m.announce == mqtt._NOTHING
+
+
+class BigSock:
+    """What upynode.sock.Sock leaves after a read over MAX_IN."""
+    dropped = 0
+
+
+def test_an_oversized_message_is_reported_once_per_topic_and_ignored(world):
+    from upynode import mqtt
+    lines = []
+    led = type("Led", (), {"mode": "remote", "set": lambda self, on: lines.append(("set", on))})()
+    m = mqtt.Mqtt(mqtt_cfg(), "n1", [("temperature", "°C")], led, lines.append)
+    m.client = type("C", (), {"sock": BigSock()})()
+    for _ in range(3):
+        m.client.sock.dropped = 100000
+        m._message(b"home/n1/led/set", b"")
+        m.client.sock.dropped = 10000
+        m._message(b"homeassistant/status", b"")
+    assert lines == ["mqtt: ignored a message of 100000 bytes on home/n1/led/set (commands are short)",
+                     "mqtt: ignored a message of 10000 bytes on homeassistant/status (commands are short)"]
+    assert m.announce == mqtt._CHANGED and m.client.sock.dropped == 0
 
 
 def test_an_announcement_the_heap_has_no_room_for_waits_and_the_readings_go_on(world, tmp_path, monkeypatch, clock):
     from upynode import mqtt
-    monkeypatch.chdir(tmp_path)  # discovery.fp
-    c = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"},
-                                 "webrepl": {"password": "s3cret"}}))
+    monkeypatch.chdir(tmp_path)  # discovery.bin, discovery.fp
+    c = saved(tmp_path)
     lines = []
-    m = mqtt.Mqtt(c["mqtt"], "n1", [("temperature", "°C")], None, lines.append)
+    m = mqtt.Mqtt(c, "n1", [("temperature", "°C")], None, lines.append)
     clients = []
 
     def connect():  # each connection a fresh client; the first runs out of memory announcing

@@ -17,10 +17,11 @@ CHECKED = "config.ok"  # startup.CHECKED
 
 def key(config_bytes, package_files):
     """startup.key(): config.json's bytes, then, by name, the package's
-    config.* and sensor_* files as they are on the board ({name: bytes})."""
+    config.*, sensor_* and discovery.* files as they are on the board
+    ({name: bytes})."""
     h = hashlib.sha256(config_bytes)
     for name in sorted(package_files):
-        if name[:7] in ("config.", "sensor_"):
+        if name[:7] in ("config.", "sensor_") or name[:10] == "discovery.":
             h.update(name.encode())
             h.update(package_files[name])
     return h.hexdigest()[:24]
