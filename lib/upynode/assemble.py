@@ -30,11 +30,25 @@ def transports(cfg, units, led, log=print, sens=None):
     return out
 
 
+def cause(machine):
+    # Why the node started: machine.reset_cause(), or the cause before the
+    # boot's own restart (startup.restart), once.
+    import os
+    try:
+        with open("reset.why") as f:  # startup.CAUSE
+            c = int(f.read())
+        os.remove("reset.why")
+        return c
+    except (OSError, ValueError):
+        return machine.reset_cause()
+
+
 def build(n, cfg, log):
     import machine
     import network
     n.cfg = cfg
     n.log = log
+    n.reset = cause(machine)
     n.sens = S.load(cfg["sensors"], log)
     n.led = Led(cfg["led"])
     n.txs = transports(cfg, S.units(n.sens), n.led, log, n.sens)
@@ -61,6 +75,7 @@ def build(n, cfg, log):
             if n.wake and n.wake["disc"] and hasattr(t, "announce"):
                 t.announce = 0
     for t in n.txs:
+        t.cause = n.reset
         t.fails = 0
         t.retry_at = 0
         t.clock = n.clock
@@ -76,7 +91,6 @@ def build(n, cfg, log):
     for k in drop:
         cfg.pop(k, None)
     n.boot = next_boot(n.wake is None)
-    n.reset = machine.reset_cause()
     n.sta = network.WLAN(network.STA_IF)
     n.wifi_down = False
     n.wifi_fails = 0

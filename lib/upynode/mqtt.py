@@ -37,6 +37,7 @@ class Mqtt:
     announce_ooms = 0  # announcements in a row that ran out of memory
     announced = None  # ticks of the last announcement sent
     too_big = ()  # topics whose oversized messages were reported (a few)
+    cause = 0  # why the node started (set by the loop: assemble.cause)
 
     def __init__(self, c, node_id, units=None, led=None, log=print):
         self.c = c
@@ -167,10 +168,9 @@ class Mqtt:
         # What HA shows of the node beyond its readings, retained on ~/info:
         # its address (an attribute of the WiFi signal) and why it started
         # (an entity of its own: the state message says reset only once).
-        import machine
         import network
         self.client.publish((self.base + "/info").encode(), ('{"ip":"%s","reset":%d}' % (
-            network.WLAN(network.STA_IF).ifconfig()[0], machine.reset_cause())).encode(), True)
+            network.WLAN(network.STA_IF).ifconfig()[0], self.cause)).encode(), True)
 
     def _announce(self):
         # The info, then the entities as discovery.write() saved them: ready

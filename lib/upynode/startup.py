@@ -176,9 +176,25 @@ def check(log=print):
     return c
 
 
+CAUSE = "reset.why"  # the reset cause from before restart(), for the loop to report
+
+
 def restart(log, what):
+    # The node's own restart must not hide why it started (HA's "Last
+    # reset cause" would say "software reset" after every config change):
+    # the cause is kept for the loop (assemble.cause), the first one if
+    # restarts follow each other.
     log("config: %s; restarting to run it in a fresh heap" % what)
+    import os
     import machine
+    try:
+        os.stat(CAUSE)
+    except OSError:
+        try:
+            from upynode import save
+            save(CAUSE, "%d" % machine.reset_cause())
+        except OSError:
+            pass
     machine.reset()
 
 

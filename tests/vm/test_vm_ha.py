@@ -75,7 +75,8 @@ def test_home_assistant_restart_gets_a_new_announcement(broker, make_vboard):
             n = 1 + len(DIAGNOSTICS)  # the MCP9808's temperature and the diagnostics
             w.wait(lambda m: len(config_msgs(w)) == n and len(states(w)) >= 1)
             w.publish("homeassistant/status", "online")
-            w.wait(lambda m: len(config_msgs(w)) == 2 * n, timeout=10)
+            # within 30 s of the first announcement: the second waits for them (mqtt._AGAIN_MS)
+            w.wait(lambda m: len(config_msgs(w)) == 2 * n, timeout=45)
             vb.wait_for("announced %d entities" % n)
     finally:
         w.close()
@@ -158,5 +159,50 @@ def test_raw_format_keeps_the_tutorials_topics(broker, make_vboard):
         assert w.on(BASE + "/temperature")[0][0] == b"-3.25"
         assert w.on(BASE + "/light")[0][0] == b"50.0"
         assert not config_msgs(w)  # raw format: no discovery
+    finally:
+        w.close()
+
+
+def test_oversized_messages_cost_no_reading_and_no_reset(broker, make_vboard):
+    # Retained before the node connects, so that it gets them back at every
+    # connect: 100 KB on its LED command topic, 10 KB on HA's status topic
+    # (umqtt.simple alone would read each whole into RAM).
+    w = Watch(broker.port, (BASE + "/state",))
+    try:
+        w.publish(BASE + "/led/set", b"x" * 100000, retain=True)
+        w.publish("homeassistant/status", b"y" * 10000, retain=True)
+        vb = make_vboard(node_config(broker.port, led={"mode": "remote"}), aps=HOME_AP)
+        with vb:
+            w.wait(lambda m: len(states(w)) >= 10, timeout=90)
+        seqs = [s["seq"] for s in states(w)]
+        assert seqs == list(range(1, len(seqs) + 1))  # every reading live, in order, none missing
+        out = vb.output()
+        assert out.count("ignored a message of 100000 bytes on %s/led/set" % BASE) == 1
+        assert out.count("ignored a message of 10000 bytes on homeassistant/status") == 1
+        # one loop, one boot: the node never restarted after it started reading
+        assert len([ln for ln in vb.lines if ln.startswith("node %s:" % NODE)]) == 1
+        assert "queued" not in out
+    finally:
+        w.close()
+
+
+def test_an_online_storm_makes_one_announcement_per_30_s(broker, make_vboard):
+    w = Watch(broker.port, ("homeassistant/+/" + NODE + "/+/config", BASE + "/state"))
+    try:
+        vb = make_vboard(node_config(broker.port, sensors=[{"type": "mcp9808"}]), aps=HOME_AP)
+        with vb:
+            n = 1 + len(DIAGNOSTICS)
+            w.wait(lambda m: len(config_msgs(w)) == n and len(states(w)) >= 1)
+            t0 = time.monotonic()
+            # 20 "online" a second for 20 s: nothing announced again within
+            # 30 s of the last announcement, and one announcement after
+            while time.monotonic() - t0 < 20:
+                w.publish("homeassistant/status", "online")
+                time.sleep(0.05)
+            assert len(config_msgs(w)) == n
+            w.wait(lambda m: len(config_msgs(w)) == 2 * n, timeout=30)
+            time.sleep(5)
+            assert len(config_msgs(w)) == 2 * n and len(states(w)) >= 20
+            assert vb.output().count("announced %d entities" % n) == 2
     finally:
         w.close()
