@@ -73,7 +73,8 @@ def test_the_node_fits_the_chips_heap_from_romfs(make_vboard):
                 configs = lambda: [t for t, _, _ in w.messages if t.endswith("/config")]  # noqa: E731
                 w.wait(lambda m: len(configs()) == entities and len(w.on(STATE)) >= 2, timeout=30)
                 w.publish("homeassistant/status", "online")  # Home Assistant restarted
-                w.wait(lambda m: len(configs()) == 2 * entities, timeout=15)
+                # at most one announcement per 30 s (mqtt._AGAIN_MS): this one waits its turn
+                w.wait(lambda m: len(configs()) == 2 * entities, timeout=45)
                 n = len(w.on(STATE))
                 w.wait(lambda m: len(w.on(STATE)) >= n + 5, timeout=20)
         finally:
