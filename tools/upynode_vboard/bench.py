@@ -66,7 +66,12 @@ from .receiver_process import ReceiverProcess
 
 SSID, WIFI_PASSWORD = "bench", "bench-wifi"
 API_KEY = "bench-api-key"
-CONFIGS = ("tutorial", "node", "full")
+CONFIGS = ("tutorial", "minimal", "node", "full")
+# Programs of a few lines on umqtt.simple (boot.py joins the WiFi), not the firmware.
+SIMPLE = ("tutorial", "minimal")
+# Measured for row 2 (.mpy) and its headroom only, not in the table: the
+# stock-firmware case (no ROMFS partition) of an MQTT node (make_config).
+MQTT_MPY = "mqtt_mpy"
 
 # The 2016 tutorial, as its readers typed it (boot.py joins the WiFi).
 TUTORIAL_BOOT = """import network
@@ -86,17 +91,29 @@ c.connect()
 """
 TUTORIAL_CYCLE = """c.publish(TOPIC, str(adc.read()).encode(), qos=1)
 """
+# The minimal publisher (issue 18): the tutorial's boot.py and set-up, then
+# one JSON reading per cycle, numbered, at QoS 1. n is the cycle's number.
+MINIMAL_SETUP = TUTORIAL_SETUP.replace("import machine, ubinascii, time\n",
+                                       "import machine, ubinascii, time, json\n") + "n = 0\n"
+MINIMAL_CYCLE = """c.publish(TOPIC, json.dumps({"seq": n, "light": adc.read()}), qos=1)
+"""
+PROGRAMS = {"tutorial": (TUTORIAL_SETUP, TUTORIAL_CYCLE), "minimal": (MINIMAL_SETUP, MINIMAL_CYCLE)}
+
+
+def simple_main(kind, host, port, interval, marks=()):
+    """main.py of a simple program (SIMPLE). marks: cycles after which to
+    print the heap in use (row 3); every cycle prints its number, as the
+    node's console does."""
+    setup, body = PROGRAMS[kind]
+    if marks:
+        body += ("print('%s: cycle', n)\nif n in %r:\n    import gc\n    gc.collect()\n"
+                 "    print('bench: cycle %%d alloc %%d' %% (n, gc.mem_alloc()))\n" % (kind, tuple(marks)))
+    loop = "n = 0\nwhile True:\n    n += 1\n" + "".join("    " + line + "\n" for line in body.splitlines())
+    return setup % {"host": host, "port": port} + loop + "    time.sleep(%d)\n" % interval
 
 
 def tutorial_main(host, port, interval, marks=()):
-    # marks: cycles after which to print the heap in use (row 3); every
-    # cycle prints its number, as the node's console does.
-    body = TUTORIAL_CYCLE
-    if marks:
-        body += ("print('tutorial: cycle', n)\nif n in %r:\n    import gc\n    gc.collect()\n"
-                 "    print('bench: cycle %%d alloc %%d' %% (n, gc.mem_alloc()))\n" % (tuple(marks),))
-    loop = "n = 0\nwhile True:\n    n += 1\n" + "".join("    " + line + "\n" for line in body.splitlines())
-    return TUTORIAL_SETUP % {"host": host, "port": port} + loop + "    time.sleep(%d)\n" % interval
+    return simple_main("tutorial", host, port, interval, marks)
 
 
 def node_config(kind, mqtt_port, http_url="", interval=2, sleep="none"):
@@ -109,6 +126,8 @@ def node_config(kind, mqtt_port, http_url="", interval=2, sleep="none"):
            "mqtt": {"host": "127.0.0.1", "port": mqtt_port}}
     if sleep != "none":
         cfg["sleep"] = sleep
+    if kind == MQTT_MPY:  # no DHT, no HTTP: what stock firmware should run from .mpy files
+        cfg["sensors"] = cfg["sensors"][:2]
     if kind == "full":
         cfg["transports"] = ["mqtt", "http"]
         cfg["http"] = {"target": "receiver", "url": http_url, "api_key": API_KEY}
@@ -141,6 +160,16 @@ def build_from(tree, out, source):
         build.REPO, build.LIB = saved
 
 
+def clock_shim(d):
+    """d, holding the bench's clock (heap32_vm/time.py) as time.mpy: put
+    first on MICROPYPATH, the firmware's sleeps return at once."""
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "time.mpy"), "wb") as f:
+        f.write(heap32.clock_mpy(d))
+    os.remove(os.path.join(d, "time.py"))
+    return d
+
+
 class Boards:
     """Board folders built once: the node's as deployed (.mpy) and from
     source, from the commit rev (None: the checkout as it is); the
@@ -157,25 +186,21 @@ class Boards:
             d = os.path.join(root, "node-" + how)
             build_from(tree, d, how == "py")
             self.node[how] = d
-        self.shim = os.path.join(root, "shim")  # the clock, first on MICROPYPATH
-        os.makedirs(self.shim, exist_ok=True)
-        with open(os.path.join(self.shim, "time.mpy"), "wb") as f:
-            f.write(heap32.clock_mpy(self.shim))
-        os.remove(os.path.join(self.shim, "time.py"))
+        self.shim = clock_shim(os.path.join(root, "shim"))  # the clock, first on MICROPYPATH
 
     def make(self, kind, how, cfg_or_port, dest):
         """A fresh board in dest: the node with its config, or the tutorial
         (boot.py, main.py, umqtt.simple) publishing to the port given."""
         rom = how == "rom"  # the .mpy build, its lib/ in the ROMFS partition
         src = self.node["mpy" if rom else how]
-        if kind == "tutorial":
+        if kind in SIMPLE:
             os.makedirs(os.path.join(dest, "lib"))
             shutil.copytree(os.path.join(src, "lib", "umqtt"), os.path.join(dest, "lib", "umqtt"))
             port, marks = cfg_or_port
             with open(os.path.join(dest, "boot.py"), "w") as f:
                 f.write(TUTORIAL_BOOT % {"ssid": SSID, "password": WIFI_PASSWORD})
             with open(os.path.join(dest, "main.py"), "w") as f:
-                f.write(tutorial_main("127.0.0.1", port, 2, marks))
+                f.write(simple_main(kind, "127.0.0.1", port, 2, marks))
         else:
             shutil.copytree(src, dest)
             runner.check_loopback(cfg_or_port)
@@ -185,7 +210,7 @@ class Boards:
                 f.write(heap32.checked_entry(dest, cfg_or_port))
         if rom:
             rom_board(dest, dest + ".state")
-        if kind != "tutorial" and kind != "minimal":
+        if kind not in SIMPLE:
             announce_boot(self.shim, dest)
         return dest
 
@@ -195,21 +220,23 @@ class Boards:
 PREPARED = ("discovery.bin", "discovery.fp", "reset.why")
 
 
-def announce_boot(shim, board, heap="256K"):
+def announce_boot(shim, board, heap="256K", state=None):
     """The board's first boot, in a large heap: a boot that finds the
     announcement to Home Assistant missing (or stale) builds it
     (discovery.bin) and restarts (since 6c9703e). The chip does that once
     per config change; every figure here is of the boots after it, whose
     loop streams the file. -> the files that boot wrote ({name: bytes})."""
-    state = board + ".state"
+    state = state or board + ".state"
     os.makedirs(state, exist_ok=True)
-    world = {"aps": {SSID: {"password": WIFI_PASSWORD}}}
-    if os.path.exists(os.path.join(state, runner.ROMFS_FILE)):
-        world["romfs_kb"] = runner.ROMFS_KB
-    with open(os.path.join(state, "world.json"), "w") as f:
-        json.dump(world, f)
+    if not os.path.exists(os.path.join(state, "world.json")):  # a world of its own (tests) is kept
+        world = {"aps": {SSID: {"password": WIFI_PASSWORD}}}
+        if os.path.exists(os.path.join(state, runner.ROMFS_FILE)):
+            world["romfs_kb"] = runner.ROMFS_KB
+        with open(os.path.join(state, "world.json"), "w") as f:
+            json.dump(world, f)
     argv, env = runner.vm_argv(board, heap, state, boot=False, rom_stand_in=False)
-    env["MICROPYPATH"] = shim + os.pathsep + env["MICROPYPATH"]
+    if shim:
+        env["MICROPYPATH"] = shim + os.pathsep + env["MICROPYPATH"]
     before = set(os.listdir(board))
     r = subprocess.run(argv + ["-c", runner.rom_boot_code(state) + "import _vboot; _vboot.run(('boot.py',))"],
                        cwd=board, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
@@ -518,11 +545,11 @@ class Bench:
     def _start(self, kind, how, heap, marks=(), real_clock=False, sleep="none", max_boots=1, on_boot_end=None):
         """(vm, mqtt proxy, http proxy or None) for a fresh board."""
         self.runs += 1
-        topic = r"^home/esp8266_[0-9a-f]+$" if kind == "tutorial" else r"/state$"
+        topic = r"^home/esp8266_[0-9a-f]+$" if kind in SIMPLE else r"/state$"
         mp = Proxy(self.sinks.broker.port, topic)
         hp = Proxy(self.sinks.rx_port) if kind == "full" else None
         dest = os.path.join(self.tmp, "run%d" % self.runs)
-        if kind == "tutorial":
+        if kind in SIMPLE:
             self.boards.make(kind, how, (mp.port, marks), dest)
             pre = None
         else:
@@ -548,7 +575,7 @@ class Bench:
         for _ in range(tries):
             vm, mp, hp = self._start(kind, how, "%dK" % heap_kb)
             try:
-                check = tutorial_progress(mp, n) if kind == "tutorial" else node_progress(n, 2 if hp else 1)
+                check = tutorial_progress(mp, n) if kind in SIMPLE else node_progress(n, 2 if hp else 1)
                 if vm.wait(check, 60) is True:
                     return True
                 if any(OUT_OF_MEMORY.search(line) for line in vm.lines):
@@ -601,7 +628,7 @@ class Bench:
         """The ROMFS image's size and what the runner adds to the heap for it."""
         self.runs += 1
         board = os.path.join(self.tmp, "run%d" % self.runs)
-        self.boards.make(kind, "rom", (1883, ()) if kind == "tutorial" else node_config(kind, 1883, "http://127.0.0.1:1"),
+        self.boards.make(kind, "rom", (1883, ()) if kind in SIMPLE else node_config(kind, 1883, "http://127.0.0.1:1"),
                          board)
         state = board + ".state"
         n = runner.romfs_image_len(state)
@@ -682,6 +709,20 @@ class Bench:
                 "later": [round(statistics.mean(x[i] for x in later), 1) for i in range(3)],
                 "wakes": len(per)}
 
+    def names(self, kind):
+        """The loop's interned names from ROMFS (loop_names): count and
+        margin to the next pool step."""
+        self.runs += 1
+        dest = os.path.join(self.tmp, "run%d" % self.runs)
+        url = "http://127.0.0.1:%d" % self.sinks.rx_port if kind == "full" else ""
+        self.boards.make(kind, "rom", node_config(kind, self.sinks.broker.port, url), dest)
+        try:
+            r = loop_names(dest, shim=self.boards.shim)
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.rmtree(dest + ".state", ignore_errors=True)
+        return {k: r.get(k) for k in ("count", "margin", "next_step", "floor", "error")}
+
     def boot_to_puback(self, kind, times=5):
         """Row 6: seconds from starting the VM to the first PUBACK, real clock."""
         got = []
@@ -731,13 +772,16 @@ NODE_STAGES = [
     ("cycle 2", "_n.cycle(2)\nfor _t in _n.txs:\n    _t.poll()\n"),
     ("cycle 3", "_n.cycle(3)\nfor _t in _n.txs:\n    _t.poll()\n"),
 ]
-TUTORIAL_STAGES = [
-    ("boot", "exec(open('boot.py').read())\n"),
-    ("loop set-up", TUTORIAL_SETUP % {"host": "127.0.0.1", "port": 1883}),
-    ("first cycle", TUTORIAL_CYCLE),
-    ("cycle 2", TUTORIAL_CYCLE),
-    ("cycle 3", TUTORIAL_CYCLE),
-]
+def simple_stages(kind, mqtt_port=1883):
+    """Row 1's stages of a simple program (SIMPLE)."""
+    setup, cycle = PROGRAMS[kind]
+    cycle = "n += 1\n" + cycle if kind == "minimal" else cycle
+    return [("boot", "exec(open('boot.py').read())\n"),
+            ("loop set-up", setup % {"host": "127.0.0.1", "port": mqtt_port}),
+            ("first cycle", cycle), ("cycle 2", cycle), ("cycle 3", cycle)]
+
+
+TUTORIAL_STAGES = simple_stages("tutorial")
 
 
 # The VM's stages start as its boot does (runner.boot_line): the fakes are
@@ -768,12 +812,111 @@ print('\\x01modules', ' '.join(sys.modules))
 """
 
 
+# -- row 1b: the interned-name budget ----------------------------------------
+
+# MicroPython interns the names a program brings (identifiers, short
+# strings) in pools; when the last is full, py/qstr.c (qstr_add, v1.28)
+# allocates one twice its size, in one block (640 entries, ~4.5 KB on a
+# chip, at the 621st name). The pool before the first on the heap is in
+# ROM: mp_qstr_const_pool, whose alloc is MICROPY_ALLOC_QSTR_ENTRIES_INIT
+# (10), or on a port with frozen modules such as ESP8266_GENERIC
+# mp_qstr_frozen_const_pool, alloc min(its length, 10) (tools/mpy-tool.py):
+# so the heap's pools hold 20, 40, 80, ... names, on the chip as in the VM.
+# pool_steps() reads the steps off the VM itself (n_pool against n_qstr
+# from micropython.qstr_info() as names are added one by one; it reports
+# only the heap's pools); the chip's steps are the same cumulative counts,
+# counted from boot.py: the chip interns no name in its heap before it
+# (its firmware's and frozen modules' names are in ROM), where the VM has
+# its interpreter's and the fakes' (runner.names_module), which are
+# subtracted. The margin is the names the loop can add before the next
+# pool: the loop's count after cycle 3 to the next step.
+POOL_PROBE = """import micropython
+p = 0
+for i in range(%d):
+    exec('n_%%d = 0' %% i)
+    micropython.qstr_info()
+"""
+POOL_INFO = re.compile(r"n_pool=(\d+), n_qstr=(\d+)")
+NAMES_MIN_MARGIN = 40  # issue 18: a change that leaves less fails tests/vm/test_vm_names.py
+_steps = []
+
+
+def pool_steps(upto=2600):
+    """The cumulative name counts at which the VM's heap holds one pool
+    more ([20, 60, 140, 300, 620, 1260, 2540]): n_qstr when a pool is
+    full, i.e. just before n_pool grows (the probe's own few names are
+    the first ones counted, as a program's are)."""
+    if _steps:
+        return list(_steps)
+    r = subprocess.run([micropython(), "-X", "heapsize=1M", "-c", POOL_PROBE % upto], capture_output=True,
+                       text=True, check=True)
+    seen = [tuple(map(int, m)) for m in POOL_INFO.findall(r.stdout)]
+    out = []
+    for (p0, q0), (p1, q1) in zip(seen, seen[1:]):
+        if p1 > p0:
+            out.append(q0)
+    _steps.extend(out)
+    return out
+
+
+def name_margin(count, steps=None):
+    """Names the loop can add before MicroPython allocates the next pool."""
+    steps = steps or pool_steps()
+    nxt = next((s for s in steps if s >= count), None)
+    return None if nxt is None else nxt - count
+
+
+# The names run starts as VM_START does, and interns the stages' own
+# names (_n, _t) and imports time (the bench's clock, or the VM's) before
+# the count starts: the chip has neither.
+NAMES_START = ("interpreter", "import _vboot, time\n_n = _t = 0\n")
+
+
+def loop_names(board, state=None, shim=None, timeout=90):
+    """The board (a node's config, its announcement built: announce_boot)
+    run through NODE_STAGES in the 64-bit VM at 256K, micropython.qstr_info()
+    after each stage: {"floor": n_qstr before boot.py, "stages": {name:
+    [n_pool, n_qstr]}, "count": names interned from boot.py to cycle 3,
+    "next_step", "margin", "error"}. shim: the bench's clock (Boards.shim)."""
+    state = state or board + ".state"
+    stages = [NAMES_START] + NODE_STAGES
+    for i, (_, code) in enumerate(stages):
+        with open(os.path.join(board, "_stage%d.py" % i), "w") as f:
+            f.write(code)
+    argv, env = runner.vm_argv(board, "256K", state, boot=False, rom_stand_in=False)
+    if shim:
+        env["MICROPYPATH"] = shim + os.pathsep + env["MICROPYPATH"]
+    r = subprocess.run(argv + ["-c", runner.rom_boot_code(state) + VM_STAGES % len(stages)], cwd=board, env=env,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    for i in range(len(stages)):
+        os.remove(os.path.join(board, "_stage%d.py" % i))
+    out, info, error = {}, None, None
+    for line in r.stdout.splitlines():
+        m = POOL_INFO.search(line)
+        if m:
+            info = [int(m.group(1)), int(m.group(2))]
+        elif line.startswith("\x01stage"):
+            i, word = line.split()[1:3]
+            if not word.isdigit():
+                error = line[7:]
+                break
+            out[stages[int(i)][0]] = info
+    res = {"stages": out, "error": error or (None if "cycle 3" in out else "exit %d: %s"
+                                              % (r.returncode, r.stdout[-300:]))}
+    if "cycle 3" in out and "interpreter" in out:
+        steps = pool_steps()
+        res["floor"] = out["interpreter"][1]
+        res["count"] = out["cycle 3"][1] - res["floor"]
+        res["next_step"] = next((s for s in steps if s >= res["count"]), None)
+        res["margin"] = name_margin(res["count"], steps)
+    return res
+
+
 def stage_lists(kind, mqtt_port):
     """(stages for the 32-bit port, stages for the 64-bit VM): the same
     after their stand-ins' stage."""
-    if kind == "tutorial":
-        setup = ("loop set-up", TUTORIAL_SETUP % {"host": "127.0.0.1", "port": mqtt_port})
-        stages = [TUTORIAL_STAGES[0], setup] + TUTORIAL_STAGES[2:]
+    if kind in SIMPLE:
+        stages = simple_stages(kind, mqtt_port)
     else:
         stages = NODE_STAGES
     return ([heap32.stand_ins_stage()] + stages, [VM_START] + stages)
@@ -791,7 +934,7 @@ class StagePeaks:
         self.b, self.kind, self.step, self.how = bench, kind, step, how
         self.cache = {}
         url = "http://127.0.0.1:%d" % bench.sinks.rx_port if kind == "full" else ""
-        self.cfg = None if kind == "tutorial" else node_config(kind, bench.sinks.broker.port, url)
+        self.cfg = None if kind in SIMPLE else node_config(kind, bench.sinks.broker.port, url)
         self.wasm_stages, self.vm_stages = stage_lists(kind, bench.sinks.broker.port)
 
     def vm_run(self, heap):
@@ -802,7 +945,7 @@ class StagePeaks:
         b = self.b
         b.runs += 1
         dest = os.path.join(b.tmp, "run%d" % b.runs)
-        b.boards.make(self.kind, self.how, (b.sinks.broker.port, ()) if self.kind == "tutorial" else self.cfg, dest)
+        b.boards.make(self.kind, self.how, (b.sinks.broker.port, ()) if self.kind in SIMPLE else self.cfg, dest)
         for i, (_, code) in enumerate(self.vm_stages):
             with open(os.path.join(dest, "_stage%d.py" % i), "w") as f:
                 f.write(code)
@@ -829,11 +972,11 @@ class StagePeaks:
         self.cache[heap] = out
         return out
 
-    def measure(self, port, files, hi=256 * 1024):
+    def measure(self, port, files, hi=256 * 1024, peaks=True):
         """{"stages": [{"name", "kept32", "kept64", "qstr32", "qstr64",
         "peak64", "peak32", "error"}], "stand_ins32", "floor64", "ratio_64_32"}"""
         k32 = heap32.measure(port, files, self.wasm_stages)
-        return self.measure_vm(k32, hi)
+        return self.measure_vm(k32, hi, peaks)
 
     def measure_vm(self, k32, hi=256 * 1024, peaks=True):
         """The 64-bit figures, beside k32 (heap32.measure's, or None). On a
@@ -883,14 +1026,15 @@ class StagePeaks:
 
 
 def heap32_rows(bench, quick=False):
-    """Row 1 for each program."""
+    """Row 1 for each program; for MQTT_MPY what its stages keep only (its
+    64/32-bit ratio and interned strings, for its headroom), no peaks."""
     out = {}
     with heap32.Port() as port:
         stand_ins = heap32.stand_in_files()
-        for kind in CONFIGS:
+        for kind in CONFIGS + (MQTT_MPY,):
             sp = StagePeaks(bench, kind, 2048 if quick else 512)
             files = dict(stand_ins)
-            if kind == "tutorial":
+            if kind in SIMPLE:
                 files["/boot.py"] = (TUTORIAL_BOOT % {"ssid": SSID, "password": WIFI_PASSWORD}).encode()
                 files.update(heap32.world_file({SSID: {"password": WIFI_PASSWORD}}))
                 with open(os.path.join(bench.boards.node["mpy"], "lib", "umqtt", "simple.mpy"), "rb") as f:
@@ -903,7 +1047,7 @@ def heap32_rows(bench, quick=False):
                     if os.path.exists(os.path.join(board, n)):
                         with open(os.path.join(board, n), "rb") as f:
                             files["/" + n] = f.read()
-            out[kind] = sp.measure(port, files)
+            out[kind] = sp.measure(port, files, peaks=kind != MQTT_MPY)
     return out
 
 
@@ -1131,7 +1275,7 @@ def table(res):
         vals = [key(c[k]) for k in CONFIGS]
         cells = [fmt(v, unit) for v in vals]
         r = [ratio(v, vals[0]) if isinstance(v, (int, float)) and isinstance(vals[0], (int, float)) else None
-             for v in vals[1:]]
+             for v in vals[2:]]  # node and full against the tutorial
         rows.append((label, cells, ["%.2fx" % x if x else "" for x in r]))
 
     def g(*path):
@@ -1176,12 +1320,13 @@ def table(res):
     rows.append(("6. boot to first PUBACK, median of 5", None, None))
     row("   seconds", g("boot_to_puback_s"))
     w = max(len(r[0]) for r in rows) + 2
-    out = ["%-*s %10s %10s %10s %9s %9s" % (w, "", "tutorial", "node", "full", "node/tut", "full/tut")]
+    form = "%-*s" + " %10s" * len(CONFIGS) + " %9s %9s"
+    out = [form % ((w, "") + CONFIGS + ("node/tut", "full/tut"))]
     for label, cells, ratios in rows:
         if cells is None:
             out.append(label)
         else:
-            out.append("%-*s %10s %10s %10s %9s %9s" % (w, label, cells[0], cells[1], cells[2], ratios[0], ratios[1]))
+            out.append(form % ((w, label) + tuple(cells) + tuple(ratios)))
     return "\n".join(out)
 
 
@@ -1206,7 +1351,8 @@ def run(quick=False, out_path=None, log=print, rev="HEAD"):
             # e.g. no npm or no Node: the other rows still mean something
             log("bench: row 1 not measured: %s" % e)
             res["heap32_error"] = str(e)
-            h = {k: {"stages": [], "floor64": None, "stand_ins32": None, "ratio_64_32": None} for k in CONFIGS}
+            h = {k: {"stages": [], "floor64": None, "stand_ins32": None, "ratio_64_32": None}
+                 for k in CONFIGS + (MQTT_MPY,)}
         took("row 1")
         for k in CONFIGS:
             res["configs"][k]["heap32"] = dict(stage_figures(h[k]), **h[k])
@@ -1231,21 +1377,38 @@ def run(quick=False, out_path=None, log=print, rev="HEAD"):
             c["wire"] = d["wire"]
             if not d["ok"]:
                 c["drift_error"] = d.get("error")
-            c["wake"] = b.wakes(k) if k != "tutorial" and deep_sleep_exists() else None
+            c["wake"] = b.wakes(k) if k not in SIMPLE and deep_sleep_exists() else None
             took(k + " row 4, wakes")
             board = os.path.join(b.tmp, "size-" + k)
-            b.boards.make(k, "mpy", (1883, ()) if k == "tutorial" else node_config(k, 1883, "http://127.0.0.1:1"),
+            b.boards.make(k, "mpy", (1883, ()) if k in SIMPLE else node_config(k, 1883, "http://127.0.0.1:1"),
                           board)
             c["size"] = deployed_size(board)
             c["boot_to_puback_s"] = b.boot_to_puback(k, 1 if quick else 5)
             took(k + " rows 5-6")
+        log("bench: %s: row 2 (.mpy) only" % MQTT_MPY)
+        res[MQTT_MPY] = {"config": node_config(MQTT_MPY, 1883), "heap32": h[MQTT_MPY],
+                         "min_heap_kb": {"mpy": b.min_heap(MQTT_MPY, "mpy")}}
+        took(MQTT_MPY + " row 2")
+        log("bench: interned names, node and full from ROMFS")
+        res["names"] = {k: b.names(k) for k in ("node", "full")}
+        res["names"]["pool_steps"] = pool_steps()
+        took("names")
         node, tut = res["configs"]["node"], res["configs"]["tutorial"]
-        res["heap_ratio_vs_tutorial"] = ratio(node["min_heap_kb"]["mpy"], tut["min_heap_kb"]["mpy"])
-        res["heap_ratio_vs_tutorial_full"] = ratio(res["configs"]["full"]["min_heap_kb"]["mpy"],
-                                                   tut["min_heap_kb"]["mpy"])
         res["boot_ratio_vs_tutorial"] = ratio(node["boot_to_puback_s"], tut["boot_to_puback_s"])
-        res["calibration"] = calibrate(b.boards, node["heap32"])
+        res["calibration"] = cal = calibrate(b.boards, node["heap32"])
         res["runner_heapsize"] = runner.CHIP_HEAPSIZE
+        needs = res["chip_need"] = {}
+        for k in CONFIGS:
+            c = res["configs"][k]
+            for how, hh in (("mpy", c["heap32"]), ("romfs", c["heap32_rom"])):
+                needs["%s_%s" % (k, how)] = chip_need(c["min_heap_kb"].get("rom" if how == "romfs" else how), hh,
+                                                      cal, c["heap32"])
+        needs[MQTT_MPY] = chip_need(res[MQTT_MPY]["min_heap_kb"]["mpy"], h[MQTT_MPY], cal)
+        res["headroom_kb"] = {k: headroom_kb(needs.get(n)) for k, n in
+                              (("node_romfs", "node_romfs"), ("full_romfs", "full_romfs"), (MQTT_MPY, MQTT_MPY))}
+        res["need_ratio_vs_minimal"] = {k: ratio((needs.get(k) or {}).get("bytes"),
+                                                 (needs.get("minimal_" + k[5:]) or {}).get("bytes"))
+                                        for k in ("node_romfs", "node_mpy")}
     finally:
         b.close()
     res["runtime_s"] = round(time.monotonic() - t0, 1)
@@ -1254,6 +1417,59 @@ def run(quick=False, out_path=None, log=print, rev="HEAD"):
     with open(out_path, "w") as f:
         json.dump(res, f, indent=1)
     return res
+
+
+CHIP_FREE = 32768  # a chip's heap free after its own boot (issue 18)
+
+
+def top_stage(h):
+    """The stage whose interned strings the chip_need conversion carries
+    over 1:1: the highest 32-bit peak, as calibrate() takes; without peaks
+    (MQTT_MPY, ROMFS in --quick) the last stage (strings only grow)."""
+    st = [r for r in h.get("stages", []) if r.get("peak32")]
+    if st:
+        return max(st, key=lambda x: x["peak32"])
+    st = [r for r in h.get("stages", []) if r.get("qstr64") is not None]
+    return st[-1] if st else None
+
+
+def chip_need(min_kb, h, cal, mpy=None):
+    """A program's need in chip bytes at its worst moment, from row 2's
+    min -X heapsize (min_kb: it boots, announces and delivers every cycle
+    there), calibrate() run backwards: the VM's heap (min_kb, + the
+    NAMES_HEAP_KB the runner adds) less its floor (the interpreter,
+    cal["vm_base"], and the fakes the program imports with the bench's
+    clock, on which row 2 runs: h["fakes64"]), less the top stage's
+    interned strings in 64 bits, scaled by the program's 64/32-bit ratio,
+    plus those strings in 32 bits. ROMFS (h: its row 1, mpy: the .mpy row
+    1): min_kb is besides the image already; its strings in 32 bits are
+    the .mpy stage's less the 64-bit saving (as rom_rows). Without row 1's
+    strings the string terms are dropped. None without min_kb or a ratio."""
+    r = h.get("ratio_64_32") if h else None
+    if not min_kb or not r or "vm_base" not in cal:
+        return None
+    fakes = h.get("fakes64")
+    if fakes is None:
+        fakes = cal["vm_fakes"] + cal["vm_clock"]
+    vm = min_kb * 1024 + runner.NAMES_HEAP_KB * 1024 - cal["vm_base"] - fakes
+    top = top_stage(h)
+    q64 = q32 = None
+    if top:
+        q64, q32 = top.get("qstr64"), top.get("qstr32")
+        if q32 is None and mpy and q64 is not None:
+            m = {x["name"]: x for x in mpy.get("stages", [])}.get(top["name"])
+            if m and m.get("qstr32") is not None and m.get("qstr64") is not None:
+                q32 = m["qstr32"] - (m["qstr64"] - q64)
+    if q64 is None or q32 is None:
+        q64 = q32 = 0
+    return {"bytes": int((vm - q64) / r + q32), "min_heap_kb": min_kb, "vm_floor": cal["vm_base"] + fakes,
+            "stage": top["name"] if top and q64 else None, "qstr64": q64, "qstr32": q32, "ratio_64_32": r}
+
+
+def headroom_kb(need, chip_free=CHIP_FREE):
+    """KB a chip with chip_free bytes free after boot keeps free at the
+    program's worst moment (est.)."""
+    return round((chip_free - need["bytes"]) / 1024, 1) if need else None
 
 
 def deep_sleep_exists():
@@ -1267,8 +1483,7 @@ def report(res):
                                                   "quick" if res["quick"] else "full", res["runtime_s"]),
              table(res), ""]
     node = res["configs"]["node"]
-    lines.append("heap_ratio_vs_tutorial (row 2, .mpy): %s (full: %s); boot time ratio: %s"
-                 % (res["heap_ratio_vs_tutorial"], res["heap_ratio_vs_tutorial_full"], res["boot_ratio_vs_tutorial"]))
+    lines.extend(headroom_lines(res))
     lines.append("node, five largest modules: " + ", ".join("%s %d" % kv for kv in node["size"]["largest"]))
     cal = res.get("calibration") or {}
     if "heapsize_kb" in cal:
@@ -1283,6 +1498,39 @@ def report(res):
                      "in the object word. The stand-ins for the chip's modules (%d B) are subtracted; peaks "
                      "are the 64-bit VM's scaled by the loop's 64/32-bit ratio." % node["heap32"]["stand_ins32"])
     return "\n".join(lines)
+
+
+def headroom_lines(res):
+    """The floor-free figures and how they are derived, for the report."""
+    hk, nr, needs = res["headroom_kb"], res["need_ratio_vs_minimal"], res["chip_need"]
+    out = ["headroom_kb (chip KB free at the worst moment, est.): node_romfs %s, full_romfs %s, %s %s (.mpy); "
+           "need_ratio_vs_minimal: node_romfs %s, node_mpy %s; boot time ratio to the tutorial: %s"
+           % (hk["node_romfs"], hk["full_romfs"], MQTT_MPY, hk[MQTT_MPY], nr["node_romfs"], nr["node_mpy"],
+              res["boot_ratio_vs_tutorial"])]
+    out.append("  chip need (B; min heap: row 2, 64-bit VM): " + ", ".join(
+        "%s %s (%sK)" % (k, v["bytes"], v["min_heap_kb"]) for k, v in needs.items() if v))
+    n = needs.get("node_romfs")
+    if n:
+        out.append("  derivation: need = (row 2's min -X heapsize + %dK the runner adds - the VM's floor (interpreter "
+                   "and the fakes the program imports, on the bench's clock) - the top stage's interned strings "
+                   "(64-bit)) / the program's 64/32-bit ratio + those strings (32-bit); headroom = (%d - need) / 1024. "
+                   "node_romfs: (%dK + %dK - %d - %d) / %s + %d = %d B -> (%d - %d) / 1024 = %s KB"
+                   % (runner.NAMES_HEAP_KB, CHIP_FREE, n["min_heap_kb"], runner.NAMES_HEAP_KB, n["vm_floor"],
+                      n["qstr64"], n["ratio_64_32"], n["qstr32"], n["bytes"], CHIP_FREE, n["bytes"],
+                      hk["node_romfs"]))
+    nm = res.get("names") or {}
+    if nm.get("node") and nm["node"].get("count") is not None:
+        steps = nm.get("pool_steps") or []
+        out.append("interned names, boot.py to cycle 3, ROMFS (n_qstr less the VM's %s before boot.py): node %s "
+                   "(margin %s to the pool step at %s), full %s (margin %s to %s); a new pool (twice the last) at "
+                   "%s names (the VM's n_pool against n_qstr, names added one by one; the chip's pools are the "
+                   "same, py/qstr.c, and hold none before boot.py)"
+                   % (nm["node"]["floor"], nm["node"]["count"], nm["node"]["margin"], nm["node"]["next_step"],
+                      nm["full"].get("count"), nm["full"].get("margin"), nm["full"].get("next_step"),
+                      ", ".join(map(str, steps))))
+    else:
+        out.append("interned names: not measured: %s" % ((nm.get("node") or {}).get("error"),))
+    return out
 
 
 def main(argv=None):
