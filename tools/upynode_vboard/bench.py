@@ -2,11 +2,13 @@
 tutorial's MQTT publisher, all measured in one run; one table, and the same
 figures in build/bench.json to compare across commits.
 
-Three programs on the same virtual board, precompiled the same way:
+Four programs on the same virtual board, precompiled the same way:
 - tutorial: the 2016 tutorial's publisher (TUTORIAL_* below): reads ADC(0)
   and publishes the raw value to home/esp8266_<id> with umqtt.simple every
   cycle. It publishes with QoS 1 (the tutorial used QoS 0) so that both
   programs wait for the broker's PUBACK and row 6 times the same thing;
+- minimal: the same boot.py and connection, then one JSON reading per
+  cycle, {"seq": n, "light": adc.read()}, at QoS 1 (MINIMAL_*: issue 18);
 - node: the firmware as a user configures it: MQTT with Home Assistant
   discovery, ADC + MCP9808 + DHT22, LED heartbeat, the offline queue;
 - full: the same plus HTTP to the reference receiver.
@@ -35,6 +37,17 @@ Rows:
    the broker and the receiver; per deep-sleep wake, first and later.
 5. The deployed size: every file, and the five largest modules.
 6. Boot to the first PUBACK, median of 5 boots, real time.
+
+Below the table, net of the VM's own floor (interpreter and fakes, which a
+chip does not have): each program's need in chip bytes at its worst moment
+(chip_need: row 2's minimum heap converted as calibrate() converts the
+other way), "headroom_kb" on a chip with 32,768 B free (node and full from
+ROMFS, and mqtt_mpy: an MQTT node with ADC + MCP9808 + LED + discovery from
+.mpy files, the stock-firmware case, measured for row 2 and row 1's ratio
+only), "need_ratio_vs_minimal"; and the loop's interned names from ROMFS,
+with the margin to the next pool step ("names": loop_names, pool_steps).
+Each node board is booted once first (announce_boot): that boot builds the
+announcement (discovery.bin) and restarts, as on the chip.
 
 --modules prints instead what importing each module alone keeps, as
 .mpy and from source.
