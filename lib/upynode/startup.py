@@ -179,6 +179,26 @@ def check(log=print):
 CAUSE = "reset.why"  # the reset cause from before restart(), for the loop to report
 
 
+def save_announcement(path, c, mark, node, old=""):
+    # discovery.write() for config c on node `node`: the sensors' quantities
+    # as their drivers declare them (no sensor is started). Also run by the
+    # host (upynode_cli.checked.announcement) to install the file with
+    # config.ok, so that the node's boot needs no restart for it.
+    from upynode import discovery, drivers
+    units, about = {}, {}
+    for e in c["sensors"]:
+        d = drivers.driver(e["type"])
+        if d:
+            for q in d.quantities(e):
+                units[q[0]] = q[1]
+                about[q[0]] = q[2:]
+    m = c["mqtt"]
+    if c["sleep"] == "deep" and not m["expire_after"]:
+        # HA marks the sensors unavailable only after a missed wake
+        m = dict(m, expire_after=2 * c["interval_s"] + c["awake_max_s"])
+    discovery.write(path, mark, node, units, m, c["led"]["mode"] == "remote", about, old)
+
+
 def restart(log, what):
     # The node's own restart must not hide why it started (HA's "Last
     # reset cause" would say "software reset" after every config change):
@@ -217,23 +237,12 @@ def announcement(c, k, log=print):
     except OSError:
         pass
     try:
-        from upynode import discovery as D, drivers
-        units, about = {}, {}
-        for e in c["sensors"]:
-            d = drivers.driver(e["type"])
-            if d:
-                for q in d.quantities(e):
-                    units[q[0]] = q[1]
-                    about[q[0]] = q[2:]
-        if c["sleep"] == "deep" and not m["expire_after"]:
-            # HA marks the sensors unavailable only after a missed wake
-            m = dict(m, expire_after=2 * c["interval_s"] + c["awake_max_s"])
         try:
             with open("discovery.fp") as f:  # mqtt.FP_FILE: what was announced last
                 old = f.read()
         except OSError:
             old = ""
-        D.write(ANNOUNCEMENT, mark, node_id(c), units, m, c["led"]["mode"] == "remote", about, old)
+        save_announcement(ANNOUNCEMENT, c, mark, node_id(c), old)
         return True
     except Exception as e:  # a full filesystem: no announcement, but the node runs
         log("discovery: could not save %s: %s: %s" % (ANNOUNCEMENT, type(e).__name__, e))

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-CONFIGS = ("tutorial", "node", "full")
+CONFIGS = ("tutorial", "minimal", "node", "full")
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +24,21 @@ def quick_bench(board_build, tmp_path_factory):
 def test_one_table_ours_beside_the_tutorial(quick_bench):
     table, _ = quick_bench
     header = table.splitlines()[1].split()
-    assert header[:3] == ["tutorial", "node", "full"]
+    assert header[:4] == ["tutorial", "minimal", "node", "full"]
     for row in ("1. 32-bit heap", "2. min -X heapsize", "3. heap in use", "4. bytes on the wire",
                 "5. deployed size", "6. boot to first PUBACK"):
         assert row in table
-    assert "heap_ratio_vs_tutorial" in table
+    assert "headroom_kb" in table and "need_ratio_vs_minimal" in table
 
 
 def test_json_has_the_figures_in_sane_ranges(quick_bench):
     _, res = quick_bench
     assert res["quick"] is True and res["commit"]
-    assert 1 < res["heap_ratio_vs_tutorial"] < 20
+    # floor-free: the node's need in chip bytes over the minimal publisher's
+    assert 1 < res["need_ratio_vs_minimal"]["node_romfs"] < res["need_ratio_vs_minimal"]["node_mpy"] < 20
+    assert set(res["headroom_kb"]) == {"node_romfs", "full_romfs", "mqtt_mpy"}
+    assert all(-40 < v < 32 for v in res["headroom_kb"].values()), res["headroom_kb"]
+    assert res["headroom_kb"]["full_romfs"] < res["headroom_kb"]["node_romfs"]
     for kind in CONFIGS:
         c = res["configs"][kind]
         h = c["heap32"]
@@ -47,7 +51,7 @@ def test_json_has_the_figures_in_sane_ranges(quick_bench):
         assert all(isinstance(d, int) and d > 0 for d in drift), c["drift"]
         assert c["size"]["total"] > 0 and len(c["size"]["largest"]) == min(5, c["size"]["files"])
         assert 0 < c["boot_to_puback_s"] < 60
-    tut, node, full = (res["configs"][k] for k in CONFIGS)
+    tut, _, node, full = (res["configs"][k] for k in CONFIGS)
     assert node["min_heap_kb"]["mpy"] > tut["min_heap_kb"]["mpy"]
     assert node["heap32"]["loop_resident"] > tut["heap32"]["loop_resident"]
     assert "http" in full["wire"] and "http" not in node["wire"]

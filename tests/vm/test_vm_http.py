@@ -490,8 +490,11 @@ def test_heap_cost_of_the_modules(vm, capsys):
     # readable names (issue 10); it is loaded only to announce. ha grew
     # with the streaming state reader (no 2 KB body held, no dict of the
     # entity parsed). discovery's payloads in parts (announcing never holds
-    # one whole) cost its code 50 B more.
-    assert code["discovery"] < 5600 and code["ha"] < 5500 and code["flask"] < 4000, code
+    # one whole) cost its code 50 B more. Since discovery runs only in a
+    # boot of its own (startup.announcement, which saves ready packets)
+    # and in ha's set-up, never in the loop, write() and packet() took it
+    # to 6,548 B.
+    assert code["discovery"] < 6800 and code["ha"] < 5500 and code["flask"] < 4000, code
     # What the loop of a node with the HA target keeps: ha and urequests.
     # The sockets module (upynode.sock) comes with ha: MQTT shares it.
     # discovery is released once Ha has worked out its device classes.

@@ -48,6 +48,35 @@ def entry(config_bytes, pkg):
     return key(config_bytes, files) + "\n" + json.dumps(checked)
 
 
+ANNOUNCEMENT = "discovery.bin"  # startup.ANNOUNCEMENT
+
+
+def announcement(config_bytes, pkg, chip_hex, old=""):
+    """The bytes of discovery.bin as the node's boot would save them for
+    this config.json (its checked config and key, as entry() makes them)
+    on the chip whose machine.unique_id() is chip_hex; old: the node's
+    discovery.fp, if any. None when the config announces nothing (no MQTT,
+    discovery off, raw format). Installed with config.ok, it spares the
+    node's boot the restart that building it costs."""
+    import os
+    import tempfile
+
+    firmware_config()
+    from upynode import startup
+
+    c = firmware_config().parse(config_bytes)
+    m = c["mqtt"]
+    if "mqtt" not in c["transports"] or not m["discovery"] or m["format"] != "json":
+        return None
+    files = pkg if isinstance(pkg, dict) else package_files(pkg)
+    node = c["node_id"] or "esp8266_" + chip_hex
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, ANNOUNCEMENT)
+        startup.save_announcement(path, c, "%s %s" % (key(config_bytes, files), node), node, old)
+        with open(path, "rb") as f:
+            return f.read()
+
+
 def package_of(device_files):
     """{name: bytes} of lib/upynode from {device path: bytes}."""
     pre = "lib/upynode/"

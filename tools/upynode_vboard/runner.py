@@ -416,12 +416,18 @@ class VBoard:
         by hand leaves it; the node checks it at boot (and restarts)."""
         check_loopback(cfg)
         text = json.dumps(cfg, indent=1)
-        ok = None
+        ok = ann = None
         if checked:
             conf = firmware_config()
             try:
                 pkg = getattr(self, "rom_package", None) or os.path.join(self.board, "lib", "upynode")
                 ok = checked_config.entry(text.encode(), pkg)
+                try:
+                    with open(os.path.join(self.board, "discovery.fp")) as f:
+                        old = f.read()
+                except OSError:
+                    old = ""
+                ann = checked_config.announcement(text.encode(), pkg, self.chip_hex(), old)
             except conf.ConfigError:
                 pass
         self.write_file("config.json", text)
@@ -432,6 +438,18 @@ class VBoard:
                 pass
         else:
             self.write_file(checked_config.CHECKED, ok)
+        if ann is not None:
+            with open(os.path.join(self.board, checked_config.ANNOUNCEMENT + ".tmp"), "wb") as f:
+                f.write(ann)
+            os.replace(os.path.join(self.board, checked_config.ANNOUNCEMENT + ".tmp"),
+                       os.path.join(self.board, checked_config.ANNOUNCEMENT))
+
+    def chip_hex(self):
+        """machine.unique_id() of this board, in hex, as its fake computes
+        it (fakehw/machine.py: the MAC's last three bytes reversed, and 0)."""
+        mac = (self.read_json("world.json") or {}).get("mac") or fake_constant("_world", "DEFAULTS")["mac"]
+        m = bytes.fromhex(mac.replace(":", ""))
+        return bytes((m[5], m[4], m[3], 0)).hex()
 
     def write_file(self, name, text):
         path = os.path.join(self.board, name)
