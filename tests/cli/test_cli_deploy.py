@@ -98,7 +98,8 @@ def test_config_json_only_with_config(vboard, tmp_path):
                    "bad.json is not valid", "mqtt.host")
     good = tmp_path / "config.json"
     good.write_text(json.dumps(VALID_CONFIG))
-    r = cli("deploy", "--port", vboard.device, "--build-dir", build, "--config", good)
+    # the board has no ROMFS partition: .mpy files, asked for (see test_deploy_romfs.py)
+    r = cli("deploy", "--port", vboard.device, "--build-dir", build, "--config", good, "--files")
     assert summary(r) == (2, 5)  # config.json, and config.ok: checked here, not again at boot
     assert (vboard.board / "config.json").read_text() == good.read_text()
     key, checked = (vboard.board / "config.ok").read_text().split("\n", 1)

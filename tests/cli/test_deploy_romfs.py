@@ -93,6 +93,28 @@ def test_no_romfs_partition_falls_back_to_mpy_files(tmp_path, flags):
     assert partition(tmp_path) is None
 
 
+@pytest.mark.parametrize("where", ["deployed", "on the board"])
+def test_a_config_that_would_not_fit_from_mpy_files_is_refused(tmp_path, where):
+    # issue 18: no silent fallback that then runs out of memory in the wall.
+    # The config deployed (--config), else the board's own, is judged by the
+    # bench's figures (upynode_cli/fit.py); --files deploys anyway.
+    build = make_build(tmp_path / "build")
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(node_config(1883)))
+    old = {"main.py": b"# old\n"}
+    if where == "on the board":
+        old["config.json"] = cfg.read_bytes()
+    with serial_board(tmp_path, files=old) as v:
+        args = ["--config", cfg] if where == "deployed" else []
+        r = cli("deploy", "--port", v.device, "--build-dir", build, *args)
+        err = one_line_error(r, "no ROMFS partition", "about 42 KB", "32 KB", "FLASH_2M_ROMFS", "--files",
+                             "nothing was changed")
+        assert "Traceback" not in err and "deploying .mpy files instead" not in r.stderr
+        assert device_files(v.board) == old
+        r = cli("deploy", "--port", v.device, "--build-dir", build, "--files", *args)
+        assert r.returncode == 0 and deploy_summary(r)[0] >= 5
+
+
 def test_an_image_bigger_than_the_partition_changes_nothing(tmp_path):
     build = make_build(tmp_path / "build")
     with serial_board(tmp_path, romfs_kb=4, files={"main.py": b"# old\n"}) as v:

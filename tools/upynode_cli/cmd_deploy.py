@@ -13,10 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import CliError, checked, firmware_config, romfs, say
+from . import CliError, checked, firmware_config, fit, romfs, say
 from .build import fetch_and_build
 from .project import CONFIG as CONFIG_FILE
-from .transport import HASH_FN, add_board_arguments, connect, reset, safe_write
+from .transport import HASH_FN, BoardError, add_board_arguments, connect, read_file, reset, safe_write
 
 CONFIG = "config.json"
 
@@ -144,23 +144,46 @@ def progress_printer(i, n, path):
 
 
 def rom_plan(board, files, insist):
-    """(image, partition size), or None (with the reason on stderr) when the
-    board's firmware has no ROMFS partition: then the .mpy files go to its
-    filesystem. An image too big for the partition: with insist (--romfs)
-    an error before anything on the board changed, else the files too."""
+    """(image, partition size), or the reason (a str) why lib/ cannot go
+    into ROMFS: the board's firmware has no ROMFS partition, or the image is
+    too big for it; then the .mpy files go to its filesystem (fits() says
+    whether the node can run so). An image too big with insist (--romfs):
+    an error before anything on the board changed."""
     size = romfs.partition_size(board)
     if size is None:
-        say("upynode deploy: " + romfs.NO_ROMFS)
-        return None
+        return romfs.NO_ROMFS
     image = romfs.build_image(files)
     if len(image) > size:
         if insist:
             raise CliError("the ROMFS image (%d B) is bigger than the board's ROMFS partition (%d B): "
                            "nothing was changed; deploy with --files" % (len(image), size))
-        say("upynode deploy: the ROMFS image (%d B) is bigger than the board's ROMFS partition (%d B): "
-            "deploying .mpy files instead" % (len(image), size))
-        return None
+        return ("the ROMFS image (%d B) is bigger than the board's ROMFS partition (%d B): "
+                "deploying .mpy files instead" % (len(image), size))
     return image, size
+
+
+def fits(board, cfg_data, reason):
+    """Before .mpy files go where ROMFS could not (reason): the config being
+    deployed, else the board's own, against the bench's figures (fit.py).
+    One that would run out of memory on the chip is an error before anything
+    on the board changed, naming the firmware to flash; --files deploys
+    anyway. No config yet: the files go, with the reason as a note."""
+    if cfg_data is None:
+        try:
+            cfg_data = read_file(board, CONFIG)
+        except BoardError:
+            cfg_data = None
+    cfg = None
+    if cfg_data is not None:
+        try:
+            cfg = firmware_config().parse(cfg_data)
+        except ValueError:
+            cfg = None  # the node says why in setup mode
+    why = fit.refusal(cfg) if cfg is not None else None
+    if why:
+        raise CliError("%s: %s; nothing was changed: flash %s and deploy again, or deploy with --files "
+                       "to install .mpy files anyway" % (reason.split(":")[0], why, romfs.VARIANT))
+    say("upynode deploy: " + reason)
 
 
 def retire_rom(board):
@@ -211,6 +234,9 @@ def run(args):
         if any(p.endswith(".mpy") for p in files):
             check_mpy(board, files)
         rom = rom_plan(board, files, args.romfs) if use_rom else None
+        if isinstance(rom, str):
+            fits(board, cfg_data, rom)
+            rom = None
         in_rom = []
         if rom:
             # lib/ goes into the image; on the filesystem, its modules (and
