@@ -139,7 +139,9 @@ def test_the_node_announces_again_when_home_assistant_restarts(ha, ha_broker, ha
         vb.world(temperature=20.25)
         ha.start()
         ha.mark()
-        st = ha.wait_state(temp, lambda s: s and s["state"] == "20.25")
+        # the node announced less than 30 s ago: HA's "online" is answered
+        # when they are up (at most one announcement per 30 s, mqtt._AGAIN_MS)
+        st = ha.wait_state(temp, lambda s: s and s["state"] == "20.25", timeout=50)
         assert st["attributes"]["device_class"] == "temperature" and "restored" not in st["attributes"]
         for q in ("light", "light_raw"):
             ha.wait_state("sensor.%s_%s" % (node, q), numeric)
