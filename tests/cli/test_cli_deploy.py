@@ -100,7 +100,9 @@ def test_config_json_only_with_config(vboard, tmp_path):
     good.write_text(json.dumps(VALID_CONFIG))
     # the board has no ROMFS partition: .mpy files, asked for (see test_deploy_romfs.py)
     r = cli("deploy", "--port", vboard.device, "--build-dir", build, "--config", good, "--files")
-    assert summary(r) == (2, 5)  # config.json, and config.ok: checked here, not again at boot
+    # config.json, config.ok (checked here, not again at boot) and
+    # discovery.bin (the announcement, built here: no restart at boot for it)
+    assert summary(r) == (3, 5)
     assert (vboard.board / "config.json").read_text() == good.read_text()
     key, checked = (vboard.board / "config.ok").read_text().split("\n", 1)
     assert json.loads(checked)["mqtt"]["host"] == VALID_CONFIG["mqtt"]["host"] and len(key) == 24

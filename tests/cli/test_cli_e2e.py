@@ -93,7 +93,7 @@ def test_deploy_configure_over_webrepl_redeploy(empty_board, broker, watch, tmp_
     # for (without --files deploy refuses a config that would not fit a chip)
     r = cli("deploy", "--port", v.device, "--config", config, "--reset", "--files")
     n_build = build_count(r)
-    assert summary(r) == (n_build + 2, 0, 0)  # + config.json and config.ok
+    assert summary(r) == (n_build + 3, 0, 0)  # + config.json, config.ok and discovery.bin
     assert "board reset" in r.stderr
     assert (v.board / "config.json").read_bytes() == config.read_bytes()
 

@@ -54,13 +54,14 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
         r = cli("deploy", "--port", v.device, "--build-dir", board_build, "--romfs", "--config", cfg)
         sent, unchanged, removed = deploy_summary(r)
     assert "ROMFS image written" in r.stderr and "lib/ in ROMFS" in r.stderr
-    assert (sent, removed) == (4, len(lib))  # boot.py, main.py, config.json, config.ok; every /lib copy
+    # boot.py, main.py, config.json, config.ok, discovery.bin; every /lib copy
+    assert (sent, removed) == (5, len(lib))
     image = build_image(built)
     part = partition(tmp_path)
     assert part[:len(image)] == image  # what mpremote wrote is the image, byte for byte
     assert sorted(image_files(image)) == sorted(lib)
     on_board = device_files(v.board)
-    assert sorted(on_board) == ["boot.py", "config.json", "config.ok", "lib/mine.py", "main.py"]
+    assert sorted(on_board) == ["boot.py", "config.json", "config.ok", "discovery.bin", "lib/mine.py", "main.py"]
 
     # the next boot mounts it; the node runs from /rom and delivers
     vb = runner.VBoard(v.board, tmp_path / "state")
@@ -69,7 +70,10 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
     with vb:
         vb.wait_for(r"^from /rom/lib/upynode/node\.mpy")
         watch.wait(lambda m: sum(t == STATE for t, _, _ in m) >= 2, 30)
+        vb.wait_for("announced")
     assert "Traceback" not in vb.output()
+    # what deploy installed is what the boot would have built: no restart for it
+    assert vb.boots == 1 and "restarting" not in vb.output()
 
     # a file deploy afterwards: the image would shadow the files, so it is emptied
     vb2 = VirtualSerial(v.board, state_dir=tmp_path / "state")

@@ -186,6 +186,22 @@ def fits(board, cfg_data, reason):
     say("upynode deploy: " + reason)
 
 
+CHIP_ID = "import machine, binascii\nprint(binascii.hexlify(machine.unique_id()).decode())"
+
+
+def announcement(board, cfg_data, files):
+    """discovery.bin for the config being deployed, as the node's boot would
+    save it on this chip (its id names the node unless the config does), so
+    that the boot after the deploy needs no restart to build it; None when
+    the config announces nothing."""
+    chip = board.exec(CHIP_ID).decode().strip()
+    try:
+        old = read_file(board, "discovery.fp").decode()  # what the node announced last
+    except BoardError:
+        old = ""
+    return checked.announcement(cfg_data, checked.package_of(files), chip, old)
+
+
 def retire_rom(board):
     """A file deploy onto a board whose ROMFS holds the firmware: /rom/lib
     comes before /lib on sys.path, so the old image would still run.
@@ -233,6 +249,10 @@ def run(args):
     with connect(args) as board:
         if any(p.endswith(".mpy") for p in files):
             check_mpy(board, files)
+        if cfg_data is not None:
+            ann = announcement(board, cfg_data, files)
+            if ann is not None:
+                files[checked.ANNOUNCEMENT] = ann
         rom = rom_plan(board, files, args.romfs) if use_rom else None
         if isinstance(rom, str):
             fits(board, cfg_data, rom)
