@@ -222,10 +222,13 @@ def replay(n, t):
     recs = t.q.peek(n.cfg["backlog"]["per_cycle"])
     if not recs:
         return
-    if n.clock.epoch is not None:
+    e = n.clock.epoch
+    if e is not None:
         for i, r in enumerate(recs):
             d = json.loads(r)
-            if n.clock.fix(d, n.boot):
+            if "up" in d and d.get("boot") == n.boot:
+                # taken this boot before NTP answered: its ts now (stamp.Clock)
+                d["ts"] = e + d.pop("up")
                 recs[i] = dumps(d)
     acked = t.replay(recs)
     t.q.pop(acked)

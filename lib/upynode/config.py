@@ -254,7 +254,7 @@ def _sensors(c, pins):
                 names.append(q)
             out.append(s)
     finally:
-        release("drivers", *mods)  # boot only: sensors.load() asks again
+        release("drivers", *mods)  # boot only: assemble.load_sensors() asks again
     c["sensors"] = out
     return names
 

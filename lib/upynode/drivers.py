@@ -1,6 +1,7 @@
 # Boot only: the one type -> module map, and starting the configured
-# sensors. config asks driver() for each entry's declarations; sensors.load()
-# asks start(). Both release this module and the declarations afterwards.
+# sensors. config asks driver() for each entry's declarations;
+# assemble.load_sensors() asks start(). Both release this module and the
+# declarations afterwards.
 from upynode import release
 
 

@@ -30,8 +30,8 @@ class Ha:
         # else its unit's. Worked out once here, so that the loop keeps a
         # few short strings and not the discovery module.
         from upynode import discovery, release
-        from upynode.sensors import about
-        a = about(sens or ())
+        from upynode.assemble import sensor_about  # Ha is built by assemble
+        a = sensor_about(sens or ())
         self.cls = {}
         for q, u in self.units.items():
             c = a.get(q, (None,))[0] or discovery.dev_class(q, u)
@@ -126,3 +126,22 @@ def state(cfg, entity_id, log=print):
     log("ha: %s: %s" % (entity_id, "HA's answer has no state" if st == 200 else "HTTP %d%s" % (
         st, " (no such entity)" if st == 404 else " (check homeassistant.token)" if st == 401 else "")))
     return "unknown"
+
+
+def follow(led, state, log=print):
+    # The ha_state LED (upynode.led.Led) after state(): "on"/"off", or a
+    # number against its threshold; unknown, unavailable or no answer keep
+    # the last state. Here, not in Led: only an ha_state node loads this
+    # module, and a method of Led takes every node's loop heap (see
+    # assemble).
+    if state is None or state in ("unknown", "unavailable"):
+        log("led: %s is %s: keeping the LED %s" % (led.entity, state or "unreachable",
+                                                  "on" if led.sig.value() else "off"))
+        return
+    if state in ("on", "off"):
+        led.sig.value(1 if state == "on" else 0)
+        return
+    try:
+        led.sig.value(1 if float(state) >= led.threshold else 0)
+    except ValueError:
+        log("led: %s is %r, not a number: keeping the LED" % (led.entity, state[:20]))

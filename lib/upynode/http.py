@@ -42,15 +42,6 @@ def setup(t, cfg, node_id, units, log, url):
     t.log = log
     t.base = url.rstrip("/")
     t.where = "%s %s" % (t.name, t.base)  # for log lines: no secrets
-    prime_url(url, log)
-
-
-def prime_url(url, log):
-    # Resolve the URL's host at boot (upynode.sock.prime)
-    from upynode.sock import prime
-    hp = url.split("/")[2].split("@")[-1] if url.count("/") >= 2 else ""
-    h, _, p = hp.partition(":")
-    prime(h, int(p) if p.isdigit() else 80, log)
 
 
 def idle(t):  # poll() and close(): HTTP takes no commands, every request closes its socket

@@ -27,24 +27,3 @@ class Led:
             self.sig.on()
             time.sleep_ms(60)
             self.sig.off()
-
-    def follow(self, state, log=print):
-        # ha_state: "on"/"off" or a number against the threshold. unknown,
-        # unavailable or no answer keep the last state.
-        if state is None or state in ("unknown", "unavailable"):
-            log("led: %s is %s: keeping the LED %s" % (self.entity, state or "unreachable",
-                                                      "on" if self.sig.value() else "off"))
-            return
-        if state in ("on", "off"):
-            self.sig.value(1 if state == "on" else 0)
-            return
-        try:
-            self.sig.value(1 if float(state) >= self.threshold else 0)
-        except ValueError:
-            log("led: %s is %r, not a number: keeping the LED" % (self.entity, state[:20]))
-
-    def set(self, on):
-        self.sig.value(1 if on else 0)
-
-    def value(self):
-        return self.sig.value()

@@ -58,8 +58,6 @@ class Mqtt:
         self.ha_status = c["discovery_prefix"] + "/status"
         self.announce = _CHANGED if self.discovery else _NOTHING
         self.where = "mqtt %s:%d" % (c["host"], c["port"])
-        from upynode.sock import prime
-        prime(c["host"], c["port"], log)
         # Loaded now, while the heap is in one piece: loading code needs
         # contiguous blocks, which a fragmented loop heap may not have.
         try:
@@ -132,13 +130,13 @@ class Mqtt:
                 self.announce_at = time.ticks_add(t, _AGAIN_MS)  # debounced, not dropped
         elif self.led and topic.endswith("/led/set"):
             if msg in (b"ON", b"OFF"):
-                self.led.set(msg == b"ON")
+                self.led.sig.value(1 if msg == b"ON" else 0)
                 self._led_state()
             else:
                 self.log("mqtt: led/set wants ON or OFF, not %r" % msg[:20])
 
     def _led_state(self):
-        self.client.publish((self.base + "/led/state").encode(), b"ON" if self.led.value() else b"OFF", True)
+        self.client.publish((self.base + "/led/state").encode(), b"ON" if self.led.sig.value() else b"OFF", True)
 
     def _announce_when_it_fits(self):
         # Announcing needs more heap than a reading does. When a fragmented
@@ -241,13 +239,9 @@ class Mqtt:
             self.log("mqtt: %s: %s" % (self.where, describe(e)))
             self.close()
 
-    def open(self):
-        # Connect and announce, before the first reading (node.Node.start).
-        return self.send(None, None)
-
     def send(self, msg, text):
         # msg: the state message; text: it as JSON (node.Node.cycle); None:
-        # only connect and announce (open).
+        # only connect and announce (before the first reading: node.Node.start).
         try:
             if self.client is None:
                 self.connect()

@@ -33,9 +33,9 @@ class Node:
         if not self.wifi():
             return
         for t in self.txs:
-            if hasattr(t, "open"):
+            if hasattr(t, "announce"):  # MQTT: connect and announce, no reading
                 feed()
-                if not t.open():
+                if not t.send(None, None):
                     t.fails = 1
                     t.retry_at = self._backoff(1, time.ticks_ms())
             gc.collect()
@@ -53,14 +53,6 @@ class Node:
             from upynode.backlog import Backlog
             t.q = Backlog(t.name, self.cfg["backlog"]["max_kb"] * 1024, self.log)
         return t.q
-
-    def queued(self):
-        n, d = 0, self.lost
-        for t in self.txs:
-            if t.q is not None:
-                n += len(t.q)
-                d += t.q.dropped
-        return n, d
 
     def _backoff(self, fails, now):
         # Exponential, capped, with jitter (50-100 %): nodes that lost the
@@ -110,7 +102,11 @@ class Node:
         msg["heap"] = gc.mem_free()
         if online:
             msg["rssi"] = self.sta.status("rssi")
-        n, d = self.queued()
+        n, d = 0, self.lost  # queued, and dropped by full queues or lost to MemoryError
+        for t in self.txs:
+            if t.q is not None:
+                n += len(t.q)
+                d += t.q.dropped
         if n:
             msg["q"] = n
         if d:
@@ -252,7 +248,7 @@ def _run(cfg, log, cycles):
             n.cycle(seq)
             if n.led.mode == "ha_state" and not n.wifi_down:
                 from upynode import ha
-                n.led.follow(ha.state(cfg, n.led.entity, log), log)
+                ha.follow(n.led, ha.state(cfg, n.led.entity, log), log)
             if not n.oomed:
                 n.oom = 0
             n.oomed = False

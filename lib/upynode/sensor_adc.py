@@ -1,6 +1,6 @@
 # ADC(0), the ESP8266's one analog input (A0), e.g. a photocell divider:
 # what a config entry may say and what it publishes. Imported at boot only
-# (config, sensors.load); the loop keeps read_adc.
+# (config, assemble.load_sensors); the loop keeps read_adc.
 TYPES = ("adc",)
 DEFAULTS = {"quantity": "light", "unit": "%", "min": 0, "max": 100,
             "prefix": ""}

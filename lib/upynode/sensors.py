@@ -1,19 +1,11 @@
-# Builds the configured sensors, importing only the drivers they name, and
-# reads them so that one failing sensor never stops the others.
+# Reads the configured sensors so that one failing sensor never stops the
+# others, and writes the state message.
 #
 # A driver is two modules: sensor_<name> declares (TYPES, DEFAULTS, PINS,
 # quantities(), check(), start()) and is needed at boot only; read_<name>
 # holds the Sensor class the loop keeps. Splitting them keeps the
 # declarations out of the loop's heap; finding and starting the drivers
-# (upynode.drivers) is boot-only too.
-
-
-def load(entries, log=print):
-    # -> [(type, Sensor or None)], in config order
-    from upynode import drivers, release
-    out = drivers.start(entries, log)
-    release("drivers")
-    return out
+# (upynode.drivers, assemble.load) is boot-only too.
 
 
 def err_text(e):
@@ -40,22 +32,6 @@ def read_all(sensors, log=print):
             errors[key] = err_text(e)
             log("sensor %s: %s" % (kind, errors[key]))
     return values, errors
-
-
-def units(sensors):
-    # [(quantity, unit)] in config order (MicroPython's dicts keep no order)
-    return [u[:2] for kind, s in sensors if s is not None for u in s.units]
-
-
-def about(sensors):
-    # {quantity: (HA device class, display precision)} as the drivers
-    # declare them, for discovery.configs() and the HTTP attributes
-    out = {}
-    for kind, s in sensors:
-        if s is not None:
-            for u in s.units:
-                out[u[0]] = u[2:]
-    return out
 
 
 def num(v):

@@ -38,16 +38,6 @@ def _is_ip(h):
     return len(p) == 4 and all(x.isdigit() for x in p)
 
 
-def prime(host, port, log=print):
-    # At boot: resolve now, while a slow DNS answer cannot starve the watchdog.
-    if host:
-        try:
-            getaddrinfo(host, port, 0, usocket.SOCK_STREAM)
-        except OSError:
-            log("dns: cannot resolve %s: give its IP address in config.json "
-                "(the name is looked up at boot only)" % host)
-
-
 class Sock:
     def __init__(self, t, *a):
         self.s = usocket.socket(*a)

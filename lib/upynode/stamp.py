@@ -1,31 +1,15 @@
 # The identity and time of a reading: (boot, seq) and ts or up.
-# boot: a counter on flash, +1 per boot and written once per boot, so that
-# (node, boot, seq) names a reading across reboots and a receiver can drop
-# duplicates. ts: unix seconds once NTP answered; before that "up", seconds
-# since boot, which the node turns into ts before replaying a queued
-# reading if it syncs within the same boot.
+# boot: a counter on flash, +1 per boot and written once per boot
+# (assemble.next_boot), so that (node, boot, seq) names a reading across
+# reboots and a receiver can drop duplicates. ts: unix seconds once NTP
+# answered; before that "up", seconds since boot, which the node turns
+# into ts before replaying a queued reading if it syncs within the same
+# boot (backlog.replay).
 import time
 
-from upynode import save
-
-BOOT_FILE = "boot.n"
 RESYNC_MS = 3 * 3600 * 1000  # the ESP8266's RTC drifts and wraps every ~7 h 45 min
 # time.time() counts from 2000-01-01 on ports built that way (the ESP8266)
 EPOCH_2000 = 946684800
-
-
-def next_boot(count=True, path=BOOT_FILE):
-    # count=False: a deep-sleep wake, the same boot as the last wake (no
-    # flash write per wake: a wake a minute would wear the sector out)
-    try:
-        with open(path) as f:
-            n = int(f.read()) + count
-    except (OSError, ValueError):
-        n = 1
-        count = True
-    if count:
-        save(path, "%d" % n)
-    return n
 
 
 class Clock:
@@ -77,10 +61,3 @@ class Clock:
             rec["up"] = up
         else:
             rec["ts"] = self.epoch + up
-
-    def fix(self, rec, boot):
-        # A queued reading of this boot taken before the sync: give it its ts.
-        if self.epoch is not None and "up" in rec and rec.get("boot") == boot:
-            rec["ts"] = self.epoch + rec.pop("up")
-            return True
-        return False

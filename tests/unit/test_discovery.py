@@ -44,7 +44,7 @@ DEVICE_CLASS_UNITS = {
 STATE_CLASSES = {"measurement", "total", "total_increasing"}
 ID = re.compile(r"[a-zA-Z0-9_-]+")
 
-# What the node's drivers report (sensors.units()), plus user-configured ADC units.
+# What the node's drivers report (assemble.sensor_units()), plus user-configured ADC units.
 UNITS = {"temperature": "°C", "humidity": "%", "light": "%", "light_raw": "raw",
          "out_temperature": "°C", "in_humidity": "%", "soil_moisture": "%",
          "lux": "lx", "battery": "%", "vcc": "V", "pressure": "hPa", "level": "cm",
@@ -225,11 +225,11 @@ def test_fingerprint_tracks_what_was_announced():
 def announced(sensor_entries, **mqtt_over):
     """What the node announces for these sensors: units and the drivers'
     own device classes and precision (sensors.units / sensors.about)."""
-    from upynode import sensors
+    from upynode import assemble
     cfg = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "h"},
                                    "webrepl": {"password": "s3cret"}, "sensors": sensor_entries}))
-    sens = sensors.load(cfg["sensors"], log=lambda m: None)
-    pairs = discovery.configs("n1", dict(sensors.units(sens)), mqtt(**mqtt_over), False, sensors.about(sens))
+    sens = assemble.load_sensors(cfg["sensors"], log=lambda m: None)
+    pairs = discovery.configs("n1", dict(assemble.sensor_units(sens)), mqtt(**mqtt_over), False, assemble.sensor_about(sens))
     return {t.split("/")[3]: expand(p) for t, p in pairs}
 
 
@@ -472,7 +472,7 @@ def test_an_online_storm_starts_at_most_one_announcement_per_30_s(world, tmp_pat
     m = mqtt.Mqtt(c, "n1", [("temperature", "°C")], None, lambda s: None)
     m.client = Client()
     m.connect = lambda: None
-    assert m.open()
+    assert m.send(None, None)
     announced = [len(m.client.sent)]
     for _ in range(400):  # 20 a second for 20 s, polled as the loop polls
         m._message(b"homeassistant/status", b"online")
@@ -520,7 +520,7 @@ def test_an_announcement_the_heap_has_no_room_for_waits_and_the_readings_go_on(w
         clients.append(m.client)
     m.connect = connect
 
-    assert m.open()  # before the first reading (Node.start): no MemoryError leaves it
+    assert m.send(None, None)  # before the first reading (Node.start): no MemoryError leaves it
     assert "not enough memory to announce" in lines[-1] and "again in 60 s" in lines[-1]
     assert len(clients) == 2 and not (tmp_path / mqtt.FP_FILE).exists()
     assert m.send({"temperature": 20.5}, '{"temperature":20.5}')

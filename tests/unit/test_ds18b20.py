@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from upynode import config, discovery, sensors
+from upynode import assemble, config, discovery, sensors
 
 ROM = "28ff6a2b3c4d5eb3"      # the world's default sensor
 OTHER = "28aa0102030405a7"
@@ -19,7 +19,7 @@ def parse(*entries, **over):
 
 
 def load(*entries):
-    return sensors.load(parse(*entries)["sensors"], log=lambda m: None)
+    return assemble.load_sensors(parse(*entries)["sensors"], log=lambda m: None)
 
 
 def error_of(*entries, **over):
@@ -133,10 +133,10 @@ def test_threshold_led_can_follow_it():
 
 def test_home_assistant_sees_a_temperature_in_celsius(world):
     sens = load({"type": "ds18b20", "prefix": "tank_"})
-    units = dict(sensors.units(sens))
+    units = dict(assemble.sensor_units(sens))
     assert units == {"tank_temperature": "°C"}
     (t, p), = [x for x in discovery.configs("n1", units, dict(config.DEFAULTS["mqtt"]), False,
-                                             sensors.about(sens))]
+                                             assemble.sensor_about(sens))]
     assert t == "homeassistant/sensor/n1/tank_temperature/config"
     e = json.loads("".join(discovery.flat(p)))
     assert (e["unit_of_meas"], e["dev_cla"], e["sug_dsp_prc"]) == ("°C", "temperature", 1)

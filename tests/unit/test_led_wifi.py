@@ -21,16 +21,16 @@ def test_threshold_led_is_on_at_or_above_the_value_and_active_low(world):
     led = ledmod.Led(LED)
     assert gpio2() == 1  # off: the on-board LED is active-low
     led.update({"temperature": 20.0}, True)
-    assert gpio2() == 0 and led.value() == 1
+    assert gpio2() == 0 and led.sig.value() == 1
     led.update({"temperature": 19.9}, True)
-    assert gpio2() == 1 and led.value() == 0
+    assert gpio2() == 1 and led.sig.value() == 0
 
 
 def test_threshold_led_keeps_its_state_when_the_reading_is_missing(world):
     led = ledmod.Led(LED)
     led.update({"temperature": 25}, True)
     led.update({}, False)
-    assert led.value() == 1
+    assert led.sig.value() == 1
 
 
 def test_non_inverted_led_on_an_external_pin(world):
@@ -42,7 +42,7 @@ def test_non_inverted_led_on_an_external_pin(world):
 def test_off_mode_never_lights(world):
     led = ledmod.Led(dict(LED, mode="off"))
     led.update({"temperature": 99}, True)
-    assert led.value() == 0
+    assert led.sig.value() == 0
 
 
 W = {"ssid": "home", "password": "secret123", "timeout_s": 1, "retries": 2, "retry_s": 60}
@@ -212,9 +212,10 @@ def test_setup_ap_is_open_and_named_after_the_chip(world):
 def test_ha_state_led_follows_the_entity_and_keeps_its_state_when_it_cannot(world, states, lit):
     led = ledmod.Led(dict(LED, mode="ha_state", entity_id="sensor.kitchen_temperature"))
     lines = []
+    from upynode import ha
     for s in states:
-        led.follow(s, lines.append)
-    assert led.value() == (1 if lit else 0)
+        ha.follow(led, s, lines.append)
+    assert led.sig.value() == (1 if lit else 0)
     if states[-1] in ("unknown", "unavailable", None):
         assert "sensor.kitchen_temperature is %s: keeping the LED" % (states[-1] or "unreachable") in lines[-1]
 

@@ -529,17 +529,18 @@ def test_a_wrong_token_costs_one_request_per_reading_not_one_per_quantity(online
 
 
 class OpeningTx(FakeTx):
-    """A sink that connects before the first reading (as MQTT does: open)."""
+    """A sink that connects (and announces) before the first reading, as
+    MQTT does: it has `announce`, and send(None, None) opens it."""
+    announce = 1
 
     def __init__(self, opens=True):
         super().__init__()
         self.opens, self.events = opens, []
 
-    def open(self):
-        self.events.append("open")
-        return self.opens
-
     def send(self, msg, text):
+        if msg is None:
+            self.events.append("open")
+            return self.opens
         self.events.append("send %d" % msg["seq"])
         return super().send(msg, text)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from upynode import sensors
+from upynode import assemble, sensors
 from upynode.read_mcp9808 import decode
 import machine
 
@@ -12,7 +12,7 @@ def load(*entries):
     from upynode import config
     cfg = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "h"},
                                   "webrepl": {"password": "s3cret"}, "sensors": list(entries)}))
-    return sensors.load(cfg["sensors"], log=lambda m: None)
+    return assemble.load_sensors(cfg["sensors"], log=lambda m: None)
 
 
 @pytest.mark.parametrize("t", [21.5, 0.0, 0.0625, -0.0625, -5.25, -40.0, 99.9375, 124.75])
@@ -106,8 +106,8 @@ def test_only_configured_drivers_are_imported(world):
     from upynode_cli.project import LIB
     from upynode_vboard import FAKES
     code = ("import sys\n"
-            "from upynode import sensors\n"
-            "sensors.load([{'type': 'adc', 'quantity': 'light', 'unit': '%', 'min': 0, 'max': 100, 'prefix': ''}])\n"
+            "from upynode import assemble\n"
+            "assemble.load_sensors([{'type': 'adc', 'quantity': 'light', 'unit': '%', 'min': 0, 'max': 100, 'prefix': ''}])\n"
             "print(sorted(m for m in sys.modules if m.startswith(('upynode.sensor_', 'upynode.read_', 'upynode.drivers')) or m == 'dht'))")
     env = dict(os.environ, UPYNODE_VBOARD="", PYTHONPATH=os.pathsep.join([str(LIB), FAKES]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -118,9 +118,9 @@ def test_only_configured_drivers_are_imported(world):
 def test_units_and_about_follow_config_order_and_prefixes(world):
     sens = load({"type": "dht22", "prefix": "in_"}, {"type": "adc", "quantity": "soil", "unit": "%"},
                 {"type": "mcp9808"})
-    assert sensors.units(sens) == [("in_temperature", "°C"), ("in_humidity", "%"), ("soil", "%"),
+    assert assemble.sensor_units(sens) == [("in_temperature", "°C"), ("in_humidity", "%"), ("soil", "%"),
                                    ("soil_raw", "raw"), ("temperature", "°C")]
-    assert sensors.about(sens) == {"in_temperature": ("temperature", 1), "in_humidity": ("humidity", 1),
+    assert assemble.sensor_about(sens) == {"in_temperature": ("temperature", 1), "in_humidity": ("humidity", 1),
                                    "soil": (None, 1), "soil_raw": (None, 0), "temperature": ("temperature", 2)}
 
 
@@ -129,7 +129,7 @@ def test_a_sensor_not_started_has_no_units(world, monkeypatch):
     monkeypatch.setattr(m.Sensor, "__init__", lambda self, c, units: (_ for _ in ()).throw(OSError(19)))
     logs = []
     sens = load({"type": "mcp9808"}, {"type": "adc"})
-    assert sensors.units(sens) == [("light", "%"), ("light_raw", "raw")]
+    assert assemble.sensor_units(sens) == [("light", "%"), ("light_raw", "raw")]
     assert sensors.read_all(sens, log=logs.append)[1] == {"mcp9808": "not started"}
 
 
