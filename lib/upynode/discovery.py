@@ -22,7 +22,7 @@ heap,Free memory,B,data_size,measurement,'None'
 up,Uptime,s,duration,total_increasing,'None'
 q,Queued readings,,,measurement,0"""
 # machine.reset_cause() on the ESP8266 (the SDK's rst_info reasons 0-6),
-# as HA shows it; from the retained ~/info (mqtt.Mqtt._info)
+# as HA shows it; from the retained ~/info (mqtt.Mqtt._announce)
 _RESET = ("{{['power on','hardware watchdog','exception','watchdog','software reset',"
           "'deep sleep wake','reset pin'][value_json.reset]|default(value_json.reset)}}")
 
@@ -146,7 +146,7 @@ def configs(node_id, units, c, led=True, about=None, diag=False):
         for ln in _DIAG.split("\n"):
             key, title, unit, cls, scls, a = ln.split(",")
             yield sensor_config(node_id, key, unit, c, cls, None, title, a, scls, True, head)
-        # From the retained ~/info (mqtt.Mqtt._info): HA has it after its own
+        # From the retained ~/info (mqtt.Mqtt._announce): HA has it after its own
         # restart too (the state message carries reset only once per boot).
         yield _entity("sensor", node_id, "reset", "Last reset cause", c, head,
                       (',"stat_t":"~/info","val_tpl":"', _RESET, '","ent_cat":"diagnostic"'))

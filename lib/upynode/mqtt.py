@@ -162,14 +162,6 @@ class Mqtt:
             self.log("mqtt: not enough memory to announce to Home Assistant (%d B free): again in %d s"
                      % (gc.mem_free(), wait))
 
-    def _info(self):
-        # What HA shows of the node beyond its readings, retained on ~/info:
-        # its address (an attribute of the WiFi signal) and why it started
-        # (an entity of its own: the state message says reset only once).
-        import network
-        self.client.publish((self.base + "/info").encode(), ('{"ip":"%s","reset":%d}' % (
-            network.WLAN(network.STA_IF).ifconfig()[0], self.cause)).encode(), True)
-
     def _announce(self):
         # The info, then the entities as discovery.write() saved them: ready
         # packets, streamed from flash in small pieces (never a payload in
@@ -177,7 +169,13 @@ class Mqtt:
         # all of them again when HA restarted.
         again, self.announce = self.announce == _AGAIN, _NOTHING
         try:
-            self._info()
+            # What HA shows of the node beyond its readings, retained on
+            # ~/info: its address (an attribute of the WiFi signal) and why
+            # it started (an entity of its own: the state message says
+            # reset only once).
+            import network
+            self.client.publish((self.base + "/info").encode(), ('{"ip":"%s","reset":%d}' % (
+                network.WLAN(network.STA_IF).ifconfig()[0], self.cause)).encode(), True)
             try:
                 f = open(DISC_FILE, "rb")
             except OSError:

@@ -39,6 +39,8 @@ def _is_ip(h):
 
 
 class Sock:
+    # What umqtt.simple and urequests (the pinned versions) ask of a socket;
+    # no settimeout(): neither calls it, and timeout_s rules every wait.
     def __init__(self, t, *a):
         self.s = usocket.socket(*a)
         self.t = t * 1000
@@ -106,9 +108,6 @@ class Sock:
             self.s.settimeout(SLICE_S)
         else:
             self.s.setblocking(False)
-
-    def settimeout(self, t):
-        pass  # the transport's timeout_s rules
 
     def close(self):
         self.s.close()
