@@ -132,9 +132,9 @@ def test_the_node_announces_again_when_home_assistant_restarts(ha, ha_broker, ha
     with vb:
         ha.wait_state(temp, numeric)
         ha.stop()
+        start = len(vb.lines)  # before the broker goes: the node may be back before the next line
         ha_broker.stop()
         ha_broker.start()  # same port, no retained discovery
-        start = len(vb.lines)
         vb.wait_for("mqtt: connected", start=start)
         vb.world(temperature=20.25)
         ha.start()
