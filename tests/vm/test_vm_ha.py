@@ -1,5 +1,6 @@
 """Home Assistant over MQTT on the virtual NodeMCU, against a real broker:
 discovery, availability, the LED switch and the tutorial's raw format."""
+import contextlib
 import json
 import time
 
@@ -67,19 +68,28 @@ def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_
         late.close()
 
 
-def test_home_assistant_restart_gets_a_new_announcement(broker, make_vboard):
+@contextlib.contextmanager
+def announced(broker, make_vboard):
+    """A running node with an MCP9808, once its first announcement and
+    reading are out: (watch on its configs and state, the board, how many
+    entities it announces)."""
     w = Watch(broker.port, ("homeassistant/+/" + NODE + "/+/config", BASE + "/state"))
     try:
         vb = make_vboard(node_config(broker.port, sensors=[{"type": "mcp9808"}]), aps=HOME_AP)
         with vb:
             n = 1 + len(DIAGNOSTICS)  # the MCP9808's temperature and the diagnostics
             w.wait(lambda m: len(config_msgs(w)) == n and len(states(w)) >= 1)
-            w.publish("homeassistant/status", "online")
-            # within 30 s of the first announcement: the second waits for them (mqtt._AGAIN_MS)
-            w.wait(lambda m: len(config_msgs(w)) == 2 * n, timeout=45)
-            vb.wait_for("announced %d entities" % n)
+            yield w, vb, n
     finally:
         w.close()
+
+
+def test_home_assistant_restart_gets_a_new_announcement(broker, make_vboard):
+    with announced(broker, make_vboard) as (w, vb, n):
+        w.publish("homeassistant/status", "online")
+        # within 30 s of the first announcement: the second waits for them (mqtt._AGAIN_MS)
+        w.wait(lambda m: len(config_msgs(w)) == 2 * n, timeout=45)
+        vb.wait_for("announced %d entities" % n)
 
 
 def test_the_led_switch_follows_commands_and_reports_its_state(broker, make_vboard):
@@ -187,22 +197,15 @@ def test_oversized_messages_cost_no_reading_and_no_reset(broker, make_vboard):
 
 
 def test_an_online_storm_makes_one_announcement_per_30_s(broker, make_vboard):
-    w = Watch(broker.port, ("homeassistant/+/" + NODE + "/+/config", BASE + "/state"))
-    try:
-        vb = make_vboard(node_config(broker.port, sensors=[{"type": "mcp9808"}]), aps=HOME_AP)
-        with vb:
-            n = 1 + len(DIAGNOSTICS)
-            w.wait(lambda m: len(config_msgs(w)) == n and len(states(w)) >= 1)
-            t0 = time.monotonic()
-            # 20 "online" a second for 20 s: nothing announced again within
-            # 30 s of the last announcement, and one announcement after
-            while time.monotonic() - t0 < 20:
-                w.publish("homeassistant/status", "online")
-                time.sleep(0.05)
-            assert len(config_msgs(w)) == n
-            w.wait(lambda m: len(config_msgs(w)) == 2 * n, timeout=30)
-            time.sleep(5)
-            assert len(config_msgs(w)) == 2 * n and len(states(w)) >= 20
-            assert vb.output().count("announced %d entities" % n) == 2
-    finally:
-        w.close()
+    with announced(broker, make_vboard) as (w, vb, n):
+        t0 = time.monotonic()
+        # 20 "online" a second for 20 s: nothing announced again within
+        # 30 s of the last announcement, and one announcement after
+        while time.monotonic() - t0 < 20:
+            w.publish("homeassistant/status", "online")
+            time.sleep(0.05)
+        assert len(config_msgs(w)) == n
+        w.wait(lambda m: len(config_msgs(w)) == 2 * n, timeout=30)
+        time.sleep(5)
+        assert len(config_msgs(w)) == 2 * n and len(states(w)) >= 20
+        assert vb.output().count("announced %d entities" % n) == 2
