@@ -80,13 +80,14 @@ def make_vboard(board_build, tmp_path):
     """make_vboard(config=None, heapsize=None, rom=True, **world) -> a
     stopped VBoard on a fresh copy of the built board, stopped again at the
     end of the test. By default the firmware as the README deploys it: lib/
-    in the ROMFS partition, at the heap a chip has (runner.CHIP_HEAPSIZE),
-    so a change that would exhaust the chip's heap fails the test.
+    in the ROMFS partition, at the heap of a chip less the headroom the
+    node keeps (runner.GUARD_HEAPSIZE), so a change that would eat into
+    that headroom fails the test.
     rom=False: lib/ as .mpy files on the filesystem, at runner.HEAPSIZE."""
     boards = []
 
     def make(config=None, heapsize=None, rom=True, **world):
-        heapsize = heapsize or (runner.CHIP_HEAPSIZE if rom else runner.HEAPSIZE)
+        heapsize = heapsize or (runner.GUARD_HEAPSIZE if rom else runner.HEAPSIZE)
         n = len(boards)
         board_dir = tmp_path / ("board%d" % n)
         shutil.copytree(board_build, board_dir)
@@ -107,11 +108,12 @@ def make_vboard(board_build, tmp_path):
     yield make
     for vb in boards:
         vb.stop()
-    # At a chip's heap, running out of memory is a failure of the test that
-    # saw it, even where the node recovered (issue 8: the VM tests run at
-    # the chip's heap so that a change that would exhaust it fails them).
+    # At a chip's heap (less the guarded headroom), running out of memory is
+    # a failure of the test that saw it, even where the node recovered
+    # (issues 8 and 18: a change that would exhaust it fails them).
     for vb in boards:
-        if vb.heapsize in (runner.CHIP_HEAPSIZE, runner.CHIP_WEBREPL_HEAPSIZE):
+        if vb.heapsize in (runner.CHIP_HEAPSIZE, runner.CHIP_WEBREPL_HEAPSIZE, runner.GUARD_HEAPSIZE,
+                           runner.GUARD_WEBREPL_HEAPSIZE):
             bad = [ln for ln in vb.lines if OUT_OF_MEMORY.search(ln)]
             assert not bad, "the node ran out of memory at the chip's heap (%s): %s" % (vb.heapsize, bad[:3])
     # Every secret of every config the boards were given stays off their

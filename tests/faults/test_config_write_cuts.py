@@ -29,7 +29,7 @@ def config_set(port, value):
 def test_power_cut_during_a_config_write_over_webrepl(fault_broker, make_vboard, fault_table):
     rnd = random.Random(11)
     port = free_port()
-    vb = make_vboard(fault_config(fault_broker.port, interval_s=2), heapsize=runner.CHIP_WEBREPL_HEAPSIZE,
+    vb = make_vboard(fault_config(fault_broker.port, interval_s=2), heapsize=runner.GUARD_WEBREPL_HEAPSIZE,
                      aps=HOME_AP, webrepl_port=port)
     path = os.path.join(vb.board, "config.json")
     whole, half, cut_mid_write, took = [], [], 0, None

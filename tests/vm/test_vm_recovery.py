@@ -62,7 +62,7 @@ def test_the_watchdog_spares_a_node_stopped_at_the_repl(broker, make_vboard):
     from upynode_vboard import runner
     from upynode_vboard.services import free_port
     port = free_port()
-    vb = make_vboard(node_config(broker.port), heapsize=runner.CHIP_WEBREPL_HEAPSIZE, aps=HOME_AP,
+    vb = make_vboard(node_config(broker.port), heapsize=runner.GUARD_WEBREPL_HEAPSIZE, aps=HOME_AP,
                      webrepl_port=port)
     with vb:
         vb.wait_for(r"^1\.2: ")  # the loop runs, and its watchdog

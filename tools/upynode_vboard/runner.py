@@ -8,6 +8,7 @@ deepsleep() (as the chip would), and lets the caller change the world
 """
 import ast
 import json
+import math
 import os
 import re
 import signal
@@ -66,6 +67,18 @@ WDT_EXIT = -signal.SIGUSR2
 #   virtual serial port or WebREPL, a bad module injected, `make sim`).
 CHIP_HEAPSIZE = "80K"
 HEAPSIZE = "110K"
+# The headroom the VM tests guard (issue 18): the scenario boards (tests/
+# conftest.py, make_vboard) run at the heap of a chip with GUARD_KB less
+# free than CHIP_HEAPSIZE's 32,768 B, so a change that eats into the
+# headroom the node has today fails the suite, not a user's node. GUARD_KB
+# is the bench's headroom_kb for the tightest configuration the tests run
+# from ROMFS (full_romfs: 2.8 at dfeb8d6), rounded down. Raise it as the
+# headroom grows, up to issue 18's goals (a node 12 KB, with HTTP 8 KB).
+GUARD_KB = 2
+# A chip KB is RATIO_64_32 KB in this VM (the loop's objects, the bench's
+# calibration: 1.48 at dfeb8d6); the guard in whole KB, rounded up: 80K - 3K.
+RATIO_64_32 = 1.48
+GUARD_HEAPSIZE = "%dK" % (int(CHIP_HEAPSIZE[:-1]) - math.ceil(GUARD_KB * RATIO_64_32))
 # The fake chip clock (fakehw/clock/time.py, when the world asks for it)
 # keeps 1856 B more (machine, network, time, ntptime imported): added then.
 CLOCK_HEAP_KB = 2
@@ -87,6 +100,7 @@ NAMES_HEAP_KB = 4
 WEBREPL_HEAP_KB = 12
 WEBREPL_HEAPSIZE = "%dK" % (int(HEAPSIZE[:-1]) + WEBREPL_HEAP_KB)
 CHIP_WEBREPL_HEAPSIZE = "%dK" % (int(CHIP_HEAPSIZE[:-1]) + WEBREPL_HEAP_KB)
+GUARD_WEBREPL_HEAPSIZE = "%dK" % (int(GUARD_HEAPSIZE[:-1]) + WEBREPL_HEAP_KB)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 # ROMFS: a board whose world has "romfs_kb" runs the ESP8266_GENERIC
