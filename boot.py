@@ -8,10 +8,10 @@ import sys
 # whole heap before a collection, and the objects kept among it split the
 # free space: a cycle then failed to find 176 B with 3.8 KB free in pieces.
 # Collected early, garbage is reused from the bottom of the heap and what
-# is kept stays packed. make bench at 672ea0e (chip need, est.), without
-# -> with: node from ROMFS 28,710 -> 25,360 B (headroom_kb 4.0 -> 7.2),
-# full from ROMFS 34,403 -> 29,913 (-1.6 -> 2.8), mqtt_mpy 42,314 ->
-# 34,888 (-9.3 -> -2.1). The cost: a collection per KB allocated.
+# is kept stays packed. make bench (chip need, est.), at 672ea0e without
+# -> at fad55e9 with: node from ROMFS 28,710 -> 25,360 B (headroom_kb 4.0
+# -> 7.2), full from ROMFS 34,403 -> 30,657 (-1.6 -> 2.1), mqtt_mpy 42,314
+# -> 35,605 (-9.3 -> -2.8). The cost: a collection per KB allocated.
 gc.threshold(1024)
 
 # Boards with 2 MB of flash or more freeze their own umqtt.simple and
