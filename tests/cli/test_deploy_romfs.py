@@ -84,6 +84,30 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
     assert image_files(partition(tmp_path)) == []
 
 
+def test_a_redeploy_with_nothing_changed_writes_no_flash(tmp_path):
+    # issue 19: nothing to send, nothing sent. The partition's hash is taken
+    # on the board first: an image it holds already is not erased and
+    # written again (wear, and a window in which the node has no firmware).
+    # A changed module is written.
+    v1, v2 = make_build(tmp_path / "v1"), make_build(tmp_path / "v2", version=2)
+    part = tmp_path / "state" / runner.ROMFS_FILE
+    with serial_board(tmp_path, runner.ROMFS_KB) as v:
+        r = cli("deploy", "--port", v.device, "--build-dir", v1, "--romfs")
+        assert deploy_summary(r)[0] == 2 and "ROMFS image written" in r.stderr  # boot.py, main.py
+        before = part.stat().st_mtime_ns, part.read_bytes()
+        r = cli("deploy", "--port", v.device, "--build-dir", v1, "--romfs")
+        assert deploy_summary(r)[0] == 0
+        assert "ROMFS image unchanged: not written" in r.stderr and "ROMFS image written" not in r.stderr
+        assert "lib/ in ROMFS" in r.stderr and "unchanged)" in r.stderr
+        assert "mounted at the next reset" not in r.stderr
+        assert (part.stat().st_mtime_ns, part.read_bytes()) == before
+        r = cli("deploy", "--port", v.device, "--build-dir", v2, "--romfs")
+        assert deploy_summary(r)[0] == 1  # main.py; lib/ goes into the image
+        assert "ROMFS image written" in r.stderr and "unchanged:" not in r.stderr
+    image = build_image(local_files(v2))
+    assert part.read_bytes()[:len(image)] == image
+
+
 @pytest.mark.parametrize("flags", [(), ("--romfs",)], ids=["default", "--romfs"])
 def test_no_romfs_partition_falls_back_to_mpy_files(tmp_path, flags):
     build = make_build(tmp_path / "build")

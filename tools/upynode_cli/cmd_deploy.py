@@ -267,11 +267,18 @@ def run(args):
         else:
             stale = sorted({c for c in map(counterpart, files) if c and c not in files})
         remote = board_hashes(board, sorted(files) + stale)
+        rom_written = False
         if rom:
             image, size = rom
             say("  ROMFS image: %d modules, %d B of its %d B partition" % (len(in_rom), len(image), size))
-            romfs.write_image(board, image)
-            say("  ROMFS image written")
+            if romfs.holds(board, image):
+                # nothing to send: no erase, no rewrite of flash that the
+                # running firmware is mounted from
+                say("  ROMFS image unchanged: not written")
+            else:
+                romfs.write_image(board, image)
+                rom_written = True
+                say("  ROMFS image written")
         todo = [p for p in sorted(files)
                 if remote.get(p) != hashlib.sha256(files[p]).hexdigest()]
         dirs = sorted({"/".join(p.split("/")[:k]) for p in todo
@@ -297,12 +304,12 @@ def run(args):
             say("  ROMFS image emptied: its modules would have run instead of these files")
         say("upynode: %d sent (%d B), %d unchanged, %d removed, %.1f s%s"
             % (len(todo), sent, len(files) - len(todo), len(gone), time.monotonic() - t0,
-               ", lib/ in ROMFS (%d B)" % len(rom[0]) if rom else ""))
+               ", lib/ in ROMFS (%d B%s)" % (len(rom[0]), "" if rom_written else ", unchanged") if rom else ""))
         if args.reset:
             reset(board)
             say("upynode: board reset")
         else:
             say("upynode: the board is at its REPL (its main loop was stopped); reset it, or use --reset"
-                + (" (the new ROMFS image is mounted at the next reset)" if rom else ""))
+                + (" (the new ROMFS image is mounted at the next reset)" if rom_written else ""))
     return 0
 

@@ -177,6 +177,29 @@ def on_board(t):
     return t.exec(ROM_PROBE).strip() == b"1"
 
 
+# sha256 of the partition's first n bytes, on the board: the chip's
+# rom_ioctl(2) is a memoryview of the flash, sliced without a copy; 512 B
+# at a time (the virtual board's stand-in reads its file for each slice).
+PARTITION_HASH = """\
+import vfs, hashlib, binascii
+_s = vfs.rom_ioctl(2, 0)
+_h = hashlib.sha256()
+for _i in range(0, {n}, 512):
+    _h.update(_s[_i:min(_i + 512, {n})])
+print(binascii.hexlify(_h.digest()).decode())
+del _s, _h
+"""
+
+
+def holds(t, image):
+    """Whether the board's partition 0 holds image already, byte for byte
+    (the bytes after it do not count: the image's header gives its size)."""
+    import hashlib
+
+    got = t.exec(PARTITION_HASH.format(n=len(image))).decode().strip()
+    return got == hashlib.sha256(image).hexdigest()
+
+
 def write_image(t, image):
     """Write image into partition 0 with mpremote's `romfs deploy` code
     (it unmounts /rom first; the board mounts the new image at its next

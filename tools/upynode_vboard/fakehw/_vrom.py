@@ -36,8 +36,23 @@ _SECTOR = 4096
 
 
 class _Seg(bytearray):
+    # The partition as rom_ioctl(2) gives it: its len() is the partition's;
+    # a slice reads the file, as the chip's memoryview reads the flash
+    # (the bytearray itself holds only the first bytes).
     def __len__(self):
         return _SIZE
+
+    def __getitem__(self, k):
+        if not isinstance(k, slice):
+            return self[k:k + 1][0]
+        start, stop = k.start or 0, _SIZE if k.stop is None else min(k.stop, _SIZE)
+        try:
+            with open(_PART, "rb") as f:
+                f.seek(start)
+                b = f.read(max(0, stop - start))
+        except OSError:
+            b = b""
+        return b + b"\xff" * (max(0, stop - start) - len(b))  # erased flash past the file's end
 
 
 def boot(part, size, n):
