@@ -21,6 +21,23 @@ if ".frozen" in sys.path:
     sys.path.remove(".frozen")
     sys.path.append(".frozen")
 
+# A ROMFS image that `upynode deploy` staged (romfs.new) goes into the
+# partition first, before anything is imported from it (update.py); a
+# power cut then leaves the file for the next boot to write again.
+try:
+    open("romfs.new").close()
+except OSError:
+    pass
+else:
+    try:
+        import update
+        if update.apply():
+            import machine
+            machine.reset()
+    except Exception as e:  # the old image, if whole, still runs; WebREPL comes up
+        sys.print_exception(e)
+    sys.modules.pop("update", None)
+
 try:
     import machine
     if machine.reset_cause() == machine.DEEPSLEEP_RESET:

@@ -53,17 +53,21 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
     with serial_board(tmp_path, runner.ROMFS_KB, old) as v:
         r = cli("deploy", "--port", v.device, "--build-dir", board_build, "--romfs", "--config", cfg)
         sent, unchanged, removed = deploy_summary(r)
-    assert "ROMFS image written" in r.stderr and "lib/ in ROMFS" in r.stderr
-    # boot.py, main.py, config.json, config.ok, discovery.bin; every /lib copy
-    assert (sent, removed) == (5, len(lib))
+    # issue 19: the image is staged as a file (sent in chunks, checked on the
+    # board), not written into the partition the running firmware uses
+    assert "ROMFS image staged as romfs.new" in r.stderr and "lib/ in ROMFS" in r.stderr
+    # boot.py, main.py, update.py, config.json, config.ok, discovery.bin; the
+    # /lib copies stay until the image is in place
+    assert (sent, removed) == (6, 0)
     image = build_image(built)
-    part = partition(tmp_path)
-    assert part[:len(image)] == image  # what mpremote wrote is the image, byte for byte
     assert sorted(image_files(image)) == sorted(lib)
     on_board = device_files(v.board)
-    assert sorted(on_board) == ["boot.py", "config.json", "config.ok", "discovery.bin", "lib/mine.py", "main.py"]
+    assert on_board["romfs.new"] == image and partition(tmp_path) is None
+    assert sorted(p for p in on_board if not p.startswith("lib/")) == [
+        "boot.py", "config.json", "config.ok", "discovery.bin", "main.py", "romfs.new", "update.py"]
 
-    # the next boot mounts it; the node runs from /rom and delivers
+    # the next boot writes it into the partition before anything runs from
+    # there, restarts, mounts it; the node runs from /rom and delivers
     vb = runner.VBoard(v.board, tmp_path / "state")
     vb.write_file("main.py", "import upynode.node as n\nprint('from', n.__file__)\n"
                   + built["main.py"].decode())
@@ -72,40 +76,53 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
         watch.wait(lambda m: sum(t == STATE for t, _, _ in m) >= 2, 30)
         vb.wait_for("announced")
     assert "Traceback" not in vb.output()
-    # what deploy installed is what the boot would have built: no restart for it
-    assert vb.boots == 1 and "restarting" not in vb.output()
+    assert "update: the new ROMFS image (%d B) is written" % len(image) in vb.output()
+    part = partition(tmp_path)
+    assert part[:len(image)] == image  # byte for byte
+    assert "romfs.new" not in device_files(v.board) and "romfs.writing" not in device_files(v.board)
+    # the update's restart only: what deploy installed is what the boot
+    # would have built (config.ok, discovery.bin), no restart for it
+    assert vb.boots == 2 and "restarting to run it" not in vb.output()
+
+    # deployed again: the partition holds the image now; the /lib copies go
+    vb3 = VirtualSerial(v.board, state_dir=tmp_path / "state")
+    with vb3:
+        r = cli("deploy", "--port", vb3.device, "--build-dir", board_build, "--romfs")
+        assert deploy_summary(r)[2] == len(lib) and "ROMFS image unchanged" in r.stderr
+    assert [p for p in device_files(v.board) if p.startswith("lib/")] == ["lib/mine.py"]
 
     # a file deploy afterwards: the image would shadow the files, so it is emptied
     vb2 = VirtualSerial(v.board, state_dir=tmp_path / "state")
     with vb2:
         r = cli("deploy", "--port", vb2.device, "--build-dir", board_build, "--files")
-        assert deploy_summary(r)[0] == len(lib) + 1  # and main.py, changed above
+        assert deploy_summary(r)[0] == len(lib)  # (main.py: the deploy before put it back)
     assert "ROMFS image emptied" in r.stderr
     assert image_files(partition(tmp_path)) == []
 
 
 def test_a_redeploy_with_nothing_changed_writes_no_flash(tmp_path):
     # issue 19: nothing to send, nothing sent. The partition's hash is taken
-    # on the board first: an image it holds already is not erased and
+    # on the board first: an image it holds already is neither staged nor
     # written again (wear, and a window in which the node has no firmware).
-    # A changed module is written.
+    # A changed module is staged, once.
     v1, v2 = make_build(tmp_path / "v1"), make_build(tmp_path / "v2", version=2)
     part = tmp_path / "state" / runner.ROMFS_FILE
     with serial_board(tmp_path, runner.ROMFS_KB) as v:
-        r = cli("deploy", "--port", v.device, "--build-dir", v1, "--romfs")
-        assert deploy_summary(r)[0] == 2 and "ROMFS image written" in r.stderr  # boot.py, main.py
+        runner.write_romfs(tmp_path / "state", build_image(local_files(v1)))  # v1 in place
         before = part.stat().st_mtime_ns, part.read_bytes()
         r = cli("deploy", "--port", v.device, "--build-dir", v1, "--romfs")
-        assert deploy_summary(r)[0] == 0
-        assert "ROMFS image unchanged: not written" in r.stderr and "ROMFS image written" not in r.stderr
+        assert deploy_summary(r)[0] == 2  # boot.py, main.py
+        assert "ROMFS image unchanged: not written" in r.stderr and "staged" not in r.stderr
         assert "lib/ in ROMFS" in r.stderr and "unchanged)" in r.stderr
-        assert "mounted at the next reset" not in r.stderr
         assert (part.stat().st_mtime_ns, part.read_bytes()) == before
+        assert "romfs.new" not in device_files(v.board)
         r = cli("deploy", "--port", v.device, "--build-dir", v2, "--romfs")
         assert deploy_summary(r)[0] == 1  # main.py; lib/ goes into the image
-        assert "ROMFS image written" in r.stderr and "unchanged:" not in r.stderr
-    image = build_image(local_files(v2))
-    assert part.read_bytes()[:len(image)] == image
+        assert "ROMFS image staged as romfs.new" in r.stderr and "unchanged:" not in r.stderr
+        r = cli("deploy", "--port", v.device, "--build-dir", v2, "--romfs")
+        assert deploy_summary(r)[0] == 0 and "ROMFS image staged already" in r.stderr
+    assert device_files(v.board)["romfs.new"] == build_image(local_files(v2))
+    assert (part.stat().st_mtime_ns, part.read_bytes()) == before  # the next boot writes it
 
 
 @pytest.mark.parametrize("flags", [(), ("--romfs",)], ids=["default", "--romfs"])
@@ -184,7 +201,7 @@ def test_deploy_romfs_over_webrepl(webrepl_node, tmp_path):
     n.start()
     r = cli("deploy", "--host", n.host, "--build-dir", build, password="s3cret")  # ROMFS: the default
     assert deploy_summary(r)[:2] == (2, 0), r.stderr  # boot.py, main.py; lib/ in the image
-    assert "ROMFS image written" in r.stderr
+    assert "ROMFS image staged as romfs.new" in r.stderr  # for the board's next boot to write
     image = build_image(local_files(build))
-    assert partition(n.dir.parent)[:len(image)] == image
-    assert sorted(device_files(n.dir)) == ["boot.py", "main.py"]
+    assert sorted(device_files(n.dir)) == ["boot.py", "main.py", "romfs.new"]
+    assert device_files(n.dir)["romfs.new"] == image

@@ -174,7 +174,7 @@ CHECKED_MODULES = FAKES + ("time", "gc", "json", "os", "sys", "binascii")
 
 
 def firmware_files():
-    out = [os.path.join(REPO, "boot.py"), os.path.join(REPO, "main.py")]
+    out = [os.path.join(REPO, "boot.py"), os.path.join(REPO, "main.py"), os.path.join(REPO, "update.py")]
     lib = os.path.join(LIB, "upynode")
     out += [os.path.join(lib, f) for f in sorted(os.listdir(lib)) if f.endswith(".py")]
     return out

@@ -1,6 +1,8 @@
 """upynode build: lay out the device's filesystem in a folder, as it is deployed.
 
-boot.py and main.py stay source (MicroPython only runs them as source);
+boot.py and main.py stay source (MicroPython only runs them as source), and
+so does update.py, which boot.py runs to write a staged ROMFS image: it
+must not be in the image it rewrites;
 lib/ (the firmware and the fetched dependencies) is precompiled with
 mpy-cross, because compiling on the device takes about three times the heap
 that loading a .mpy does. --source copies .py instead, for boards whose
@@ -13,7 +15,7 @@ import subprocess
 from . import CliError, deps, say
 from .project import BOARD, DEPS, LIB, REPO, mpy_cross
 
-TOP = ("boot.py", "main.py")
+TOP = ("boot.py", "main.py", "update.py")
 
 
 def sources():

@@ -266,8 +266,8 @@ def run(args):
             stale = sorted(set(in_rom) | {counterpart(p) for p in in_rom})
         else:
             stale = sorted({c for c in map(counterpart, files) if c and c not in files})
-        remote = board_hashes(board, sorted(files) + stale)
-        rom_written = False
+        remote = board_hashes(board, sorted(files) + stale + ([romfs.STAGED] if rom else []))
+        rom_staged = False
         if rom:
             image, size = rom
             say("  ROMFS image: %d modules, %d B of its %d B partition" % (len(in_rom), len(image), size))
@@ -276,9 +276,22 @@ def run(args):
                 # running firmware is mounted from
                 say("  ROMFS image unchanged: not written")
             else:
-                romfs.write_image(board, image)
-                rom_written = True
-                say("  ROMFS image written")
+                # Staged, not written in place: sent as a file in small
+                # chunks and checked by its hash on the board (a cut link
+                # leaves the running firmware as it was); the board's next
+                # boot writes it into the partition (update.py) before it
+                # imports anything from there.
+                if remote.get(romfs.STAGED) == hashlib.sha256(image).hexdigest():
+                    say("  ROMFS image staged already as %s" % romfs.STAGED)
+                else:
+                    safe_write(board, romfs.STAGED, image)
+                    say("  ROMFS image staged as %s (%d B): the next boot writes it into flash"
+                        % (romfs.STAGED, len(image)))
+                rom_staged = True
+                # the /lib copies the image replaces stay until it is in
+                # place (they are all the firmware a failed write leaves):
+                # the next deploy, which finds it there, removes them
+                stale = []
         todo = [p for p in sorted(files)
                 if remote.get(p) != hashlib.sha256(files[p]).hexdigest()]
         dirs = sorted({"/".join(p.split("/")[:k]) for p in todo
@@ -296,7 +309,7 @@ def run(args):
             board.exec(REMOVE.format(paths=gone))
             for p in gone:
                 say("  removed stale %s" % p)
-        if rom:
+        if rom and not rom_staged:
             # the folders the image replaces, if nothing else is in them
             board.exec(RMDIRS.format(dirs=sorted({p.rsplit("/", 1)[0] for p in in_rom},
                                                  key=lambda d: -d.count("/"))))
@@ -304,12 +317,12 @@ def run(args):
             say("  ROMFS image emptied: its modules would have run instead of these files")
         say("upynode: %d sent (%d B), %d unchanged, %d removed, %.1f s%s"
             % (len(todo), sent, len(files) - len(todo), len(gone), time.monotonic() - t0,
-               ", lib/ in ROMFS (%d B%s)" % (len(rom[0]), "" if rom_written else ", unchanged") if rom else ""))
+               ", lib/ in ROMFS (%d B%s)" % (len(rom[0]), ", staged" if rom_staged else ", unchanged") if rom else ""))
         if args.reset:
             reset(board)
             say("upynode: board reset")
         else:
             say("upynode: the board is at its REPL (its main loop was stopped); reset it, or use --reset"
-                + (" (the new ROMFS image is mounted at the next reset)" if rom_written else ""))
+                + (" (its next boot writes the staged ROMFS image into flash)" if rom_staged else ""))
     return 0
 

@@ -29,8 +29,11 @@ NO_ROMFS = ("this board's MicroPython has no ROMFS partition: deploying .mpy fil
             "whose code takes heap the node may not have (README, Memory); for ROMFS, flash %s"
             % VARIANT)
 # What the image keeps: the firmware and its dependencies, never boot.py,
-# main.py or config.json (files the board runs or rewrites).
+# main.py, update.py or config.json (files the board runs or rewrites).
 PREFIX = "lib/"
+# A new image, sent by deploy as a file; the board's next boot writes it
+# into the partition (update.py, update.NEW).
+STAGED = "romfs.new"
 
 
 def build_image(files):

@@ -256,7 +256,7 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True, rom_stand_i
         heapsize = str(int(heapsize) + NAMES_HEAP_KB * 1024)
     if romfs_kb(env["UPYNODE_VBOARD"]):
         if rom_stand_in is None:
-            rom_stand_in = not boot or serves_webrepl(env["UPYNODE_VBOARD"])
+            rom_stand_in = not boot or serves_webrepl(env["UPYNODE_VBOARD"]) or staged(board_dir)
         kb = romfs_heap_kb(env["UPYNODE_VBOARD"], rom_stand_in)
         if heapsize.endswith("K"):
             heapsize = "%dK" % (int(heapsize[:-1]) + kb)
@@ -264,7 +264,14 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True, rom_stand_i
             heapsize = str(int(heapsize) + kb * 1024)
     env["MICROPYPATH"] = os.pathsep.join(["", ".frozen"] + fakes + [os.path.join(board_dir, "lib")])
     argv = [micropython(), "-X", "heapsize=" + heapsize]
-    return argv + (["-c", boot_line(env["UPYNODE_VBOARD"])] if boot else []), env
+    return argv + (["-c", boot_line(env["UPYNODE_VBOARD"], stand_in=rom_stand_in)] if boot else []), env
+
+
+def staged(board_dir):
+    """Whether `upynode deploy` left a ROMFS image for the next boot to write
+    (update.py): that boot needs rom_ioctl, which the chip always has."""
+    from upynode_cli.romfs import STAGED
+    return os.path.exists(os.path.join(board_dir, STAGED))
 
 
 def romfs_kb(state_dir):
@@ -337,12 +344,15 @@ def rom_boot_code(state_dir, stand_in=False):
             "else 0)(bytearray(%d)); sys.path[-1:-1] = ['/rom', '/rom' + '/lib']; " % (part, n))
 
 
-def boot_line(state_dir, files=("boot.py", "main.py"), at_repl=False):
+def boot_line(state_dir, files=("boot.py", "main.py"), at_repl=False, stand_in=None):
     """MicroPython code that boots the board: _vboot.run(), or, when the
     board serves WebREPL, _webrepl_vm.boot(), which also lets WebREPL stop
     main.py and wait at the REPL. Only then: it costs the VM's heap about
-    2 KB that the chip does not pay (make bench)."""
-    rom = rom_boot_code(state_dir, stand_in=at_repl or serves_webrepl(state_dir))
+    2 KB that the chip does not pay (make bench). stand_in: whether a ROMFS
+    board gets rom_ioctl (None: at the REPL, or serving WebREPL)."""
+    if stand_in is None:
+        stand_in = at_repl or serves_webrepl(state_dir)
+    rom = rom_boot_code(state_dir, stand_in=stand_in)
     if serves_webrepl(state_dir):
         return rom + "import _webrepl_vm; _webrepl_vm.boot(%r, %r)" % (tuple(files), at_repl)
     return rom + "import _vboot; _vboot.run(%r)" % (tuple(files),)

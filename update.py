@@ -1,0 +1,132 @@
+# update.py: applies a ROMFS image that `upynode deploy` staged (issue 19).
+# boot.py imports it, before anything is imported from /rom, only when
+# romfs.new is there: the new image, sent in small chunks and checked by its
+# sha256 on the board before it got that name. This writes the partition
+# from it with one 512-byte buffer, checks what the partition then holds,
+# keeps the image it replaces as romfs.old, and restarts into the new one.
+# It stays a source file beside boot.py, never in the image it rewrites.
+# A power cut anywhere leaves romfs.new in place: the next boot starts over.
+import os
+
+NEW = "romfs.new"
+OLD = "romfs.old"
+# Present while the partition is being written: its image is not whole, so
+# a boot that finds it keeps the romfs.old it has rather than save a torn one.
+WRITING = "romfs.writing"
+CHUNK = 512
+HEADER = b"\xd2\xcd\x31"
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _hash_part(seg, n):
+    # sha256 of the partition's first n bytes, a slice at a time (the chip's
+    # segment is a memoryview of the flash: slices copy nothing)
+    import hashlib
+    h = hashlib.sha256()
+    for i in range(0, n, CHUNK):
+        h.update(seg[i:min(i + CHUNK, n)])
+    return h.digest()
+
+
+def _hash_file(path, buf):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            k = f.readinto(buf)
+            if not k:
+                return h.digest()
+            h.update(memoryview(buf)[:k])
+
+
+def _image_len(seg):
+    # The length of the image the partition holds (header, size as a
+    # varuint, payload), 0 if it holds none.
+    if bytes(seg[0:3]) != HEADER:
+        return 0
+    size = 0
+    for i in range(3, 8):
+        b = seg[i]
+        size = size << 7 | b & 0x7F
+        if not b & 0x80:
+            return i + 1 + size
+    return 0
+
+
+def _keep(seg, n):
+    # The image that runs now, as romfs.old (beside it, then renamed: never
+    # a torn copy). Not upynode.save: nothing here may be imported from the
+    # flash that is about to be rewritten.
+    tmp = OLD + ".tmp"
+    with open(tmp, "wb") as f:
+        for i in range(0, n, CHUNK):
+            f.write(seg[i:min(i + CHUNK, n)])
+    try:
+        os.rename(tmp, OLD)
+    except OSError:  # FAT: no rename over a file
+        os.remove(OLD)
+        os.rename(tmp, OLD)
+
+
+def apply(log=print):
+    # -> True when it wrote the partition (the caller restarts into the new
+    # image), False when there was nothing to write (romfs.new is gone if
+    # the partition holds it already); raises if the write failed.
+    import vfs
+    if not hasattr(vfs, "rom_ioctl") or vfs.rom_ioctl(1) < 1:
+        log("update: %s is staged, but this firmware has no ROMFS partition" % NEW)
+        return False
+    seg = vfs.rom_ioctl(2, 0)
+    n = os.stat(NEW)[6]
+    if n > len(seg):
+        log("update: %s (%d B) is bigger than the ROMFS partition (%d B)" % (NEW, n, len(seg)))
+        return False
+    buf = bytearray(CHUNK)
+    want = _hash_file(NEW, buf)
+    wrote = _hash_part(seg, n) != want  # else a cut after the write: only the clean-up is left
+    if wrote:
+        if not _exists(WRITING):
+            old = _image_len(seg)
+            if 0 < old <= len(seg):
+                try:
+                    _keep(seg, old)
+                except OSError as e:  # a full filesystem: the update goes on without a copy
+                    log("update: could not keep the old image as %s: %s" % (OLD, e))
+        open(WRITING, "w").close()
+        try:
+            vfs.umount("/rom")  # nothing may run from flash being rewritten
+        except OSError:
+            pass
+        step = vfs.rom_ioctl(3, 0, n)  # erase what the image needs: the smallest write, or -errno
+        if step < 0:
+            raise OSError(-step)
+        with open(NEW, "rb") as f:
+            at = 0
+            while at < n:
+                k = f.readinto(buf)
+                if not k:
+                    raise OSError("%s ended at %d of %d B" % (NEW, at, n))
+                pad = -k % step  # the flash takes whole words: pad the last piece
+                for i in range(k, k + pad):
+                    buf[i] = 0xFF
+                r = vfs.rom_ioctl(4, 0, at, memoryview(buf)[:k + pad])
+                if r < 0:
+                    raise OSError(-r)
+                at += k
+        if _hash_part(seg, n) != want:
+            raise OSError("the ROMFS partition does not hold what was written")
+    os.remove(NEW)
+    try:
+        os.remove(WRITING)
+    except OSError:
+        pass
+    if wrote:
+        log("update: the new ROMFS image (%d B) is written; restarting into it" % n)
+    return wrote
