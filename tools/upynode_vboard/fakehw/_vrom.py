@@ -33,6 +33,11 @@ _PART = None  # the partition's file
 _SIZE = 0     # the partition's size, bytes
 _img = None   # the mounted image (kept referenced: VfsRom reads it in place)
 _SECTOR = 4096
+# A power cut in the middle of a flash write, for the tests: the world's
+# "rom_cut_at" = n (boot()'s cut_at) makes the n-th write stop halfway, say
+# "vrom: power cut" and hang, until the test powers the board off.
+_cut_at = 0
+_writes = 0
 
 
 class _Seg(bytearray):
@@ -55,10 +60,11 @@ class _Seg(bytearray):
         return b + b"\xff" * (max(0, stop - start) - len(b))  # erased flash past the file's end
 
 
-def boot(part, size, n):
+def boot(part, size, n, cut_at=0):
     """Mount the image of n bytes at the start of file part (n = 0: none
     valid) at /rom, and stand in for `vfs`."""
-    global _PART, _SIZE, _img
+    global _PART, _SIZE, _img, _cut_at
+    _cut_at = cut_at
     if n:
         _img = bytearray(n)  # first: one block at the bottom of the heap
     _PART, _SIZE = part, size
@@ -104,11 +110,19 @@ def rom_ioctl(op, *args):
                 f.write(blank)
         return 4
     if op == 4:
+        global _writes
         offset, buf = args[1], args[2]
         if offset < 0 or offset + len(buf) > _SIZE:
             return -22
+        _writes += 1
+        cut = _writes == _cut_at
         with _open() as f:
             f.seek(offset)
-            f.write(buf)
+            f.write(buf[:len(buf) // 2] if cut else buf)
+        if cut:
+            import time
+            print("vrom: power cut")
+            while True:
+                time.sleep(1)
         return 0
     return -22
