@@ -22,21 +22,22 @@ if ".frozen" in sys.path:
     sys.path.append(".frozen")
 
 # A ROMFS image that `upynode deploy` staged (romfs.new) goes into the
-# partition first, before anything is imported from it (update.py); a
-# power cut then leaves the file for the next boot to write again.
-try:
-    open("romfs.new").close()
-except OSError:
-    pass
-else:
+# partition first, before anything is imported from it, and one on trial
+# (romfs.trial) counts this boot, or is taken back (update.py).
+for f in ("romfs.new", "romfs.trial"):
+    try:
+        open(f).close()
+    except OSError:
+        continue
     try:
         import update
-        if update.apply():
+        if update.boot():
             import machine
             machine.reset()
     except Exception as e:  # the old image, if whole, still runs; WebREPL comes up
         sys.print_exception(e)
     sys.modules.pop("update", None)
+    break
 
 try:
     import machine

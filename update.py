@@ -1,11 +1,16 @@
-# update.py: applies a ROMFS image that `upynode deploy` staged (issue 19).
-# boot.py imports it, before anything is imported from /rom, only when
-# romfs.new is there: the new image, sent in small chunks and checked by its
-# sha256 on the board before it got that name. This writes the partition
+# update.py: applies a ROMFS image that `upynode deploy` staged, and takes
+# it back if it does not work (issue 19). boot.py imports it, before
+# anything is imported from /rom, only when romfs.new or romfs.trial is
+# there. romfs.new: the new image, sent in small chunks and checked by its
+# sha256 on the board before it got that name. apply() writes the partition
 # from it with one 512-byte buffer, checks what the partition then holds,
 # keeps the image it replaces as romfs.old, and restarts into the new one.
-# It stays a source file beside boot.py, never in the image it rewrites.
 # A power cut anywhere leaves romfs.new in place: the next boot starts over.
+# romfs.trial: deploy puts the new image on trial; every boot counts, and
+# the node removes the file once a sink acknowledged a reading (node.py).
+# TRIAL_BOOTS boots without one (a crash loop, an import error that resets)
+# and the image in romfs.old is staged and applied in its place.
+# It stays a source file beside boot.py, never in the image it rewrites.
 import os
 
 NEW = "romfs.new"
@@ -15,6 +20,49 @@ OLD = "romfs.old"
 WRITING = "romfs.writing"
 CHUNK = 512
 HEADER = b"\xd2\xcd\x31"
+TRIAL = "romfs.trial"  # "<boots the image on trial has started>"
+TRIAL_BOOTS = 3
+ROLLED_BACK = "romfs.rolledback"  # why the last update was taken back
+
+
+def boot(log=print):
+    # -> True when the caller must restart (an image was written)
+    if _exists(NEW):
+        return apply(log)
+    try:
+        with open(TRIAL) as f:
+            n = int(f.read() or 0) + 1
+    except (OSError, ValueError):
+        n = 1
+    if n <= TRIAL_BOOTS:
+        _write(TRIAL, "%d" % n)
+        log("update: the new image is on trial, boot %d of %d without a reading delivered" % (n, TRIAL_BOOTS))
+        return False
+    os.remove(TRIAL)  # first: the image put back is not on trial
+    if not _exists(OLD):
+        log("update: the new image delivered nothing in %d boots, and there is no previous one to go back to"
+            % TRIAL_BOOTS)
+        return False
+    why = "the new image delivered no reading in %d boots: back to the previous one" % TRIAL_BOOTS
+    log("update: " + why)
+    _write(ROLLED_BACK, why)
+    os.rename(OLD, NEW)  # staged as any image: a power cut from here on is one more apply
+    return apply(log)
+
+
+def _write(path, text):
+    # beside it, then renamed: never a torn file
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    _replace(path + ".tmp", path)
+
+
+def _replace(tmp, path):
+    try:
+        os.rename(tmp, path)
+    except OSError:  # FAT: no rename over a file
+        os.remove(path)
+        os.rename(tmp, path)
 
 
 def _exists(path):
@@ -68,11 +116,7 @@ def _keep(seg, n):
     with open(tmp, "wb") as f:
         for i in range(0, n, CHUNK):
             f.write(seg[i:min(i + CHUNK, n)])
-    try:
-        os.rename(tmp, OLD)
-    except OSError:  # FAT: no rename over a file
-        os.remove(OLD)
-        os.rename(tmp, OLD)
+    _replace(tmp, OLD)
 
 
 def apply(log=print):

@@ -167,4 +167,10 @@ def build(n, cfg, log):
     n.oom = 0
     n.lost = 0  # readings a sink with a queue lost to MemoryError (node.cycle)
     n.oomed = False  # this cycle ran out of memory
+    import os
+    try:  # a new image on trial (update.py): the first reading delivered keeps it
+        os.stat("romfs.trial")  # update.TRIAL
+        n.trial = True
+    except OSError:
+        n.trial = False
     n.awake_ms = 0

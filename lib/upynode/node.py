@@ -158,6 +158,14 @@ class Node:
         if sent:
             self.reset = None  # reported
             self.awake_ms = 0
+            if self.trial:  # a new image on trial delivered: it stays (update.py)
+                self.trial = False
+                import os
+                try:
+                    os.remove("romfs.trial")  # update.TRIAL
+                    self.log("update: the new image delivered a reading: it stays")
+                except OSError:
+                    pass
         self.led.update(values, sent)
         self.log("%d.%d: %s -> %s" % (self.boot, seq, text, ", ".join(words)))
         for t in self.txs:

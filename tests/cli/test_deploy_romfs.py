@@ -64,7 +64,8 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
     on_board = device_files(v.board)
     assert on_board["romfs.new"] == image and partition(tmp_path) is None
     assert sorted(p for p in on_board if not p.startswith("lib/")) == [
-        "boot.py", "config.json", "config.ok", "discovery.bin", "main.py", "romfs.new", "update.py"]
+        "boot.py", "config.json", "config.ok", "discovery.bin", "main.py", "romfs.new", "romfs.trial", "update.py"]
+    assert on_board["romfs.trial"] == b"0"  # on trial once written, until it delivers
 
     # the next boot writes it into the partition before anything runs from
     # there, restarts, mounts it; the node runs from /rom and delivers
@@ -80,6 +81,9 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
     part = partition(tmp_path)
     assert part[:len(image)] == image  # byte for byte
     assert "romfs.new" not in device_files(v.board) and "romfs.writing" not in device_files(v.board)
+    # it delivered: no longer on trial
+    assert "update: the new image delivered a reading: it stays" in vb.output()
+    assert "romfs.trial" not in device_files(v.board)
     # the update's restart only: what deploy installed is what the boot
     # would have built (config.ok, discovery.bin), no restart for it
     assert vb.boots == 2 and "restarting to run it" not in vb.output()
@@ -203,5 +207,5 @@ def test_deploy_romfs_over_webrepl(webrepl_node, tmp_path):
     assert deploy_summary(r)[:2] == (2, 0), r.stderr  # boot.py, main.py; lib/ in the image
     assert "ROMFS image staged as romfs.new" in r.stderr  # for the board's next boot to write
     image = build_image(local_files(build))
-    assert sorted(device_files(n.dir)) == ["boot.py", "main.py", "romfs.new"]
+    assert sorted(device_files(n.dir)) == ["boot.py", "main.py", "romfs.new", "romfs.trial"]
     assert device_files(n.dir)["romfs.new"] == image

@@ -62,3 +62,54 @@ def test_a_power_cut_while_the_image_is_written_leaves_it_to_the_next_boot(board
         # the old image kept is the one that ran, not the torn partition
         assert open(os.path.join(vb.board, "romfs.old"), "rb").read() == old
         assert "Traceback" not in vb.output()
+
+
+def stage(vb, image, trial=True):
+    """What `upynode deploy` leaves on a board for its next boot."""
+    with open(os.path.join(vb.board, "romfs.new"), "wb") as f:
+        f.write(image)
+    if trial:
+        with open(os.path.join(vb.board, "romfs.trial"), "w") as f:
+            f.write("0")
+
+
+def test_a_new_image_that_delivers_stays(board_build, broker, make_vboard):
+    vb = make_vboard(node_config(broker.port, interval_s=1), aps=HOME_AP)
+    new = new_image(board_build)
+    stage(vb, new)
+    with vb:
+        vb.wait_for(r"^update: the new image is on trial, boot 1 of 3")
+        vb.wait_for(r"^update: the new image delivered a reading: it stays")
+        vb.wait_for(r"^\d+\.2: .* -> mqtt sent")
+    files = os.listdir(vb.board)
+    assert "romfs.trial" not in files and "romfs.rolledback" not in files
+    assert partition(vb)[:len(new)] == new
+    assert vb.boots == 2  # the update's restart, then the new image
+
+
+def test_a_new_image_in_a_crash_loop_is_taken_back(board_build, broker, make_vboard):
+    # The new image resets the node as soon as the loop's code loads (a
+    # crash loop): after 3 boots on trial the previous image is written
+    # back, and the node delivers from it.
+    vb = make_vboard(node_config(broker.port, interval_s=1), aps=HOME_AP)
+    old = vb.rom_image
+    lib = {p: d for p, d in local_files(board_build).items() if p.startswith("lib/")}
+    lib["lib/upynode/node.py"] = b"import machine\nprint('broken update: reset')\nmachine.reset()\n"  # .py before .mpy
+    bad = build_image(lib)
+    stage(vb, bad)
+    with vb:
+        vb.wait_for(r"^update: the new image delivered no reading in 3 boots: back to the previous one",
+                    timeout=60)
+        vb.wait_for(r"^\d+\.2: .* -> mqtt sent", timeout=60)
+    out = vb.output()
+    assert out.count("broken update: reset") == 3
+    assert [ln for ln in vb.lines if ln.startswith("update: the new image is on trial")] == [
+        "update: the new image is on trial, boot %d of 3 without a reading delivered" % i for i in (1, 2, 3)]
+    assert partition(vb)[:len(old)] == old
+    files = os.listdir(vb.board)
+    assert "romfs.trial" not in files and "romfs.new" not in files
+    with open(os.path.join(vb.board, "romfs.rolledback")) as f:
+        assert "3 boots" in f.read()
+    with open(os.path.join(vb.board, "romfs.old"), "rb") as f:
+        assert f.read() == bad  # the one taken back, kept
+    assert "on trial" not in out.split("back to the previous one")[-1]  # the old image is not on trial

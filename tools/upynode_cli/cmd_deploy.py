@@ -287,6 +287,11 @@ def run(args):
                     safe_write(board, romfs.STAGED, image)
                     say("  ROMFS image staged as %s (%d B): the next boot writes it into flash"
                         % (romfs.STAGED, len(image)))
+                # on trial once written: taken back if it delivers no reading
+                # in update.TRIAL_BOOTS boots. After the image: a cut link
+                # between the two leaves an image not on trial, never the
+                # running one on trial.
+                safe_write(board, romfs.TRIAL, b"0")
                 rom_staged = True
                 # the /lib copies the image replaces stay until it is in
                 # place (they are all the firmware a failed write leaves):

@@ -34,6 +34,8 @@ PREFIX = "lib/"
 # A new image, sent by deploy as a file; the board's next boot writes it
 # into the partition (update.py, update.NEW).
 STAGED = "romfs.new"
+# The image written from it is on trial until it delivers a reading (update.TRIAL)
+TRIAL = "romfs.trial"
 
 
 def build_image(files):

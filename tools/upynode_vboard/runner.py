@@ -270,10 +270,11 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True, rom_stand_i
 
 
 def staged(board_dir):
-    """Whether `upynode deploy` left a ROMFS image for the next boot to write
-    (update.py): that boot needs rom_ioctl, which the chip always has."""
-    from upynode_cli.romfs import STAGED
-    return os.path.exists(os.path.join(board_dir, STAGED))
+    """Whether `upynode deploy` left a ROMFS image for the next boot to write,
+    or one on trial that the boot may take back (update.py): that boot needs
+    rom_ioctl, which the chip always has."""
+    from upynode_cli.romfs import STAGED, TRIAL
+    return any(os.path.exists(os.path.join(board_dir, f)) for f in (STAGED, TRIAL))
 
 
 def romfs_kb(state_dir):
