@@ -150,9 +150,9 @@ def node_config(kind, mqtt_port, http_url="", interval=2, sleep="none"):
 # -- the boards --------------------------------------------------------------
 
 def export(rev, dest):
-    """boot.py, main.py and lib/ as committed at rev, into dest: others'
-    uncommitted work in the checkout is not measured as that commit."""
-    names = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "--", "lib", "boot.py", "main.py"],
+    """boot.py, main.py, update.py and lib/ as committed at rev, into dest:
+    others' uncommitted work in the checkout is not measured as that commit."""
+    names = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "--", "lib", *build.TOP],
                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     for n in names:
         data = subprocess.run(["git", "show", "%s:%s" % (rev, n)], cwd=REPO, capture_output=True,
@@ -163,14 +163,16 @@ def export(rev, dest):
 
 
 def build_from(tree, out, source):
-    # upynode build, on the tree given instead of the checkout's lib/
+    # upynode build, on the tree given instead of the checkout's lib/; the
+    # top-level files it has (update.py is not in commits before 601f6d0)
     from pathlib import Path
-    saved = build.REPO, build.LIB
+    saved = build.REPO, build.LIB, build.TOP
     build.REPO, build.LIB = Path(tree), Path(tree) / "lib"
+    build.TOP = tuple(n for n in build.TOP if os.path.exists(os.path.join(tree, n)))
     try:
         build.build(out, source=source)
     finally:
-        build.REPO, build.LIB = saved
+        build.REPO, build.LIB, build.TOP = saved
 
 
 def clock_shim(d):
@@ -1264,7 +1266,7 @@ def git_state(rev):
     def git(*a):
         r = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
         return r.stdout.strip() if r.returncode == 0 else None
-    dirty = False if rev else bool(git("status", "--porcelain", "--", "lib", "boot.py", "main.py"))
+    dirty = False if rev else bool(git("status", "--porcelain", "--", "lib", *build.TOP))
     return git("rev-parse", "--short", rev or "HEAD"), dirty
 
 
