@@ -113,3 +113,38 @@ def test_a_new_image_in_a_crash_loop_is_taken_back(board_build, broker, make_vbo
     with open(os.path.join(vb.board, "romfs.old"), "rb") as f:
         assert f.read() == bad  # the one taken back, kept
     assert "on trial" not in out.split("back to the previous one")[-1]  # the old image is not on trial
+
+
+def test_deploy_over_webrepl_to_a_running_node_from_romfs_ten_times(board_build, broker, make_vboard, tmp_path):
+    # issue 19: `deploy --host` to a node running from ROMFS at a chip's heap
+    # failed in 6 of 7 tries (MemoryError writing the partition from the
+    # REPL) and left it with no firmware. Staged, each of 10 deploys in a row
+    # (two builds in turn: a new image every time) is applied at the reset,
+    # and the node delivers from it.
+    import shutil
+
+    from helpers import cli, deploy_summary
+    from upynode_vboard.services import free_port
+    other = tmp_path / "other"
+    shutil.copytree(board_build, other)
+    with open(os.path.join(other, MARK), "wb") as f:
+        f.write(b"the other build\n")
+    images = [build_image({p: d for p, d in local_files(b).items() if p.startswith("lib/")})
+              for b in (board_build, other)]
+    port = free_port()
+    vb = make_vboard(node_config(broker.port), heapsize=runner.GUARD_WEBREPL_HEAPSIZE, aps=HOME_AP,
+                     webrepl_port=port)
+    with vb:
+        vb.wait_for(r"^\d+\.2: ")
+        for i in range(10):
+            build = (other, board_build)[i % 2]
+            mark = len(vb.lines)
+            r = cli("deploy", "--host", "127.0.0.1:%d" % port, "--build-dir", build, "--reset", password="s3cret")
+            deploy_summary(r)  # exit status 0 and its summary
+            assert "ROMFS image staged as romfs.new" in r.stderr, "deploy %d: %s" % (i + 1, r.stderr)
+            vb.wait_for(r"^update: the new image delivered a reading: it stays", timeout=60, start=mark)
+            assert partition(vb)[:len(images[(i + 1) % 2])] == images[(i + 1) % 2], "deploy %d" % (i + 1)
+    out = vb.output()
+    # the only tracebacks: deploy's Ctrl-C stopping the loop, once per deploy
+    assert out.count("Traceback") == out.count("KeyboardInterrupt") == 10
+    assert "MemoryError" not in out and "out of memory" not in out

@@ -263,7 +263,7 @@ def run(args):
             # their other kind) are stale: a /lib copy would mix with them
             in_rom = sorted(p for p in files if p.startswith(romfs.PREFIX))
             files = {p: d for p, d in files.items() if p not in in_rom}
-            stale = sorted(set(in_rom) | {counterpart(p) for p in in_rom})
+            stale = sorted(set(in_rom) | {c for c in map(counterpart, in_rom) if c})
         else:
             stale = sorted({c for c in map(counterpart, files) if c and c not in files})
         remote = board_hashes(board, sorted(files) + stale + ([romfs.STAGED] if rom else []))
