@@ -8,8 +8,11 @@
 # A power cut anywhere leaves romfs.new in place: the next boot starts over.
 # romfs.trial: deploy puts the new image on trial; every boot counts, and
 # the node removes the file once a sink acknowledged a reading (node.py).
-# TRIAL_BOOTS boots without one (a crash loop, an import error that resets)
-# and the image in romfs.old is staged and applied in its place.
+# A node that delivers nothing for its time on trial (the file's second
+# number, TRIAL_S without one) restarts, and that boot counts too.
+# TRIAL_BOOTS boots without a reading (a crash loop, an import error that
+# resets, a broker it no longer reaches) and the image in romfs.old is
+# staged and applied in its place.
 # It stays a source file beside boot.py, never in the image it rewrites.
 import os
 
@@ -20,8 +23,9 @@ OLD = "romfs.old"
 WRITING = "romfs.writing"
 CHUNK = 512
 HEADER = b"\xd2\xcd\x31"
-TRIAL = "romfs.trial"  # "<boots the image on trial has started>"
+TRIAL = "romfs.trial"  # "<boots the image on trial has started> <seconds each may run without a reading>"
 TRIAL_BOOTS = 3
+TRIAL_S = 600
 ROLLED_BACK = "romfs.rolledback"  # why the last update was taken back
 
 
@@ -31,11 +35,13 @@ def boot(log=print):
         return apply(log)
     try:
         with open(TRIAL) as f:
-            n = int(f.read() or 0) + 1
-    except (OSError, ValueError):
-        n = 1
+            t = f.read().split()
+        n = int(t[0]) + 1
+        s = int(t[1]) if len(t) > 1 else TRIAL_S
+    except (OSError, ValueError, IndexError):  # torn or empty: the trial starts over
+        n, s = 1, TRIAL_S
     if n <= TRIAL_BOOTS:
-        _write(TRIAL, "%d" % n)
+        _write(TRIAL, "%d %d" % (n, s))
         log("update: the new image is on trial, boot %d of %d without a reading delivered" % (n, TRIAL_BOOTS))
         return False
     os.remove(TRIAL)  # first: the image put back is not on trial

@@ -167,10 +167,17 @@ def build(n, cfg, log):
     n.oom = 0
     n.lost = 0  # readings a sink with a queue lost to MemoryError (node.cycle)
     n.oomed = False  # this cycle ran out of memory
-    import os
-    try:  # a new image on trial (update.py): the first reading delivered keeps it
-        os.stat("romfs.trial")  # update.TRIAL
-        n.trial = True
-    except OSError:
-        n.trial = False
+    # A new image on trial (update.py): the first reading a sink
+    # acknowledges keeps it; n.trial is when the node restarts if none was
+    # (update.TRIAL: "<boots> <seconds>"; at least 3 intervals, so that a
+    # slow node gets its tries), and that boot counts towards the rollback.
+    n.trial = None
+    try:
+        import time
+        with open("romfs.trial") as f:  # update.TRIAL
+            t = f.read().split()
+        s = max(int(t[1]) if len(t) > 1 else 600, 3 * cfg["interval_s"])  # update.TRIAL_S
+        n.trial = time.ticks_add(time.ticks_ms(), s * 1000)
+    except (OSError, ValueError):
+        pass
     n.awake_ms = 0

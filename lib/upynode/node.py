@@ -158,8 +158,8 @@ class Node:
         if sent:
             self.reset = None  # reported
             self.awake_ms = 0
-            if self.trial:  # a new image on trial delivered: it stays (update.py)
-                self.trial = False
+            if self.trial is not None:  # a new image on trial delivered: it stays (update.py)
+                self.trial = None
                 import os
                 try:
                     os.remove("romfs.trial")  # update.TRIAL
@@ -168,6 +168,12 @@ class Node:
                     pass
         self.led.update(values, sent)
         self.log("%d.%d: %s -> %s" % (self.boot, seq, text, ", ".join(words)))
+        if self.trial is not None and time.ticks_diff(time.ticks_ms(), self.trial) >= 0:
+            # A new image on trial that delivered nothing in its time: one
+            # more boot on trial (update.py), the reading is on flash
+            self.log("update: the new image delivered no reading in its time on trial: restarting")
+            import machine
+            machine.reset()
         for t in self.txs:
             if t.q and not t.fails and online and not self.oomed:  # out of memory: closed
                 from upynode.backlog import replay  # loaded with the queue

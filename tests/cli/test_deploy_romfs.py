@@ -65,7 +65,7 @@ def test_deploy_romfs_then_boot_from_it(tmp_path, board_build, broker, watch):
     assert on_board["romfs.new"] == image and partition(tmp_path) is None
     assert sorted(p for p in on_board if not p.startswith("lib/")) == [
         "boot.py", "config.json", "config.ok", "discovery.bin", "main.py", "romfs.new", "romfs.trial", "update.py"]
-    assert on_board["romfs.trial"] == b"0"  # on trial once written, until it delivers
+    assert on_board["romfs.trial"] == b"0 600"  # on trial once written, until it delivers (10 min a boot)
 
     # the next boot writes it into the partition before anything runs from
     # there, restarts, mounts it; the node runs from /rom and delivers

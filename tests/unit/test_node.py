@@ -563,3 +563,41 @@ def test_a_sink_that_cannot_open_waits_its_backoff_and_the_reading_is_queued(onl
     _run(monkeypatch, cfg(interval_s=1, retry={"min_s": 60, "max_s": 60}), tx, 1, lines.append)
     assert tx.events == ["open"]
     assert lines[-1].startswith("1.1: {") and lines[-1].endswith("} -> mqtt queued")
+
+
+def test_an_image_on_trial_that_delivers_nothing_in_its_time_restarts(online, monkeypatch, clock, flash):
+    # update.py's trial (issue 19): "romfs.trial" holds "<boots> <seconds>".
+    # Nothing acknowledged within the seconds (at least 3 intervals): the
+    # node restarts, a boot that counts towards the rollback; the reading
+    # of that cycle is on flash first.
+    (flash / "romfs.trial").write_text("1 30")
+    tx = FakeTx()
+    tx.down = True
+    lines = []
+    with pytest.raises(SystemExit) as e:
+        _run(monkeypatch, cfg(interval_s=5, retry={"min_s": 1, "max_s": 1}), tx, 100, lines.append)
+    assert e.value.code == 42  # the fake machine.reset()
+    assert lines[-1] == "update: the new image delivered no reading in its time on trial: restarting"
+    taken = [ln for ln in lines if ln.startswith("1.")]
+    assert len(taken) == 7 and taken[-1].endswith("mqtt queued")  # 30 s at 5 s: the 7th is past it
+    assert (flash / "romfs.trial").read_text() == "1 30"  # update.py counts the boot, not the loop
+
+
+def test_an_image_on_trial_gets_at_least_three_intervals(online, monkeypatch, clock, flash):
+    (flash / "romfs.trial").write_text("2 10")
+    tx = FakeTx()
+    tx.down = True
+    lines = []
+    with pytest.raises(SystemExit):
+        _run(monkeypatch, cfg(interval_s=20, retry={"min_s": 1, "max_s": 1}), tx, 100, lines.append)
+    assert len([ln for ln in lines if ln.startswith("1.")]) == 4  # 60 s, not 10
+
+
+def test_an_image_on_trial_that_delivers_stays_and_is_never_restarted_for_it(online, monkeypatch, clock, flash):
+    (flash / "romfs.trial").write_text("1 10")
+    tx = FakeTx(fail={1, 2})
+    lines = []
+    _run(monkeypatch, cfg(interval_s=5, retry={"min_s": 1, "max_s": 1}), tx, 20, lines.append)
+    assert "update: the new image delivered a reading: it stays" in lines
+    assert not (flash / "romfs.trial").exists()
+    assert not any("restarting" in ln for ln in lines)

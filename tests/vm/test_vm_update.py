@@ -115,6 +115,49 @@ def test_a_new_image_in_a_crash_loop_is_taken_back(board_build, broker, make_vbo
     assert "on trial" not in out.split("back to the previous one")[-1]  # the old image is not on trial
 
 
+def broker_unreachable_image(board_build, tmp_path):
+    """The firmware, its MQTT connecting to the port after the broker's:
+    an update that boots and runs but never reaches its broker."""
+    import subprocess
+
+    from upynode_cli.project import REPO, mpy_cross
+    src = (REPO / "lib/upynode/mqtt.py").read_text()
+    call = 'U.MQTTClient(self.node_id.encode(), c["host"], c["port"],'
+    assert call in src
+    (tmp_path / "mqtt.py").write_text(src.replace(call, call.replace('c["port"]', 'c["port"] + 1')))
+    subprocess.run([mpy_cross(), "-s", "lib/upynode/mqtt.py", "-o", str(tmp_path / "mqtt.mpy"),
+                    str(tmp_path / "mqtt.py")], check=True)
+    lib = {p: d for p, d in local_files(board_build).items() if p.startswith("lib/")}
+    lib["lib/upynode/mqtt.mpy"] = (tmp_path / "mqtt.mpy").read_bytes()
+    return build_image(lib)
+
+
+def test_a_new_image_that_never_reaches_its_broker_is_taken_back(board_build, broker, make_vboard, tmp_path):
+    # It runs, queues every reading, and restarts when its time on trial
+    # (5 s here, "0 5" as deploy --trial-s 5 writes it) is up without one
+    # delivered; after 3 such boots the previous image goes back, which
+    # delivers what the new one queued.
+    vb = make_vboard(node_config(broker.port, interval_s=1), aps=HOME_AP)
+    old = vb.rom_image
+    bad = broker_unreachable_image(board_build, tmp_path)
+    stage(vb, bad)
+    with open(os.path.join(vb.board, "romfs.trial"), "w") as f:
+        f.write("0 5")
+    with vb:
+        vb.wait_for(r"^update: the new image delivered no reading in 3 boots: back to the previous one",
+                    timeout=120)
+        vb.wait_for(r"^backlog mqtt: replayed \d+, 0 left", timeout=60)
+        vb.wait_for(r"^\d+\.2: .* -> mqtt sent", timeout=60)
+    lines = vb.lines
+    assert lines.count("update: the new image delivered no reading in its time on trial: restarting") == 3
+    assert partition(vb)[:len(old)] == old
+    files = os.listdir(vb.board)
+    assert "romfs.trial" not in files and "romfs.new" not in files
+    queued = [ln for ln in lines if ln.endswith("-> mqtt queued")]
+    assert len(queued) >= 9  # at least 3 intervals a boot, all on flash
+    assert "Traceback" not in vb.output()
+
+
 def test_deploy_over_webrepl_to_a_running_node_from_romfs_ten_times(board_build, broker, make_vboard, tmp_path):
     # issue 19: `deploy --host` to a node running from ROMFS at a chip's heap
     # failed in 6 of 7 tries (MemoryError writing the partition from the

@@ -63,6 +63,10 @@ def add_arguments(p):
     p.add_argument("--reset", action="store_true", help="reset the board afterwards")
     p.add_argument("--build-dir", metavar="DIR",
                    help="deploy this already built board folder instead of building")
+    p.add_argument("--trial-s", type=trial_seconds, default=romfs.TRIAL_S, metavar="S",
+                   help="a new ROMFS image that delivers no reading within S seconds of a boot restarts, and "
+                        "after %d such boots the previous image is written back (default %d; at least 3 of "
+                        "the node's intervals in any case)" % (romfs.TRIAL_BOOTS, romfs.TRIAL_S))
     where = p.add_mutually_exclusive_group()
     where.add_argument("--romfs", action="store_true",
                        help="lib/ into the board's ROMFS partition or fail: an image too big for it is "
@@ -72,6 +76,17 @@ def add_arguments(p):
     where.add_argument("--files", action="store_true",
                        help="lib/ as .mpy files on the board's filesystem, even on a board with a ROMFS "
                             "partition (its image is emptied)")
+
+
+def trial_seconds(text):
+    import argparse
+    try:
+        s = int(text)
+    except ValueError:
+        s = 0
+    if not 10 <= s <= 86400:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds from 10 to 86400" % text)
+    return s
 
 
 def local_files(root):
@@ -291,7 +306,7 @@ def run(args):
                 # in update.TRIAL_BOOTS boots. After the image: a cut link
                 # between the two leaves an image not on trial, never the
                 # running one on trial.
-                safe_write(board, romfs.TRIAL, b"0")
+                safe_write(board, romfs.TRIAL, b"0 %d" % args.trial_s)
                 rom_staged = True
                 # the /lib copies the image replaces stay until it is in
                 # place (they are all the firmware a failed write leaves):

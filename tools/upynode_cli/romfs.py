@@ -34,8 +34,11 @@ PREFIX = "lib/"
 # A new image, sent by deploy as a file; the board's next boot writes it
 # into the partition (update.py, update.NEW).
 STAGED = "romfs.new"
-# The image written from it is on trial until it delivers a reading (update.TRIAL)
+# The image written from it is on trial until it delivers a reading
+# (update.TRIAL: "<boots so far> <seconds a boot may go without one>")
 TRIAL = "romfs.trial"
+TRIAL_S = 600  # update.TRIAL_S
+TRIAL_BOOTS = 3  # update.TRIAL_BOOTS
 
 
 def build_image(files):
