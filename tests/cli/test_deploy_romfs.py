@@ -111,8 +111,9 @@ def test_a_redeploy_with_nothing_changed_writes_no_flash(tmp_path):
     # A changed module is staged, once.
     v1, v2 = make_build(tmp_path / "v1"), make_build(tmp_path / "v2", version=2)
     part = tmp_path / "state" / runner.ROMFS_FILE
-    with serial_board(tmp_path, runner.ROMFS_KB) as v:
-        runner.write_romfs(tmp_path / "state", build_image(local_files(v1)))  # v1 in place
+    v = serial_board(tmp_path, runner.ROMFS_KB)
+    runner.write_romfs(tmp_path / "state", build_image(local_files(v1)))  # v1 in place, running from /rom
+    with v:
         before = part.stat().st_mtime_ns, part.read_bytes()
         r = cli("deploy", "--port", v.device, "--build-dir", v1, "--romfs")
         assert deploy_summary(r)[0] == 2  # boot.py, main.py
@@ -126,7 +127,9 @@ def test_a_redeploy_with_nothing_changed_writes_no_flash(tmp_path):
         r = cli("deploy", "--port", v.device, "--build-dir", v2, "--romfs")
         assert deploy_summary(r)[0] == 0 and "ROMFS image staged already" in r.stderr
     assert device_files(v.board)["romfs.new"] == build_image(local_files(v2))
-    assert (part.stat().st_mtime_ns, part.read_bytes()) == before  # the next boot writes it
+    # the next boot writes it; until then the running image stays in the
+    # partition (a staged deploy once emptied it: no firmware, no rollback)
+    assert (part.stat().st_mtime_ns, part.read_bytes()) == before
 
 
 @pytest.mark.parametrize("flags", [(), ("--romfs",)], ids=["default", "--romfs"])

@@ -329,10 +329,13 @@ def run(args):
             board.exec(REMOVE.format(paths=gone))
             for p in gone:
                 say("  removed stale %s" % p)
-        if rom and not rom_staged:
-            # the folders the image replaces, if nothing else is in them
-            board.exec(RMDIRS.format(dirs=sorted({p.rsplit("/", 1)[0] for p in in_rom},
-                                                 key=lambda d: -d.count("/"))))
+        if rom:
+            if not rom_staged:
+                # the folders the image replaces, if nothing else is in them
+                board.exec(RMDIRS.format(dirs=sorted({p.rsplit("/", 1)[0] for p in in_rom},
+                                                     key=lambda d: -d.count("/"))))
+            # (staged: the running image stays in the partition until the
+            # next boot writes the new one; it is the rollback's copy)
         elif retire_rom(board):
             say("  ROMFS image emptied: its modules would have run instead of these files")
         say("upynode: %d sent (%d B), %d unchanged, %d removed, %.1f s%s"
