@@ -79,3 +79,75 @@ def run_in_vm(src, state_dir, path=(), cwd=None, timeout=60, heapsize=None):
     env["UPYNODE_VBOARD"] = str(state_dir)
     return subprocess.run([micropython(), "-X", "heapsize=" + (heapsize or runner.HEAPSIZE), "-c", src],
                           env=env, cwd=str(cwd or state_dir), capture_output=True, timeout=timeout)
+
+
+# -- staged updates (issue 19: tests/vm/test_vm_update.py, tests/faults/test_update_faults.py)
+UPDATE_MARK = "lib/upynode/update-test.txt"  # a file that tells one image from another
+
+
+def lib_files(board_dir):
+    """{device path: bytes} of a built board's lib/: what its ROMFS image holds."""
+    from upynode_cli.cmd_deploy import local_files
+    return {p: d for p, d in local_files(board_dir).items() if p.startswith("lib/")}
+
+
+def marked_image(board_dir, mark=b"the new image\n" * 40):
+    """The ROMFS image of board_dir's firmware with UPDATE_MARK added: a new image."""
+    from upynode_cli.romfs import build_image
+    lib = lib_files(board_dir)
+    lib[UPDATE_MARK] = mark
+    return build_image(lib)
+
+
+def marked_build(board_dir, dest, mark=b"the other build\n"):
+    """A copy of the built board folder whose image differs (UPDATE_MARK), for deploy."""
+    import shutil
+    shutil.copytree(board_dir, dest)
+    with open(os.path.join(dest, UPDATE_MARK), "wb") as f:
+        f.write(mark)
+    return str(dest)
+
+
+def partition(vb):
+    """What the virtual board's ROMFS partition holds."""
+    from upynode_vboard import runner
+    with open(os.path.join(vb.state_dir, runner.ROMFS_FILE), "rb") as f:
+        return f.read()
+
+
+def stage(vb, image, trial="0"):
+    """What `upynode deploy` leaves on a board for its next boot: the image
+    as romfs.new, and (trial not None) romfs.trial."""
+    with open(os.path.join(vb.board, "romfs.new"), "wb") as f:
+        f.write(image)
+    if trial is not None:
+        with open(os.path.join(vb.board, "romfs.trial"), "w") as f:
+            f.write(trial)
+
+
+def broker_unreachable_image(board_dir, tmp_dir):
+    """The firmware with its MQTT connecting to the port after the broker's:
+    an update that boots and runs but never reaches its broker."""
+    import subprocess
+
+    from upynode_cli.project import REPO, mpy_cross
+    from upynode_cli.romfs import build_image
+    src = (REPO / "lib/upynode/mqtt.py").read_text()
+    call = 'U.MQTTClient(self.node_id.encode(), c["host"], c["port"],'
+    assert call in src
+    py, mpy = os.path.join(tmp_dir, "mqtt.py"), os.path.join(tmp_dir, "mqtt.mpy")
+    with open(py, "w") as f:
+        f.write(src.replace(call, call.replace('c["port"]', 'c["port"] + 1')))
+    subprocess.run([mpy_cross(), "-s", "lib/upynode/mqtt.py", "-o", mpy, py], check=True)
+    lib = lib_files(board_dir)
+    with open(mpy, "rb") as f:
+        lib["lib/upynode/mqtt.mpy"] = f.read()
+    return build_image(lib)
+
+
+def import_error_image(board_dir):
+    """The firmware with a node module that raises at import."""
+    from upynode_cli.romfs import build_image
+    lib = lib_files(board_dir)
+    lib["lib/upynode/node.py"] = b"raise ImportError('broken update: no node here')\n"  # .py before .mpy
+    return build_image(lib)

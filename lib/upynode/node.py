@@ -206,26 +206,17 @@ class Node:
             machine.reset()
 
 
-def stay_awake():
-    # Ctrl-C (a person at the REPL, or `upynode config` over WebREPL): the
-    # loop stops feeding the watchdog, which cannot be stopped and is not fed
-    # at the REPL: a timer feeds it from now on, or the chip would reset
-    # under them within 2 s.
-    if upynode.wdt:
-        gc.collect()  # what the stopped loop left: the REPL and WebREPL want it
-        try:
-            from machine import Timer
-            upynode.keeper = Timer(-1)
-            upynode.keeper.init(period=500, mode=Timer.PERIODIC, callback=lambda t: upynode.wdt.feed())
-        except Exception as e:  # the Ctrl-C must reach the REPL whatever happens here
-            print("watchdog: no timer to feed it at the REPL: %s" % e)
-
-
 def run(cfg, log=print, cycles=0):
     try:
         return _run(cfg, log, cycles)
     except KeyboardInterrupt:
-        stay_awake()
+        if upynode.wdt:  # stopped at the REPL: see upynode.stopped
+            gc.collect()  # what the stopped loop left: the REPL, WebREPL and this import want it
+            try:
+                from upynode import stopped
+                stopped.keep_awake()
+            except Exception as e:  # the Ctrl-C must reach the REPL whatever happens here
+                print("watchdog: nothing feeds it at the REPL: %s" % e)
         raise
 
 

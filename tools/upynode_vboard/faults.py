@@ -482,6 +482,85 @@ class SilentServer:
         self.stop()
 
 
+class CutLink:
+    """A TCP relay on 127.0.0.1 in front of `target` (a port) that counts
+    the bytes of its connections, both ways, and cuts the link (closes both
+    sides, as a WiFi drop looks to each end) once `cut_after` of them have
+    passed (None: never). .passed: bytes relayed so far, over all
+    connections; .cut: whether it cut."""
+
+    def __init__(self, target, cut_after=None):
+        self.target, self.cut_after = target, cut_after
+        self.port = free_port()
+        self.passed, self.cut = 0, False
+        self._lock = threading.Lock()
+        self._socks = []
+        self._ls = None
+
+    def start(self):
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(4)
+        self._ls = ls
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self._ls.accept()
+            except OSError:
+                return
+            if self.cut:
+                c.close()
+                continue
+            u = socket.create_connection(("127.0.0.1", self.target))
+            self._socks += [c, u]
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+
+    def _pump(self, a, b):
+        while True:
+            try:
+                data = a.recv(4096)
+            except OSError:
+                data = b""
+            with self._lock:
+                if self.cut_after is not None and data:
+                    data = data[:max(0, self.cut_after - self.passed)]
+                self.passed += len(data)
+                if data:
+                    try:
+                        b.sendall(data)
+                    except OSError:
+                        data = b""
+                if not data or (self.cut_after is not None and self.passed >= self.cut_after):
+                    if self.cut_after is not None and self.passed >= self.cut_after:
+                        self.cut = True
+                    for s in (a, b):
+                        try:
+                            s.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                    return
+
+    def stop(self):
+        if self._ls:
+            self._ls.close()
+        for s in self._socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 class FlakyHttp:
     """A receiver for http.target "receiver" on 127.0.0.1:port whose mode
     the test switches: "ok" (takes the batch: 201), "500" (answers 500 and

@@ -149,10 +149,11 @@ ROMFS_STAND_IN_BYTES = 2240
 def compiled_fakes():
     """The fakes precompiled, so that compiling them does not eat the heap
     that the chip would have (its machine, network, ... live in flash).
-    fakehw/clock/ (the chip's `time`) goes to its own folder: see clock_dir()."""
+    fakehw/clock/ (the chip's `time`) goes to its own folder: see
+    clock_dir(); so does fakehw/webrepl_os/ (os.dupterm: see vm_argv)."""
     out = str(BUILD / "fakehw")
     exe = mpy_cross()
-    for sub in ("", "clock"):
+    for sub in ("", "clock", "webrepl_os"):
         src_dir, out_dir = os.path.join(FAKES, sub), os.path.join(out, sub)
         os.makedirs(out_dir, exist_ok=True)
         for name in os.listdir(src_dir):
@@ -252,6 +253,8 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True, rom_stand_i
     env["UPYNODE_VBOARD"] = os.path.abspath(state_dir or os.path.join(board_dir, ".vboard"))
     chip_clock = world_says(env["UPYNODE_VBOARD"], "chip_clock")
     fakes = [compiled_fakes()] + ([clock_dir()] if chip_clock else [])
+    if serves_webrepl(env["UPYNODE_VBOARD"]):  # os.dupterm: see fakehw/webrepl_os/os.py
+        fakes.append(os.path.join(compiled_fakes(), "webrepl_os"))
     if chip_clock and heapsize.endswith("K"):
         heapsize = "%dK" % (int(heapsize[:-1]) + CLOCK_HEAP_KB)
     if heapsize.endswith("K"):
@@ -518,6 +521,8 @@ class VBoard:
             t0 = time.monotonic()
             self.proc = subprocess.Popen(argv, cwd=self.board, env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if self._stop:  # powered off as this boot started (stop() saw the last one's VM)
+                self.proc.kill()
             for raw in self.proc.stdout:
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if self.echo:

@@ -60,6 +60,10 @@ class Timer:
                 time.sleep_ms(period)
                 if self._on:
                     callback(self)
+        except SystemExit as e:  # machine.reset() in the callback: the chip resets
+            self._on = False
+            import _webrepl_vm
+            _webrepl_vm.exit_code = e.code  # the main thread, waiting at the REPL, ends the VM with it
         except BaseException:  # the VM stopping under it (a reset, a soft reboot)
             self._on = False
 
