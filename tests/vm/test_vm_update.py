@@ -93,3 +93,29 @@ def test_a_new_image_in_a_crash_loop_is_taken_back(board_build, broker, make_vbo
     with open(os.path.join(vb.board, "romfs.old"), "rb") as f:
         assert f.read() == bad  # the one taken back, kept
     assert "on trial" not in out.split("back to the previous one")[-1]  # the old image is not on trial
+
+
+def test_a_redeploy_with_nothing_changed_sends_under_3_kb_and_writes_no_flash(board_build, broker, make_vboard):
+    # issue 19: a no-change ROMFS redeploy sent the whole 53 KB image. Now
+    # the board hashes its partition and walks its lib/ itself: the second
+    # of two deploys in a row to the running node, over WebREPL, stays
+    # under 3 KB up (make bench row 7 measures the same) and writes nothing.
+    from helpers import cli, deploy_summary
+    from upynode_vboard import faults
+    from upynode_vboard.services import free_port
+    port = free_port()
+    vb = make_vboard(node_config(broker.port), heapsize=runner.GUARD_WEBREPL_HEAPSIZE, aps=HOME_AP,
+                     webrepl_port=port)
+    part = os.path.join(vb.state_dir, runner.ROMFS_FILE)
+    with vb:
+        vb.wait_for(r"^\d+\.1: ")
+        for i in range(2):
+            before = os.stat(part).st_mtime_ns
+            with faults.CutLink(port) as link:
+                r = cli("deploy", "--host", "127.0.0.1:%d" % link.port, "--build-dir", board_build, "--romfs",
+                        password="s3cret")
+            assert deploy_summary(r)[0] == 0 and "ROMFS image unchanged: not written" in r.stderr, r.stderr
+            assert os.stat(part).st_mtime_ns == before
+        assert link.up < 3 * 1024, (link.up, link.down)
+    assert not {"romfs.new", "romfs.trial"} & set(os.listdir(vb.board))
+

@@ -37,6 +37,9 @@ Rows:
    the broker and the receiver; per deep-sleep wake, first and later.
 5. The deployed size: every file, and the five largest modules.
 6. Boot to the first PUBACK, median of 5 boots, real time.
+7. A redeploy with nothing changed: the bytes `upynode deploy --host`
+   sends to the running node over WebREPL and gets back, with lib/ in
+   ROMFS and as .mpy files ("redeploy_bytes"; below the table).
 
 Below the table, net of the VM's own floor (interpreter and fakes, which a
 chip does not have): each program's need in chip bytes at its worst moment
@@ -752,6 +755,49 @@ class Bench:
         return round(statistics.median(got), 3) if got else None
 
 
+def redeploy_bytes(bench):
+    """Row 7: the bytes of `upynode deploy --host` with nothing changed
+    (issue 19's goal: under 3 KB), counted by a proxy in front of the
+    running node's WebREPL: up (host to board), down, for lib/ in ROMFS
+    (deploy hashes the partition on the board, not the image's files) and
+    as .mpy files (it hashes each file). The second of two deploys in a
+    row is counted: the first may find the board's files as the bench left
+    them. A generous heap: bytes, not memory, are measured here."""
+    import shutil
+
+    from .services import free_port
+    exe = os.path.join(os.path.dirname(sys.executable), "upynode")  # the venv's console script
+    out = {}
+    for how, flag in (("rom", "--romfs"), ("mpy", "--files")):
+        dest = os.path.join(bench.tmp, "redeploy-" + how)
+        bench.boards.make("node", how, node_config("node", bench.sinks.broker.port), dest)
+        state = dest + ".state"
+        port = free_port()
+        vb = runner.VBoard(dest, state, heapsize="256K")
+        vb.world(webrepl_port=port)
+        env = dict(os.environ, UPYNODE_WEBREPL_PASSWORD="bench")
+        try:
+            with vb:
+                vb.wait_for(r"^\d+\.1: ", timeout=60)
+                for i in range(2):
+                    proxy = Proxy(port)
+                    try:
+                        r = subprocess.run([exe, "deploy", "--host", "127.0.0.1:%d" % proxy.port,
+                                                                "--build-dir", bench.boards.node["mpy"], flag],
+                                           env=env, capture_output=True, text=True, timeout=120,
+                                           stdin=subprocess.DEVNULL)
+                    finally:
+                        proxy.close()
+                    if r.returncode:
+                        raise RuntimeError("bench: deploy %s failed: %s" % (flag, r.stderr[-500:]))
+                up, down = proxy.counters()[:2]
+                out[how] = {"up": up, "down": down, "sent": re.findall(r"upynode: (\d+) sent", r.stderr)[-1]}
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.rmtree(state, ignore_errors=True)
+    return out
+
+
 # Row 3, the node: the heap in use after the given cycles, from a wrapper
 # around Node.cycle (run between boot.py and main.py; node is imported a
 # little earlier than main.py imports it, which rows 2 and 6 do not do).
@@ -1400,6 +1446,13 @@ def run(quick=False, out_path=None, log=print, rev="HEAD"):
             c["size"] = deployed_size(board)
             c["boot_to_puback_s"] = b.boot_to_puback(k, 1 if quick else 5)
             took(k + " rows 5-6")
+        log("bench: row 7, a redeploy with nothing changed")
+        try:
+            res["redeploy_bytes"] = redeploy_bytes(b)
+        except (OSError, RuntimeError, AssertionError, subprocess.SubprocessError) as e:
+            log("bench: row 7 not measured: %s" % e)
+            res["redeploy_bytes"] = {"error": str(e)[:300]}
+        took("row 7")
         log("bench: %s: row 2 (.mpy) only" % MQTT_MPY)
         res[MQTT_MPY] = {"config": node_config(MQTT_MPY, 1883), "heap32": h[MQTT_MPY],
                          "min_heap_kb": {"mpy": b.min_heap(MQTT_MPY, "mpy")}}
@@ -1500,6 +1553,13 @@ def report(res):
     node = res["configs"]["node"]
     lines.extend(headroom_lines(res))
     lines.append("node, five largest modules: " + ", ".join("%s %d" % kv for kv in node["size"]["largest"]))
+    rd = res.get("redeploy_bytes") or {}
+    if "rom" in rd:
+        lines.append("row 7, `upynode deploy --host` with nothing changed (WebREPL, the second of two in a row), "
+                     "bytes up / down: ROMFS %d / %d, .mpy files %d / %d (goal: under 3 KB up)"
+                     % (rd["rom"]["up"], rd["rom"]["down"], rd["mpy"]["up"], rd["mpy"]["down"]))
+    elif rd.get("error"):
+        lines.append("row 7 not measured: " + rd["error"])
     cal = res.get("calibration") or {}
     if "heapsize_kb" in cal:
         lines.append("calibration: the VM holds %(vm_base)d B (interpreter) + %(vm_fakes)d B (fakes) before the "

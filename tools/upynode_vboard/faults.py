@@ -487,12 +487,14 @@ class CutLink:
     the bytes of its connections, both ways, and cuts the link (closes both
     sides, as a WiFi drop looks to each end) once `cut_after` of them have
     passed (None: never). .passed: bytes relayed so far, over all
-    connections; .cut: whether it cut."""
+    connections (.up of them from the client, .down to it); .cut: whether
+    it cut."""
 
     def __init__(self, target, cut_after=None):
         self.target, self.cut_after = target, cut_after
         self.port = free_port()
-        self.passed, self.cut = 0, False
+        self.passed = self.up = self.down = 0
+        self.cut = False
         self._lock = threading.Lock()
         self._socks = []
         self._ls = None
@@ -517,10 +519,10 @@ class CutLink:
                 continue
             u = socket.create_connection(("127.0.0.1", self.target))
             self._socks += [c, u]
-            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+            threading.Thread(target=self._pump, args=(c, u, "up"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, "down"), daemon=True).start()
 
-    def _pump(self, a, b):
+    def _pump(self, a, b, way):
         while True:
             try:
                 data = a.recv(4096)
@@ -530,6 +532,7 @@ class CutLink:
                 if self.cut_after is not None and data:
                     data = data[:max(0, self.cut_after - self.passed)]
                 self.passed += len(data)
+                setattr(self, way, getattr(self, way) + len(data))
                 if data:
                     try:
                         b.sendall(data)
