@@ -44,14 +44,18 @@ def boot(log=print):
         _write(TRIAL, "%d %d" % (n, s))
         log("update: the new image is on trial, boot %d of %d without a reading delivered" % (n, TRIAL_BOOTS))
         return False
-    os.remove(TRIAL)  # first: the image put back is not on trial
+    # The verdict first (deploy --wait reads it once the trial is gone),
+    # then off trial: the image put back is not on trial
     if not _exists(OLD):
-        log("update: the new image delivered nothing in %d boots, and there is no previous one to go back to"
-            % TRIAL_BOOTS)
+        why = "the new image delivered nothing in %d boots, and there is no previous one to go back to" % TRIAL_BOOTS
+        log("update: " + why)
+        _write(ROLLED_BACK, why)
+        os.remove(TRIAL)
         return False
     why = "the new image delivered no reading in %d boots: back to the previous one" % TRIAL_BOOTS
     log("update: " + why)
     _write(ROLLED_BACK, why)
+    os.remove(TRIAL)
     os.rename(OLD, NEW)  # staged as any image: a power cut from here on is one more apply
     return apply(log)
 

@@ -212,3 +212,16 @@ def test_deploy_romfs_over_webrepl(webrepl_node, tmp_path):
     image = build_image(local_files(build))
     assert sorted(device_files(n.dir)) == ["boot.py", "main.py", "romfs.new", "romfs.trial"]
     assert device_files(n.dir)["romfs.new"] == image
+
+
+def test_deploy_wait_over_usb_reads_the_verdict_from_the_console(tmp_path, board_build, broker):
+    # --wait over --port: the reset, then the node's console until the new
+    # image delivered a reading (exit 0), the serial port open throughout
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(node_config(broker.port)))
+    with serial_board(tmp_path, runner.ROMFS_KB) as v:
+        r = cli("deploy", "--port", v.device, "--build-dir", board_build, "--config", cfg, "--wait", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "\n  update: the new image is on trial, boot 1 of 3" in r.stderr  # console lines it went by
+    assert r.stderr.strip().splitlines()[-1] == "upynode: the new image delivered a reading: it stays"
+    assert "romfs.trial" not in device_files(v.board)

@@ -19,7 +19,7 @@ def update(tmp_path, monkeypatch):
 
 
 def test_the_board_and_deploy_name_the_same_files_and_rules(update):
-    assert (update.NEW, update.TRIAL) == (romfs.STAGED, romfs.TRIAL)
+    assert (update.NEW, update.TRIAL, update.ROLLED_BACK) == (romfs.STAGED, romfs.TRIAL, romfs.ROLLED_BACK)
     assert (update.TRIAL_S, update.TRIAL_BOOTS) == (romfs.TRIAL_S, romfs.TRIAL_BOOTS)
 
 
@@ -34,6 +34,8 @@ def test_every_boot_on_trial_counts_and_keeps_the_time_deploy_gave(update, tmp_p
     assert update.boot(lines.append) is False
     assert not (tmp_path / "romfs.trial").exists()
     assert "no previous one to go back to" in lines[-1]
+    # the verdict, for deploy --wait
+    assert "no previous one" in (tmp_path / "romfs.rolledback").read_text()
 
 
 @pytest.mark.parametrize("text", ["", "x", "0", "1 x"])

@@ -119,3 +119,35 @@ def test_a_redeploy_with_nothing_changed_sends_under_3_kb_and_writes_no_flash(bo
         assert link.up < 3 * 1024, (link.up, link.down)
     assert not {"romfs.new", "romfs.trial"} & set(os.listdir(vb.board))
 
+
+
+def test_deploy_wait_says_whether_the_new_image_stayed_or_was_taken_back(board_build, broker, make_vboard,
+                                                                          tmp_path):
+    # deploy --host --wait resets the node and reads its update files over
+    # WebREPL (its loop runs on): 0 once the new image delivered a reading;
+    # 1, with the reason, when the node took it back.
+    from helpers import cli, marked_build
+    from upynode_vboard.services import free_port
+    good = marked_build(board_build, tmp_path / "good")
+    bad = marked_build(board_build, tmp_path / "bad")
+    with open(os.path.join(bad, "lib/upynode/node.py"), "w") as f:  # .py before .mpy: a crash loop
+        f.write("import machine\nprint('broken update: reset')\nmachine.reset()\n")
+    port = free_port()
+    vb = make_vboard(node_config(broker.port), heapsize=runner.GUARD_WEBREPL_HEAPSIZE, aps=HOME_AP,
+                     webrepl_port=port)
+    with vb:
+        vb.wait_for(r"^\d+\.1: ")
+        r = cli("deploy", "--host", "127.0.0.1:%d" % port, "--build-dir", good, "--wait", password="s3cret",
+                timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.strip().splitlines()[-1] == "upynode: the new image delivered a reading: it stays"
+        kept = partition(vb)
+        mark = len(vb.lines)
+        r = cli("deploy", "--host", "127.0.0.1:%d" % port, "--build-dir", bad, "--wait", "--trial-s", "10",
+                password="s3cret", timeout=300)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.strip().splitlines()[-1] == (
+            "upynode deploy: error: the update was taken back: "
+            "the new image delivered no reading in 3 boots: back to the previous one")
+        vb.wait_for(r"^\d+\.\d+: .* -> mqtt sent", timeout=60, start=mark)
+    assert partition(vb) == kept

@@ -81,6 +81,10 @@ def add_arguments(p):
                    help="a new ROMFS image that delivers no reading within S seconds of a boot restarts, and "
                         "after %d such boots the previous image is written back (default %d; at least 3 of "
                         "the node's intervals in any case)" % (romfs.TRIAL_BOOTS, romfs.TRIAL_S))
+    p.add_argument("--wait", action="store_true",
+                   help="with a new ROMFS image: reset the board, then wait until it has delivered a reading "
+                        "from the new image (exit 0) or taken it back (exit 1); over --host the node's loop "
+                        "runs on while it is watched")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--romfs", action="store_true",
                        help="lib/ into the board's ROMFS partition or fail: an image too big for it is "
@@ -299,7 +303,7 @@ def run(args):
             stale = sorted(set(in_rom) | {c for c in map(counterpart, in_rom) if c})
         else:
             stale = sorted({c for c in map(counterpart, files) if c and c not in files})
-        remote = board_hashes(board, sorted(files) + stale + ([romfs.STAGED] if rom else []))
+        remote = board_hashes(board, sorted(files) + stale + ([romfs.STAGED, romfs.ROLLED_BACK] if rom else []))
         rom_staged = False
         if rom:
             image, size = rom
@@ -326,6 +330,8 @@ def run(args):
                 # running one on trial.
                 safe_write(board, romfs.TRIAL, b"0 %d" % args.trial_s)
                 rom_staged = True
+                if remote.get(romfs.ROLLED_BACK):  # the last update's verdict, not this one's
+                    board.exec(REMOVE.format(paths=[romfs.ROLLED_BACK]))
                 # the /lib copies the image replaces stay until it is in
                 # place (they are all the firmware a failed write leaves):
                 # the next deploy, which finds it there, removes them
@@ -359,11 +365,99 @@ def run(args):
         say("upynode: %d sent (%d B), %d unchanged, %d removed, %.1f s%s"
             % (len(todo), sent, len(files) - len(todo), len(gone), time.monotonic() - t0,
                ", lib/ in ROMFS (%d B%s)" % (len(rom[0]), ", staged" if rom_staged else ", unchanged") if rom else ""))
-        if args.reset:
+        if args.wait and not rom_staged:
+            say("upynode: --wait: no new ROMFS image, nothing to wait for")
+        if args.reset or (args.wait and rom_staged):
             reset(board)
             say("upynode: board reset")
+            if args.wait and rom_staged:
+                return wait_for_verdict(args, board)
         else:
             say("upynode: the board is at its REPL (its main loop was stopped); reset it, or use --reset"
-                + (" (its next boot writes the staged ROMFS image into flash)" if rom_staged else ""))
+                + (" (its next boot writes the staged ROMFS image into flash)" if rom_staged else "")
+                + ("; over WebREPL it goes back to its loop by itself 60 s after this session ends"
+                   if args.host else ""))
     return 0
+
+
+KEPT = "update: the new image delivered a reading: it stays"
+
+
+def wait_for_verdict(args, board):
+    """--wait, after the reset: 0 once the new image delivered a reading
+    (update.py takes it off trial), 1 if it was taken back or the wait
+    ran out. Over WebREPL the node's files are read with the file protocol,
+    which does not stop its loop (a new session each time: the node drops
+    one that asks for a missing file); over USB its console is read."""
+    limit = (romfs.TRIAL_BOOTS + 1) * args.trial_s + 120
+    say("upynode: waiting for the new image to deliver a reading (on trial for up to %d boots of %d s; "
+        "giving up after %d s)" % (romfs.TRIAL_BOOTS, args.trial_s, limit))
+    deadline = time.monotonic() + limit
+    verdict = _watch_files(args, deadline) if args.host else _watch_console(board, deadline)
+    if verdict is True:
+        say("upynode: the new image delivered a reading: it stays")
+        return 0
+    if verdict:
+        raise CliError("the update was taken back: %s" % verdict)
+    raise CliError("no verdict within %d s: the node neither delivered from the new image nor took it back "
+                   "(is its broker or receiver reachable?); romfs.trial on the node says where it is" % limit)
+
+
+def _peek(args, path):
+    """path's bytes on the node over WebREPL, None if it has none; raises
+    CliError if the node cannot be reached (it is restarting)."""
+    from .transport import open_webrepl
+    from .webrepl import WebReplError
+
+    t = open_webrepl(args.host, 5.0)
+    try:
+        return bytes(t.fs_readfile(path))
+    except OSError:
+        return None
+    except WebReplError as e:
+        raise CliError(str(e))
+    finally:
+        t.close()
+
+
+def _watch_files(args, deadline):
+    said = None
+    while time.monotonic() < deadline:
+        try:
+            trial = _peek(args, romfs.TRIAL)
+            if trial is None:
+                if _peek(args, romfs.STAGED) is None:
+                    why = _peek(args, romfs.ROLLED_BACK)
+                    return why.decode("utf-8", "replace").strip() if why is not None else True
+                now = "the image is staged, not yet written"
+            else:
+                n = (trial.split() or [b"0"])[0].decode()
+                now = "on trial, boot %s of %d" % (n, romfs.TRIAL_BOOTS) if n != "0" else "not booted yet"
+        except CliError:
+            now = "restarting"
+        if now != said:
+            say("  %s" % now)
+            said = now
+        time.sleep(2)
+    return None
+
+
+def _watch_console(board, deadline):
+    # the serial port stays open across machine.reset() (the USB chip is apart)
+    import re
+    buf = b""
+    while time.monotonic() < deadline:
+        n = board.serial.in_waiting
+        buf += board.serial.read(n or 1)
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            text = line.decode("utf-8", "replace").strip()
+            if text.startswith("update:") or text.startswith("node "):
+                say("  " + text)
+            if text == KEPT:
+                return True
+            m = re.match(r"update: (the new image delivered no(thing| reading) in .*)", text)
+            if m:
+                return m.group(1)
+    return None
 

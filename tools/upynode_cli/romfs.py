@@ -39,6 +39,7 @@ STAGED = "romfs.new"
 TRIAL = "romfs.trial"
 TRIAL_S = 600  # update.TRIAL_S
 TRIAL_BOOTS = 3  # update.TRIAL_BOOTS
+ROLLED_BACK = "romfs.rolledback"  # update.ROLLED_BACK: why the last update was taken back
 
 
 def build_image(files):
