@@ -223,3 +223,19 @@ def test_repl_hands_over_to_mpremote(vboard, terminal):
 
 def test_repl_no_such_port():
     one_line_error(cli("repl", "--port", "/dev/ttyUSB-upynode-none"), "no such port")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--hosts", "no-such-file.txt"], ["cannot read the hosts file no-such-file.txt"]),
+    (["--hosts", "EMPTY"], ["no node addresses in"]),
+    (["--host", "10.0.0.7", "--host", "10.0.0.7"], ["a node is named twice: 10.0.0.7"]),
+    (["--host", "10.0.0.7", "--host", "10.0.0.8", "--config"], ["--config with several nodes"]),
+    (["--port", "/dev/null", "--hosts", "EMPTY"], ["--hosts names nodes reached over WiFi"]),
+    ([], ["name the board"]),
+])
+def test_fleet_arguments_that_cannot_work_are_one_line_errors(tmp_path, args, words):
+    # before anything is built or any node is contacted (no address here is reached)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n\n")
+    r = cli("deploy", *[str(empty) if a == "EMPTY" else a for a in args])
+    one_line_error(r, *words)

@@ -151,3 +151,43 @@ def test_deploy_wait_says_whether_the_new_image_stayed_or_was_taken_back(board_b
             "the new image delivered no reading in 3 boots: back to the previous one")
         vb.wait_for(r"^\d+\.\d+: .* -> mqtt sent", timeout=60, start=mark)
     assert partition(vb) == kept
+
+
+def test_a_fleet_is_updated_one_node_at_a_time_and_stops_at_the_first_rollback(board_build, broker,
+                                                                                make_vboard, tmp_path):
+    # deploy --host A --host B: A first; each waits for its verdict. An
+    # update A takes back stops the run before B is touched; a good one
+    # goes to both, with a line per node.
+    from helpers import cli, marked_build
+    from upynode_vboard.services import free_port
+    good = marked_build(board_build, tmp_path / "good")
+    bad = marked_build(board_build, tmp_path / "bad")
+    with open(os.path.join(bad, "lib/upynode/node.py"), "w") as f:  # .py before .mpy: a crash loop
+        f.write("import machine\nprint('broken update: reset')\nmachine.reset()\n")
+    nodes = []
+    for _ in range(2):
+        port = free_port()
+        vb = make_vboard(node_config(broker.port), heapsize=runner.GUARD_WEBREPL_HEAPSIZE, aps=HOME_AP,
+                         webrepl_port=port)
+        nodes.append((vb, "127.0.0.1:%d" % port))
+    (vb_a, a), (vb_b, b) = nodes
+    hosts = tmp_path / "nodes.txt"
+    hosts.write_text("# the fleet\n%s\n%s  # the second\n" % (a, b))
+    with vb_a, vb_b:
+        for vb, _ in nodes:
+            vb.wait_for(r"^\d+\.1: ")
+        before_b = partition(vb_b)
+        r = cli("deploy", "--hosts", hosts, "--build-dir", bad, "--trial-s", "10", password="s3cret", timeout=300)
+        assert r.returncode == 1, r.stderr
+        err = r.stderr.strip().splitlines()
+        assert "upynode: %s: FAILED: the update was taken back: the new image delivered no reading in 3 boots: " \
+               "back to the previous one" % a in err
+        assert "upynode: %s: not tried" % b in err
+        assert err[-1] == "upynode deploy: error: stopped at %s: 0 of 2 nodes updated" % a
+        assert partition(vb_b) == before_b
+        r = cli("deploy", "--host", a, "--host", b, "--build-dir", good, password="s3cret", timeout=300)
+        assert r.returncode == 0, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert [ln for ln in lines if ln.endswith(": ok")] == ["upynode: %s: ok" % a, "upynode: %s: ok" % b]
+        assert lines[-1] == "upynode: all 2 nodes updated"
+    assert partition(vb_a) == partition(vb_b) != before_b

@@ -69,7 +69,7 @@ for _d in {dirs!r}:
 
 
 def add_arguments(p):
-    add_board_arguments(p)
+    add_board_arguments(p, fleet=True)
     p.add_argument("--source", action="store_true",
                    help="deploy .py sources instead of precompiled .mpy")
     p.add_argument("--config", nargs="?", const=str(CONFIG_FILE), metavar="FILE",
@@ -249,7 +249,62 @@ def retire_rom(board):
     return True
 
 
+def fleet_hosts(args):
+    """The nodes named by --host (repeated) and --hosts FILE, in order."""
+    hosts = list(args.host or [])
+    if args.hosts:
+        try:
+            with open(args.hosts) as f:
+                text = f.read()
+        except OSError as e:
+            raise CliError("cannot read the hosts file %s: %s" % (args.hosts, e.strerror))
+        listed = [ln.split("#")[0].strip() for ln in text.splitlines()]
+        listed = [h for h in listed if h]
+        if not listed:
+            raise CliError("no node addresses in %s (one IP[:PORT] per line)" % args.hosts)
+        hosts += listed
+    if len(set(hosts)) < len(hosts):
+        raise CliError("a node is named twice: %s" % ", ".join(sorted({h for h in hosts if hosts.count(h) > 1})))
+    return hosts
+
+
 def run(args):
+    if args.port is None and not args.host and not getattr(args, "hosts", None):
+        raise CliError("name the board: --port DEVICE (USB), or --host IP[:PORT] (WebREPL), or --hosts FILE")
+    if args.port is not None and getattr(args, "hosts", None):
+        raise CliError("--hosts names nodes reached over WiFi: leave out --port")
+    hosts = fleet_hosts(args) if args.port is None else []
+    if len(hosts) > 1:
+        return deploy_fleet(args, hosts)
+    args.host = hosts[0] if hosts else None
+    return deploy_one(args)
+
+
+def deploy_fleet(args, hosts):
+    """Several nodes, one at a time, the first the canary; each with --wait;
+    the first failure (an error, or an update taken back) stops the rest."""
+    import copy
+    if args.config:
+        raise CliError("--config with several nodes would give them one config.json: deploy each node's own")
+    say("upynode: %d nodes, one at a time, %s first; each must keep its new firmware before the next"
+        % (len(hosts), hosts[0]))
+    for i, h in enumerate(hosts):
+        one = copy.copy(args)
+        one.host, one.hosts, one.wait = h, None, True
+        say("upynode: [%d/%d] %s" % (i + 1, len(hosts), h))
+        try:
+            deploy_one(one)
+        except CliError as e:
+            say("upynode: %s: FAILED: %s" % (h, e))
+            for rest in hosts[i + 1:]:
+                say("upynode: %s: not tried" % rest)
+            raise CliError("stopped at %s: %d of %d nodes updated" % (h, i, len(hosts)))
+        say("upynode: %s: ok" % h)
+    say("upynode: all %d nodes updated" % len(hosts))
+    return 0
+
+
+def deploy_one(args):
     if args.romfs and args.source:
         raise CliError("--romfs runs .mpy files from flash: leave out --source")
     # ROMFS unless told otherwise: with lib/ as files the node's code is

@@ -22,11 +22,18 @@ class BoardError(CliError):
     pass
 
 
-def add_board_arguments(p):
-    where = p.add_mutually_exclusive_group(required=True)
+def add_board_arguments(p, fleet=False):
+    """--port or --host; fleet (deploy): --host may be repeated, and
+    --hosts FILE names the nodes (args.host is then a list, or None)."""
+    where = p.add_mutually_exclusive_group(required=not fleet)
     where.add_argument("--port", metavar="DEVICE", help="the board's serial port (USB), e.g. /dev/ttyUSB0")
-    where.add_argument("--host", metavar="IP[:PORT]",
-                       help="the node's address, over WebREPL (port %d unless given)" % DEFAULT_PORT)
+    where.add_argument("--host", metavar="IP[:PORT]", action="append" if fleet else "store",
+                       help="the node's address, over WebREPL (port %d unless given)%s"
+                       % (DEFAULT_PORT, "; repeat it to update several nodes, one at a time, the first as "
+                          "the canary" if fleet else ""))
+    if fleet:
+        p.add_argument("--hosts", metavar="FILE",
+                       help="the nodes' addresses, one per line ('#' starts a comment), updated as --host ...")
     p.add_argument("--timeout", type=float, default=10.0, help="WebREPL network timeout, seconds")
 
 
@@ -58,9 +65,15 @@ def webrepl_password(where):
     pw = os.environ.get("UPYNODE_WEBREPL_PASSWORD")
     if pw is not None:
         return pw
+    if where in _asked:  # asked once per node and run (deploy --wait reconnects often)
+        return _asked[where]
     if not sys.stdin.isatty():
         raise CliError("no WebREPL password: set UPYNODE_WEBREPL_PASSWORD or run in a terminal")
-    return getpass.getpass("WebREPL password for %s: " % where)
+    _asked[where] = getpass.getpass("WebREPL password for %s: " % where)
+    return _asked[where]
+
+
+_asked = {}
 
 
 def open_webrepl(host_arg, timeout=10.0):
