@@ -53,6 +53,11 @@ def boot(log=print):
         os.remove(TRIAL)
         return False
     why = "the new image delivered no reading in %d boots: back to the previous one" % TRIAL_BOOTS
+    try:  # which build it was (upynode build's id, in the image still mounted at /rom)
+        with open("/rom/lib/upynode/build.txt") as f:
+            why += " (build %s taken back)" % f.read().strip()
+    except OSError:
+        pass
     log("update: " + why)
     _write(ROLLED_BACK, why)
     os.remove(TRIAL)

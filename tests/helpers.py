@@ -102,9 +102,12 @@ def marked_image(board_dir, mark=b"the new image\n" * 40):
 def marked_build(board_dir, dest, mark=b"the other build\n"):
     """A copy of the built board folder whose image differs (UPDATE_MARK), for deploy."""
     import shutil
+    import hashlib
     shutil.copytree(board_dir, dest)
     with open(os.path.join(dest, UPDATE_MARK), "wb") as f:
         f.write(mark)
+    with open(os.path.join(dest, "lib/upynode/build.txt"), "w") as f:  # an id of its own, as upynode build gives
+        f.write(hashlib.sha256(mark).hexdigest()[:8] + "\n")
     return str(dest)
 
 

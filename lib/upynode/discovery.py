@@ -10,7 +10,8 @@
 
 FILE = "discovery.bin"
 
-VERSION = "0.3.0"  # dev.sw and o.sw: the firmware version HA shows
+VERSION = "0.3.0"  # startup.VERSION
+SW = VERSION  # dev.sw and o.sw, the firmware HA shows: startup.firmware(), set by startup.save_announcement
 
 # Diagnostics of the node from the same state message (no extra traffic),
 # entity_category diagnostic (HA shows them apart), one per line: key,
@@ -25,6 +26,12 @@ q,Queued readings,,,measurement,0"""
 # as HA shows it; from the retained ~/info (mqtt.Mqtt._announce)
 _RESET = ("{{['power on','hardware watchdog','exception','watchdog','software reset',"
           "'deep sleep wake','reset pin'][value_json.reset]|default(value_json.reset)}}")
+
+
+# Beside the reset cause, from the same ~/info: the firmware that runs and,
+# after a rollback (update.py), the update taken back and why
+_UPDATE = ("{{ {'firmware':value_json.fw|default(None),"
+           "'update taken back':value_json.update|default(None)}|tojson }}")
 
 
 def dev_class(quantity, unit):
@@ -75,7 +82,7 @@ def common(node_id, c):
     # browser can open (WebREPL is a websocket on port 8266).
     return ('{"~":%s,"avty_t":"~/status","dev":{"ids":["%s"],"name":"%s","mf":"upynode",'
             '"mdl":"ESP8266","sw":"%s"},"o":{"name":"upynode","sw":"%s"}'
-            % (_str(c["base_topic"] + "/" + node_id), node_id, node_id, VERSION, VERSION))
+            % (_str(c["base_topic"] + "/" + node_id), node_id, node_id, SW, SW))
 
 
 def _entity(comp, node_id, obj, title, c, head, tail):
@@ -149,7 +156,8 @@ def configs(node_id, units, c, led=True, about=None, diag=False):
         # From the retained ~/info (mqtt.Mqtt._announce): HA has it after its own
         # restart too (the state message carries reset only once per boot).
         yield _entity("sensor", node_id, "reset", "Last reset cause", c, head,
-                      (',"stat_t":"~/info","val_tpl":"', _RESET, '","ent_cat":"diagnostic"'))
+                      (',"stat_t":"~/info","val_tpl":"', _RESET, '","ent_cat":"diagnostic"',
+                       ',"json_attr_t":"~/info","json_attr_tpl":"', _UPDATE, '"'))
     if led:
         yield switch_config(node_id, c, head)
 

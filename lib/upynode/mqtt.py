@@ -170,19 +170,30 @@ class Mqtt:
         again, self.announce = self.announce == _AGAIN, _NOTHING
         try:
             # What HA shows of the node beyond its readings, retained on
-            # ~/info: its address (an attribute of the WiFi signal) and why
+            # ~/info: its address (an attribute of the WiFi signal), why
             # it started (an entity of its own: the state message says
-            # reset only once).
+            # reset only once), the firmware (in discovery.bin's first
+            # line: startup.announcement) and an update taken back
+            # (update.ROLLED_BACK, until the next deploy stages one).
             import network
-            self.client.publish((self.base + "/info").encode(), ('{"ip":"%s","reset":%d}' % (
-                network.WLAN(network.STA_IF).ifconfig()[0], self.cause)).encode(), True)
             try:
                 f = open(DISC_FILE, "rb")
             except OSError:
+                f = None
+            fw = f.readline().split()[2:3] if f else ()  # what it was built from: key, node, firmware
+            info = '{"ip":"%s","reset":%d' % (network.WLAN(network.STA_IF).ifconfig()[0], self.cause)
+            if fw:
+                info += ',"fw":"%s"' % fw[0].decode()
+            try:
+                with open("romfs.rolledback") as g:  # update.ROLLED_BACK
+                    info += ',"update":"%s"' % g.read().strip().replace('"', "'")
+            except OSError:
+                pass
+            self.client.publish((self.base + "/info").encode(), (info + "}").encode(), True)
+            if f is None:
                 self.log("mqtt: nothing to announce: %s is missing (see the boot's log)" % DISC_FILE)
                 return
             with f:
-                f.readline()  # what it was built from (startup.announcement)
                 fp = f.readline().strip()
                 n = int(f.readline())
                 try:

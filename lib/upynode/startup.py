@@ -179,7 +179,7 @@ def check(log=print):
 CAUSE = "reset.why"  # the reset cause from before restart(), for the loop to report
 
 
-def save_announcement(path, c, mark, node, old=""):
+def save_announcement(path, c, mark, node, old="", sw=None):
     # discovery.write() for config c on node `node`: the sensors' quantities
     # as their drivers declare them (no sensor is started). Also run by the
     # host (upynode_cli.checked.announcement) to install the file with
@@ -196,6 +196,7 @@ def save_announcement(path, c, mark, node, old=""):
     if c["sleep"] == "deep" and not m["expire_after"]:
         # HA marks the sensors unavailable only after a missed wake
         m = dict(m, expire_after=2 * c["interval_s"] + c["awake_max_s"])
+    discovery.SW = sw or VERSION
     discovery.write(path, mark, node, units, m, c["led"]["mode"] == "remote", about, old)
 
 
@@ -218,6 +219,23 @@ def restart(log, what):
     machine.reset()
 
 
+VERSION = "0.3.0"
+BUILD_ID = "build.txt"  # in the package: the id `upynode build` gives the firmware
+
+
+def firmware():
+    # What HA shows as the firmware's version: VERSION+<build id>
+    import upynode
+    pkg = upynode.__path__
+    if not isinstance(pkg, str):  # CPython (tests): a list
+        pkg = pkg[0]
+    try:
+        with open(pkg + "/" + BUILD_ID) as f:
+            return VERSION + "+" + f.read().strip()
+    except OSError:  # a tree not built by `upynode build`
+        return VERSION
+
+
 def announcement(c, k, log=print):
     # The announcement to Home Assistant (discovery.FILE) as built from
     # this config (key k) and chip, built now if it is not: here, in a boot
@@ -229,7 +247,8 @@ def announcement(c, k, log=print):
     if "mqtt" not in c["transports"] or not m["discovery"] or m["format"] != "json":
         return False
     import os
-    mark = "%s %s" % (k, node_id(c))
+    sw = firmware()
+    mark = "%s %s %s" % (k, node_id(c), sw)  # a new build announces again: HA shows its version
     try:
         with open(ANNOUNCEMENT, "rb") as f:
             if f.readline().strip() == mark.encode():
@@ -242,7 +261,7 @@ def announcement(c, k, log=print):
                 old = f.read()
         except OSError:
             old = ""
-        save_announcement(ANNOUNCEMENT, c, mark, node_id(c), old)
+        save_announcement(ANNOUNCEMENT, c, mark, node_id(c), old, sw)
         return True
     except Exception as e:  # a full filesystem: no announcement, but the node runs
         log("discovery: could not save %s: %s: %s" % (ANNOUNCEMENT, type(e).__name__, e))

@@ -152,8 +152,7 @@ def test_deploy_errors(tmp_path):
     build = make_build(tmp_path / "build")
     one_line_error(cli("deploy", "--port", "/dev/ttyUSB-upynode-none", "--build-dir", build), "no such port")
     one_line_error(cli("deploy", "--port", "/dev/null", "--build-dir", tmp_path / "nope"), "no such build folder")
-    r = cli("deploy", "--build-dir", build)
-    assert r.returncode == 2 and "--port" in r.stderr
+    one_line_error(cli("deploy", "--build-dir", build), "name the board", "--port", "--host")
     r = cli("deploy", "--port", "x", "--host", "y")
     assert r.returncode == 2 and "not allowed with" in r.stderr
 

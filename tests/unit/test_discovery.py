@@ -530,3 +530,32 @@ def test_an_announcement_the_heap_has_no_room_for_waits_and_the_readings_go_on(w
     topics = [t for t, _, _ in clients[1].sent]
     assert "homeassistant/sensor/n1/temperature/config" in topics and topics[-1] == "home/n1/state"
     assert (tmp_path / mqtt.FP_FILE).exists() and m.announce == mqtt._NOTHING and len(clients) == 2
+
+
+def test_ha_shows_the_firmware_that_runs_and_an_update_taken_back(world, tmp_path, monkeypatch):
+    # issue 19: the build's id (upynode build: lib/upynode/build.txt) names
+    # the firmware in the device block, and the retained ~/info carries it,
+    # with the reason of a rollback (update.py's romfs.rolledback), as
+    # attributes of "Last reset cause".
+    from upynode import mqtt, startup
+    monkeypatch.chdir(tmp_path)
+    c = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"},
+                                 "webrepl": {"password": "s3cret"}}))
+    startup.save_announcement(str(tmp_path / discovery.FILE), c, "key n1 0.3.0+ab12cd34", "n1", "",
+                              "0.3.0+ab12cd34")
+    monkeypatch.setattr(discovery, "SW", discovery.VERSION)
+    sent = packets((tmp_path / discovery.FILE).read_bytes().split(b"\n", 3)[3])
+    reset = json.loads([p for t, p, _ in sent if t.endswith("/reset/config")][0])
+    assert reset["dev"]["sw"] == "0.3.0+ab12cd34" and reset["o"]["sw"] == "0.3.0+ab12cd34"
+    assert reset["json_attr_t"] == "~/info" and "value_json.fw" in reset["json_attr_tpl"]
+    m = mqtt.Mqtt(c["mqtt"], "n1", [], None, lambda s: None)
+    m.client = Client()
+    m._announce()
+    info = json.loads(m.client.sent[0][1])
+    assert info["fw"] == "0.3.0+ab12cd34" and "update" not in info
+    (tmp_path / "romfs.rolledback").write_text("the new image delivered no reading in 3 boots: back to the "
+                                               "previous one (build ef56ab78 taken back)")
+    m.client = Client()
+    m._announce()
+    info = json.loads(m.client.sent[0][1])
+    assert info["update"].endswith("(build ef56ab78 taken back)") and info["fw"] == "0.3.0+ab12cd34"

@@ -2,6 +2,7 @@
 discovery, availability, the LED switch and the tutorial's raw format."""
 import contextlib
 import json
+import os
 import time
 
 import pytest
@@ -32,7 +33,7 @@ def states(watch):
     return [json.loads(p) for p, _ in watch.on(BASE + "/state")]
 
 
-def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_vboard):
+def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_vboard, board_build):
     w = Watch(broker.port, ("homeassistant/#", BASE + "/#"))
     try:
         vb = make_vboard(node_config(broker.port), aps=HOME_AP)
@@ -48,8 +49,12 @@ def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_
         light = json.loads([p for t, p, _ in first if t.endswith("/light/config")][0])
         assert light["sug_dsp_prc"] == 1 and "dev_cla" not in light  # light in %: no HA class fits
         assert temp["~"] == BASE and temp["stat_t"] == "~/state" and temp["avty_t"] == "~/status"
-        # the node's info, retained once per connect: its address and why it started
-        assert [json.loads(p) for p, _ in w.on(BASE + "/info")] == [{"ip": "127.0.0.1", "reset": 0}]
+        # the node's info, retained once per connect: its address, why it
+        # started, and the firmware (upynode build's id: HA's device page too)
+        with open(os.path.join(board_build, "lib/upynode/build.txt")) as f:  # the board make_vboard copies
+            fw = "0.3.0+" + f.read().strip()
+        assert [json.loads(p) for p, _ in w.on(BASE + "/info")] == [{"ip": "127.0.0.1", "reset": 0, "fw": fw}]
+        assert temp["dev"]["sw"] == fw
         n = len(w.on(BASE + "/state"))
 
         vb.start()  # the second wake: same config, same entities
@@ -63,7 +68,7 @@ def test_discovery_is_retained_and_announced_once_across_two_wakes(broker, make_
     try:
         got = late.wait(lambda m: len(m) >= 4 + len(DIAGNOSTICS), timeout=10)
         assert all(r for _, _, r in got)
-        assert [json.loads(p) for p, _ in late.on(BASE + "/info")] == [{"ip": "127.0.0.1", "reset": 0}]
+        assert [json.loads(p) for p, _ in late.on(BASE + "/info")] == [{"ip": "127.0.0.1", "reset": 0, "fw": fw}]
     finally:
         late.close()
 

@@ -146,9 +146,11 @@ def test_deploy_wait_says_whether_the_new_image_stayed_or_was_taken_back(board_b
         r = cli("deploy", "--host", "127.0.0.1:%d" % port, "--build-dir", bad, "--wait", "--trial-s", "10",
                 password="s3cret", timeout=300)
         assert r.returncode == 1, r.stderr
+        # the reason names the build taken back (upynode build's id, lib/upynode/build.txt)
+        bad_id = open(os.path.join(bad, "lib/upynode/build.txt")).read().strip()
         assert r.stderr.strip().splitlines()[-1] == (
-            "upynode deploy: error: the update was taken back: "
-            "the new image delivered no reading in 3 boots: back to the previous one")
+            "upynode deploy: error: the update was taken back: the new image delivered no reading in 3 "
+            "boots: back to the previous one (build %s taken back)" % bad_id)
         vb.wait_for(r"^\d+\.\d+: .* -> mqtt sent", timeout=60, start=mark)
     assert partition(vb) == kept
 
@@ -181,7 +183,8 @@ def test_a_fleet_is_updated_one_node_at_a_time_and_stops_at_the_first_rollback(b
         assert r.returncode == 1, r.stderr
         err = r.stderr.strip().splitlines()
         assert "upynode: %s: FAILED: the update was taken back: the new image delivered no reading in 3 boots: " \
-               "back to the previous one" % a in err
+               "back to the previous one (build %s taken back)" % (a, open(os.path.join(bad, "lib/upynode/build.txt"))
+                                                                   .read().strip()) in err
         assert "upynode: %s: not tried" % b in err
         assert err[-1] == "upynode deploy: error: stopped at %s: 0 of 2 nodes updated" % a
         assert partition(vb_b) == before_b

@@ -61,7 +61,21 @@ def build(out, source=False):
             if r.returncode:
                 raise CliError("mpy-cross failed on %s: %s" % (rel, r.stderr.strip()))
         written.append(os.path.relpath(dest, out))
+    # The build's id: the start of the sha256 of every lib/ file as built
+    # (paths and bytes). The node names its firmware by it (Home
+    # Assistant's "Firmware", the info message, a rollback's reason).
+    import hashlib
+    h = hashlib.sha256()
+    for rel in sorted(p for p in written if p.startswith("lib/")):
+        with open(os.path.join(out, rel), "rb") as f:
+            h.update(rel.encode() + b"\0" + f.read())
+    with open(os.path.join(lib, BUILD_ID), "w") as f:
+        f.write(h.hexdigest()[:8] + "\n")
+    written.append("lib/" + BUILD_ID)
     return written
+
+
+BUILD_ID = "upynode/build.txt"  # under lib/: startup.BUILD_ID
 
 
 def fetch_and_build(out, source=False):

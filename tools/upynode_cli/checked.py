@@ -72,7 +72,9 @@ def announcement(config_bytes, pkg, chip_hex, old=""):
     node = c["node_id"] or "esp8266_" + chip_hex
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, ANNOUNCEMENT)
-        startup.save_announcement(path, c, "%s %s" % (key(config_bytes, files), node), node, old)
+        build = files.get(startup.BUILD_ID)
+        sw = startup.VERSION + ("+" + build.decode().strip() if build else "")
+        startup.save_announcement(path, c, "%s %s %s" % (key(config_bytes, files), node, sw), node, old, sw)
         with open(path, "rb") as f:
             return f.read()
 
