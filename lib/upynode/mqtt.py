@@ -38,6 +38,7 @@ class Mqtt:
     announced = None  # ticks of the last announcement sent
     too_big = ()  # topics whose oversized messages were reported (a few)
     cause = 0  # why the node started (set by the loop: assemble.cause)
+    stay_s = 0  # a deep-sleep node asked to stay awake this long (~/awake, retained: deploy --wait-awake)
 
     def __init__(self, c, node_id, units=None, led=None, log=print):
         self.c = c
@@ -83,7 +84,11 @@ class Mqtt:
         self.pinged = False
         cl.publish(self.status_topic.encode(), b"online", True)
         if self.sleepy:
-            return  # a deep-sleep wake takes no commands: no subscriptions
+            # A deep-sleep wake takes one command: stay awake (for an
+            # update, ESPHome's ota_mode). Retained, it arrives after the
+            # SUBACK, while the reading's PUBACK is awaited: one round trip.
+            cl.subscribe((self.base + "/awake").encode())
+            return
         if self.led:
             cl.subscribe((self.base + "/led/set").encode())
             self._led_state()
@@ -128,6 +133,9 @@ class Mqtt:
             t = self.announced
             if t is not None and time.ticks_diff(time.ticks_ms(), t) < _AGAIN_MS:
                 self.announce_at = time.ticks_add(t, _AGAIN_MS)  # debounced, not dropped
+        elif topic.endswith("/awake"):
+            msg = msg.decode()
+            self.stay_s = min(int(msg), 3600) if msg.isdigit() else 0
         elif self.led and topic.endswith("/led/set"):
             if msg in (b"ON", b"OFF"):
                 self.led.sig.value(1 if msg == b"ON" else 0)

@@ -89,7 +89,19 @@ def wake(n, log):
     # A sink whose announcement was cut short or had no memory still has
     # it pending (Mqtt.announce): the next wake announces.
     m["disc"] = 0 if any(getattr(t, "announce", 0) for t in n.txs) else 1
-    if not n.wake:
+    stay = max([getattr(t, "stay_s", 0) for t in n.txs] or [0])
+    if stay:
+        # Asked to stay awake (retained <base>/<node>/awake: deploy
+        # --wait-awake), for an update over WebREPL, then sleep on
+        log("sleep: asked to stay awake %d s: WebREPL is open till then" % stay)
+        if n.wake:  # a timer wake started no WebREPL (startup): with the password the power-on saved
+            try:
+                import webrepl
+                webrepl.start()
+            except Exception as e:
+                log("webrepl: not started: %s" % e)
+        n.idle(time.ticks_add(time.ticks_ms(), stay * 1000))
+    elif not n.wake:
         # After a power-on or reset (not a timer wake) someone may be there:
         # a window for WebREPL before the first sleep.
         log("sleep: first sleep in %d s: WebREPL is open till then (Ctrl-C there keeps the node awake)" % WINDOW_S)

@@ -601,3 +601,34 @@ def test_an_image_on_trial_that_delivers_stays_and_is_never_restarted_for_it(onl
     assert "update: the new image delivered a reading: it stays" in lines
     assert not (flash / "romfs.trial").exists()
     assert not any("restarting" in ln for ln in lines)
+
+
+def test_a_sleeping_node_asked_to_stay_awake_stays_then_sleeps(online, monkeypatch, clock):
+    # the retained ~/awake (deploy --wait-awake) sets the transport's
+    # stay_s: this wake keeps WebREPL open that long, then naps as always
+    import machine
+    from upynode import sleep
+    tx = FakeTx()
+    lines = []
+    for wake, stay in enumerate((0, 0, 90)):
+        tx.stay_s = stay
+        monkeypatch.setattr("upynode.assemble.transports", lambda *a, **k: [tx])
+        monkeypatch.setattr(sleep, "_T0", clock.ms)
+        c = cfg(sleep="deep", interval_s=60, led={"mode": "off"})
+        c["node_id"] = "esp8266_test"
+        with pytest.raises(SystemExit):
+            node.run(c, log=lines.append)
+        assert machine.reset_cause() == machine.DEEPSLEEP_RESET
+        clock.sleep(1)
+    assert "sleep: asked to stay awake 90 s: WebREPL is open till then" in lines
+    assert sleep.awake_ms() >= 90 * 1000 - 1000  # the third wake stayed up before it slept
+
+
+def test_mqtt_takes_the_stay_awake_request_of_a_sleeping_node(world):
+    from upynode import mqtt
+    c = config.parse(json.dumps({"wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"},
+                                 "webrepl": {"password": "s3cret"}}))["mqtt"]
+    m = mqtt.Mqtt(c, "n1", [], None, lambda s: None)
+    for msg, want in ((b"600", 600), (b"99999", 3600), (b"", 0), (b"soon", 0)):
+        m._message(b"home/n1/awake", msg)
+        assert m.stay_s == want

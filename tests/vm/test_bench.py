@@ -62,6 +62,10 @@ def test_json_has_the_figures_in_sane_ranges(quick_bench):
         assert 8 <= c["min_heap_kb"]["rom"] <= 256
         assert 0 < c["heap32_rom"]["loop_resident"] < c["heap32"]["loop_resident"], c["heap32_rom"]
     assert res["configs"]["node"]["rom"]["image_bytes"] > 10000
+    # row 7: a redeploy with nothing changed, over WebREPL (issue 19's goal: under 3 KB up)
+    rd = res["redeploy_bytes"]
+    assert 0 < rd["rom"]["up"] < 3 * 1024 and 0 < rd["mpy"]["up"] < 3 * 1024, rd
+    assert rd["rom"]["sent"] == rd["mpy"]["sent"] == "0"
 
 
 def test_proxy_counts_the_tutorials_publish_exactly(quick_bench):

@@ -10,6 +10,7 @@ suite (tests/faults/test_update_faults.py) has the rest: link cuts while
 staging, SIGKILL while applying, rollbacks, deploy 10 times in a row."""
 import os
 import random
+import time
 
 from helpers import HOME_AP, UPDATE_MARK, lib_files, marked_image, node_config, partition, stage
 from upynode_cli.romfs import build_image, image_files
@@ -194,3 +195,43 @@ def test_a_fleet_is_updated_one_node_at_a_time_and_stops_at_the_first_rollback(b
         assert [ln for ln in lines if ln.endswith(": ok")] == ["upynode: %s: ok" % a, "upynode: %s: ok" % b]
         assert lines[-1] == "upynode: all 2 nodes updated"
     assert partition(vb_a) == partition(vb_b) != before_b
+
+
+def test_a_sleeping_node_is_held_awake_for_its_update(board_build, broker, make_vboard, tmp_path):
+    # deploy --wait-awake: the retained <base>/<node>/awake keeps a
+    # deep-sleep node up at its next timer wake (sleep.wake), the deploy
+    # goes through its WebREPL, and the message is cleared: later wakes
+    # sleep again.
+    import json
+
+    from helpers import cli, marked_build
+    from upynode_vboard.mqttwatch import Watch
+    from upynode_vboard.services import free_port
+    other = marked_build(board_build, tmp_path / "other")
+    port = free_port()
+    cfg = node_config(broker.port, sleep="deep", interval_s=20, awake_max_s=10, node_id="attic",
+                      led={"mode": "off"})
+    cfg_file = tmp_path / "config.json"
+    cfg_file.write_text(json.dumps(cfg))
+    vb = make_vboard(cfg, heapsize=runner.GUARD_WEBREPL_HEAPSIZE, aps=HOME_AP, webrepl_port=port)
+    with vb:
+        vb.wait_for(r"^\[vboard: deep sleep \d+ ms\]$", timeout=90)  # past the power-on's WebREPL window
+        mark = len(vb.lines)
+        r = cli("deploy", "--host", "127.0.0.1:%d" % port, "--build-dir", other, "--config", cfg_file,
+                "--wait-awake", "60", "--wait", password="s3cret", timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert "upynode: attic is awake (home/attic/awake cleared: later wakes sleep on)" in r.stderr
+        assert r.stderr.strip().splitlines()[-1] == "upynode: the new image delivered a reading: it stays"
+        vb.wait_for(r"^sleep: asked to stay awake 60 s: WebREPL is open till then", start=mark)
+        # the update's boots, then sleep again, and timer wakes that do not stay up
+        n = len(vb.lines)
+        vb.wait_for(r"^\[vboard: deep sleep \d+ ms\]$", timeout=90, start=n)
+        vb.wait_for(r"^\[vboard: deep sleep \d+ ms\]$", timeout=30, start=len(vb.lines))
+    assert partition(vb)[:len(build_image(lib_files(other)))] == build_image(lib_files(other))
+    assert vb.output().count("asked to stay awake") == 1
+    w = Watch(broker.port, ("home/attic/awake",))
+    try:
+        time.sleep(1)
+        assert [p for p, _ in w.on("home/attic/awake")] in ([], [b""])  # no retained request left
+    finally:
+        w.close()

@@ -6,6 +6,7 @@ transport.safe_write (NAME.tmp, hashed again on the board, renamed over
 NAME), so an interrupted deploy never leaves a half-written module behind.
 config.json is never touched without --config.
 """
+import contextlib
 import hashlib
 import os
 import sys
@@ -85,6 +86,12 @@ def add_arguments(p):
                    help="with a new ROMFS image: reset the board, then wait until it has delivered a reading "
                         "from the new image (exit 0) or taken it back (exit 1); over --host the node's loop "
                         "runs on while it is watched")
+    p.add_argument("--wait-awake", nargs="?", type=int, const=600, metavar="S",
+                   help="a deep-sleep node: ask it to stay awake S s (default 600) at its next wake (the "
+                        "retained MQTT message <base_topic>/<node_id>/awake, through the broker in config.json "
+                        "or --config FILE), wait for its WebREPL, update it, then clear the message")
+    p.add_argument("--node-id", help="with --wait-awake, when the config does not name the node: its id "
+                                     "(esp8266_<chip id>, as its MQTT topics show it)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--romfs", action="store_true",
                        help="lib/ into the board's ROMFS partition or fail: an image too big for it is "
@@ -277,7 +284,75 @@ def run(args):
     if len(hosts) > 1:
         return deploy_fleet(args, hosts)
     args.host = hosts[0] if hosts else None
+    if args.wait_awake is not None:
+        if not args.host:
+            raise CliError("--wait-awake updates a node over WiFi: give its --host")
+        with held_awake(args):
+            return deploy_one(args)
     return deploy_one(args)
+
+
+@contextlib.contextmanager
+def held_awake(args):
+    """--wait-awake: the retained ~/awake message (seconds) that keeps a
+    deep-sleep node up at its next wake (sleep.wake), published through the
+    node's broker, then the node's WebREPL awaited; the message is cleared
+    at the end, whatever happened."""
+    import paho.mqtt.client as paho
+
+    from .transport import open_webrepl
+    path = args.config or str(CONFIG_FILE)
+    try:
+        cfg = firmware_config().parse(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CliError("--wait-awake reaches the node through its broker, named in %s: %s" % (path, e.strerror))
+    except ValueError as e:
+        raise CliError("%s is not valid: %s" % (path, e))
+    if not 10 <= args.wait_awake <= 3600:
+        raise CliError("--wait-awake %d: from 10 to 3600 seconds" % args.wait_awake)
+    if "mqtt" not in cfg["transports"]:
+        raise CliError("--wait-awake needs the node's MQTT broker, and %s has no mqtt transport" % path)
+    node = args.node_id or cfg["node_id"]
+    if not node:
+        raise CliError("%s does not name the node: give --node-id esp8266_<chip id> (its MQTT topics show it)" % path)
+    m = cfg["mqtt"]
+    topic = "%s/%s/awake" % (m["base_topic"], node)
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="upynode-deploy-%d" % os.getpid())
+    if m["user"]:
+        c.username_pw_set(m["user"], m["password"])
+    try:
+        c.connect(m["host"], m["port"], 30)
+    except OSError as e:
+        raise CliError("cannot reach the broker %s:%d: %s" % (m["host"], m["port"], e.strerror or e))
+    c.loop_start()
+    cleared = False
+    try:
+        c.publish(topic, str(args.wait_awake), qos=1, retain=True).wait_for_publish(10)
+        limit = cfg["interval_s"] + 120
+        say("upynode: asked %s to stay awake %d s at its next wake (%s, retained); waiting up to %d s for it"
+            % (node, args.wait_awake, topic, limit))
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                open_webrepl(args.host, 3.0).close()
+                break
+            except CliError:
+                if time.monotonic() > deadline:
+                    raise CliError("%s did not wake within %d s (its interval is %d s)"
+                                   % (args.host, limit, cfg["interval_s"]))
+                time.sleep(1)
+        # Cleared now: this wake has it already, and the boots the update
+        # makes must not stay up for it again
+        c.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
+        cleared = True
+        say("upynode: %s is awake (%s cleared: later wakes sleep on)" % (node, topic))
+        yield
+    finally:
+        if not cleared:
+            c.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
+            say("upynode: %s cleared" % topic)
+        c.loop_stop()
+        c.disconnect()
 
 
 def deploy_fleet(args, hosts):

@@ -135,7 +135,7 @@ def board_files(board_dir, config):
         for f in files:
             p = os.path.join(dirpath, f)
             rel = os.path.relpath(p, board_dir).replace(os.sep, "/")
-            if rel.endswith((".py", ".mpy")):
+            if rel.endswith((".py", ".mpy")) or rel == "lib/upynode/build.txt":  # the build's id: startup.firmware()
                 with open(p, "rb") as fh:
                     out["/" + rel] = fh.read()
     out["/config.json"] = json.dumps(config).encode()
