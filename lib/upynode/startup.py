@@ -197,7 +197,10 @@ def save_announcement(path, c, mark, node, old="", sw=None):
         # HA marks the sensors unavailable only after a missed wake
         m = dict(m, expire_after=2 * c["interval_s"] + c["awake_max_s"])
     discovery.SW = sw or VERSION
-    discovery.write(path, mark, node, units, m, c["led"]["mode"] == "remote", about, old)
+    try:
+        discovery.write(path, mark, node, units, m, c["led"]["mode"] == "remote", about, old)
+    finally:  # the host builds for several boards in one process (tests): no firmware carried over
+        discovery.SW = VERSION
 
 
 def restart(log, what):

@@ -494,8 +494,10 @@ def test_heap_cost_of_the_modules(vm, capsys):
     # boot of its own (startup.announcement, which saves ready packets)
     # and in ha's set-up, never in the loop, write() and packet() took it
     # to 6,548 B. ha took in follow(), the ha_state LED's (it was Led's, and
-    # every node kept it): 5,801 B.
-    assert code["discovery"] < 6800 and code["ha"] < 6000 and code["flask"] < 4000, code
+    # every node kept it): 5,801 B. The firmware's id in the device block
+    # and the update taken back as attributes of "Last reset cause" (issue
+    # 19) took discovery to 6,822 B.
+    assert code["discovery"] < 7000 and code["ha"] < 6000 and code["flask"] < 4000, code
     # What the loop of a node with the HA target keeps: ha and urequests.
     # The sockets module (upynode.sock) comes with ha: MQTT shares it.
     # discovery is released once Ha has worked out its device classes.
