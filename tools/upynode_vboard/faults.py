@@ -434,6 +434,15 @@ class FaultBroker:
         self.stop()
 
 
+def listener(port, backlog):
+    """A listening TCP socket on 127.0.0.1:port (reusable at once)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(backlog)
+    return s
+
+
 class SilentServer:
     """Listens on 127.0.0.1:port, accepts every connection and never answers
     (a broker hung in its accept loop, a captive firewall)."""
@@ -445,11 +454,7 @@ class SilentServer:
         self._thread = None
 
     def start(self):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
-        s.listen(16)
-        self._sock = s
+        self._sock = listener(self.port, 16)
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
         return self
@@ -500,11 +505,7 @@ class CutLink:
         self._ls = None
 
     def start(self):
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("127.0.0.1", self.port))
-        ls.listen(4)
-        self._ls = ls
+        self._ls = listener(self.port, 4)
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
