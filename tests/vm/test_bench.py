@@ -35,7 +35,12 @@ def test_json_has_the_figures_in_sane_ranges(quick_bench):
     _, res = quick_bench
     assert res["quick"] is True and res["commit"]
     # floor-free: the node's need in chip bytes over the minimal publisher's
-    assert 1 < res["need_ratio_vs_minimal"]["node_romfs"] < res["need_ratio_vs_minimal"]["node_mpy"] < 20
+    # Each ratio has its own denominator (the minimal publisher from ROMFS, from
+    # .mpy), which moves 20-40 % from run to run: their order is not a fact.
+    # That ROMFS needs less heap than .mpy files is.
+    assert all(1 < r < 20 for r in res["need_ratio_vs_minimal"].values()), res["need_ratio_vs_minimal"]
+    need = res["chip_need"]
+    assert need["node_romfs"]["bytes"] < need["node_mpy"]["bytes"], need
     assert set(res["headroom_kb"]) == {"node_romfs", "full_romfs", "mqtt_mpy"}
     assert all(-40 < v < 32 for v in res["headroom_kb"].values()), res["headroom_kb"]
     assert res["headroom_kb"]["full_romfs"] < res["headroom_kb"]["node_romfs"]
