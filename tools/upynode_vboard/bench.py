@@ -77,7 +77,7 @@ import time
 from upynode_cli import build
 from upynode_cli.project import BUILD, REPO, micropython
 
-from . import brokers, heap32, runner
+from . import brokers, heap32, mpyfile, runner
 from .receiver_process import ReceiverProcess
 
 SSID, WIFI_PASSWORD = "bench", "bench-wifi"
@@ -824,6 +824,8 @@ NODE_STAGES = [
     ("loop set-up", "from upynode import startup\ncfg = startup.cfg\n"
                     "if not cfg:\n    raise RuntimeError(startup.reason)\nstartup.release()\ndel startup\n"
                     "import gc\ngc.collect()\nfrom upynode import node\n_n = node.Node(cfg)\n"
+                    # node.run() forgets the builder as soon as the node is built
+                    "import upynode\nif hasattr(upynode, 'release'):\n    upynode.release('assemble')\n"
                     # connects and announces (node.run, since 2026-11-25)
                     "if hasattr(_n, 'start'):\n    _n.start()\n"),
     ("first cycle", "_n.cycle(1)\n"),  # connects and announces, unless loop set-up did
@@ -1037,6 +1039,8 @@ class StagePeaks:
         """{"stages": [{"name", "kept32", "kept64", "qstr32", "qstr64",
         "peak64", "peak32", "error"}], "stand_ins32", "floor64", "ratio_64_32"}"""
         k32 = heap32.measure(port, files, self.wasm_stages)
+        if self.kind not in SIMPLE:
+            unsent(self.kind, k32)
         return self.measure_vm(k32, hi, peaks)
 
     def measure_vm(self, k32, hi=256 * 1024, peaks=True):
@@ -1046,6 +1050,7 @@ class StagePeaks:
         if k32 is None:
             k32 = [{"kept": None, "qstr": None, "error": None, "stand_ins": None}] * len(self.vm_stages)
         big = self.vm_run(hi)
+        self.loaded = set(self.modules)  # the modules the whole run loaded (rom_rows)
         base64, qbase64 = big[0] if big else (None, None)
         # the fakes the program imported by its last stage count from the
         # start: until it imports the last of them (dht, ntptime: loop
@@ -1083,6 +1088,7 @@ class StagePeaks:
             if ratio and r["peak64"] and r["qstr64"] is not None and r["qstr32"] is not None:
                 r["peak32"] = int((r["peak64"] - r["qstr64"]) / ratio + r["qstr32"])
         return {"stand_ins32": k32[0]["stand_ins"], "floor64": floor64, "fakes64": fakes64, "stages": rows,
+                "frozen64": frozen_cost(self.b.boards, self.loaded),
                 "ratio_64_32": round(ratio, 3) if ratio else None}
 
 
@@ -1112,30 +1118,64 @@ def heap32_rows(bench, quick=False):
     return out
 
 
+def unsent(kind, stages):
+    """Raise if a cycle in the 32-bit port did not reach every sink: its
+    figures would hold the queue a failing sink loads (a stand-in that
+    answered wrongly once cost the full configuration 3.4 KB that way)."""
+    for st in stages:
+        for line in st.get("out") or ():
+            m = CYCLE_LINE.match(line)
+            if m and any(w.split(" ", 1)[-1] != "sent" for w in m.group(2).split(", ")):
+                raise RuntimeError("%s, %s, 32-bit port: not delivered: %s" % (kind, st["name"], line[-160:]))
+
+
+def module_files(lib, modules):
+    """The .mpy files in lib/ of these module names (the loaded ones)."""
+    out = []
+    for m in sorted(modules):
+        for p in (m.replace(".", os.sep) + ".mpy", os.path.join(m.replace(".", os.sep), "__init__.mpy")):
+            if os.path.exists(os.path.join(lib, p)):
+                out.append(os.path.join(lib, p))
+                break
+    return out
+
+
 def rom_rows(bench, h, quick=False):
     """Row 1 with lib/ in ROMFS, for each program. MicroPython's WebAssembly
-    port (1.27.0, the pyscript build) has no vfs.VfsRom: the 64-bit VM
-    measures each stage with the image mounted (before its floor: the image
-    is not counted), and the 32-bit figure is the .mpy one (h) less what
-    ROMFS saves in 64 bits, scaled as the peaks are: the interned strings
-    1:1, the rest by the program's 64/32-bit ratio (bytecode is the same
-    bytes in both ports and pointers halve: the ratio lies between)."""
+    port (the pyscript build) has no vfs.VfsRom: the 64-bit VM measures
+    each stage with the image mounted (before its floor: the image is not
+    counted), and the 32-bit figure is the .mpy one (h) less what ROMFS
+    saves. That saving is bytes that a file load copies into the heap and
+    a ROMFS load leaves in flash (mpyfile): bytecode, long constants and
+    interned names' text, the same bytes in both ports; only the GC's
+    rounding of the copies differs (32 B blocks in the 64-bit VM, 16 B on
+    the chip), read from the loaded modules' files: the 64-bit saving less
+    that difference ("saving_32_64": their ratio, applied to every stage).
+    The program's own 64/32-bit ratio ("ratio_64_32") is then that of
+    everything its loop keeps from ROMFS (objects, pools, the text of the
+    names it makes): chip_need scales row 2 by it."""
     out = {}
+    lib = os.path.join(bench.boards.node["mpy"], "lib")
     for kind in CONFIGS:
         sp = StagePeaks(bench, kind, 512, how="rom")
         r = sp.measure_vm(None, peaks=not quick)  # --quick: what each stage keeps, no peaks
         mpy = {st["name"]: st for st in h[kind]["stages"]}
-        ratio_ = h[kind].get("ratio_64_32")
+        last = r["stages"][-1] if r["stages"] else {}
+        m_last = mpy.get(last.get("name"))
+        copies = mpyfile.rom_saving(module_files(lib, sp.loaded))
+        saving64 = m_last["kept64"] - last["kept64"] if m_last and None not in (m_last["kept64"],
+                                                                                  last.get("kept64")) else None
+        factor = (saving64 - copies["bytes64"] + copies["bytes32"]) / saving64 if saving64 else None
         for st in r["stages"]:
             m = mpy.get(st["name"])
-            for k64, k32, kq in (("kept64", "kept32", "qstr64"), ("peak64", "peak32", "qstr64")):
+            for k64, k32 in (("kept64", "kept32"), ("peak64", "peak32")):
                 st[k32] = None
-                if m and ratio_ and None not in (st[k64], m[k64], m[k32], st[kq], m[kq]):
-                    dq = m[kq] - st[kq]
-                    st[k32] = int(m[k32] - ((m[k64] - st[k64]) - dq) / ratio_ - dq)
-        r["ratio_64_32"] = ratio_
+                if m and factor and None not in (st[k64], m[k64], m[k32]):
+                    st[k32] = int(m[k32] - (m[k64] - st[k64]) * factor)
+        r["ratio_64_32"] = round(last["kept64"] / last["kept32"], 3) if last.get("kept32") else None
+        r["rom_copies"] = dict(copies, saving64=saving64, saving_32_64=round(factor, 3) if factor else None)
         r["measured"] = ("64-bit VM, image mounted before the floor; 32-bit estimated from the .mpy "
-                         "figures (the WebAssembly port has no vfs.VfsRom)")
+                         "figures less the saving (the WebAssembly port has no vfs.VfsRom)")
         out[kind] = r
     return out
 
@@ -1185,6 +1225,50 @@ def vm_base_and_fakes(boards, clock, modules=NODE_FAKES):
     q = [int(x) for x in re.findall(r"n_total_bytes=(\d+)", r.stdout)]
     base, fakes = map(int, r.stdout.split("\x01", 1)[1].split())
     return base, fakes, q[1] - q[0]
+
+
+# Of the chip's modules, these are Python frozen into the ESP8266's firmware
+# (ports/esp8266/boards/manifest.py, v1.28), not C: their code and names
+# sit in flash as a ROMFS module's do, but their module objects, classes and
+# functions are made in the heap when imported, as the program's own are.
+FROZEN_PY = ("dht", "ntptime", "webrepl", "onewire", "ds18x20")
+FROZEN_COST = """import gc, sys, vfs
+import machine, network, esp, _world
+data = bytearray(%d)
+open(%r, 'rb').readinto(data)
+vfs.mount(vfs.VfsRom(data), '/rom')
+sys.path.insert(0, '/rom/lib')
+gc.collect()
+a = gc.mem_alloc()
+for m in %r:
+    __import__(m)
+gc.collect()
+print('\\x01', gc.mem_alloc() - a)
+"""
+
+
+def frozen_cost(boards, modules):
+    """Bytes the 64-bit VM keeps for these fakes (FROZEN_PY) imported from
+    a ROMFS image, as the chip imports its frozen modules: their code in
+    flash, their objects in the heap. 0 for none."""
+    modules = [m for m in modules if m in FROZEN_PY]
+    if not modules:
+        return 0
+    from upynode_cli.romfs import build_image
+
+    fakes = runner.compiled_fakes()
+    files = {}
+    for m in modules:
+        with open(os.path.join(fakes, m + ".mpy"), "rb") as f:
+            files["lib/%s.mpy" % m] = f.read()
+    image = os.path.join(tempfile.mkdtemp(dir=boards.root), "frozen.rom")
+    with open(image, "wb") as f:
+        n = f.write(build_image(files))
+    env = dict(os.environ, UPYNODE_VBOARD=os.path.dirname(image),
+               MICROPYPATH=os.pathsep.join([boards.shim, fakes]))
+    r = subprocess.run([micropython(), "-X", "heapsize=256K", "-c", FROZEN_COST % (n, image, tuple(modules))],
+                       capture_output=True, text=True, env=env, check=True)
+    return int(r.stdout.split("\x01", 1)[1].split()[0])
 
 
 def calibrate(boards, h, chip_free=32768):
@@ -1470,7 +1554,7 @@ def run(quick=False, out_path=None, log=print, rev="HEAD"):
             c = res["configs"][k]
             for how, hh in (("mpy", c["heap32"]), ("romfs", c["heap32_rom"])):
                 needs["%s_%s" % (k, how)] = chip_need(c["min_heap_kb"].get("rom" if how == "romfs" else how), hh,
-                                                      cal, c["heap32"])
+                                                      cal, rom=how == "romfs")
         needs[MQTT_MPY] = chip_need(res[MQTT_MPY]["min_heap_kb"]["mpy"], h[MQTT_MPY], cal)
         res["headroom_kb"] = {k: headroom_kb(needs.get(n)) for k, n in
                               (("node_romfs", "node_romfs"), ("full_romfs", "full_romfs"), (MQTT_MPY, MQTT_MPY))}
@@ -1501,36 +1585,41 @@ def top_stage(h):
     return st[-1] if st else None
 
 
-def chip_need(min_kb, h, cal, mpy=None):
+def chip_need(min_kb, h, cal, rom=False):
     """A program's need in chip bytes at its worst moment, from row 2's
     min -X heapsize (min_kb: it boots, announces and delivers every cycle
     there), calibrate() run backwards: the VM's heap (min_kb, + the
     NAMES_HEAP_KB the runner adds) less its floor (the interpreter,
     cal["vm_base"], and the fakes the program imports with the bench's
-    clock, on which row 2 runs: h["fakes64"]), less the top stage's
-    interned strings in 64 bits, scaled by the program's 64/32-bit ratio,
-    plus those strings in 32 bits. ROMFS (h: its row 1, mpy: the .mpy row
-    1): min_kb is besides the image already; its strings in 32 bits are
-    the .mpy stage's less the 64-bit saving (as rom_rows). Without row 1's
-    strings the string terms are dropped. None without min_kb or a ratio."""
+    clock, on which row 2 runs: h["fakes64"], but for what the chip's
+    frozen Python modules among them keep: h["frozen64"]), scaled to 32
+    bits.
+    From .mpy files: the top stage's interned strings in 64 bits are taken
+    out, the rest scaled by the program's 64/32-bit ratio, and those
+    strings put back as the 32-bit port measured them (their text is the
+    same bytes in both). From ROMFS (rom; min_kb is besides the image
+    already) most of that text is in flash, not in the heap, and
+    qstr_info() counts it all the same, so the whole is scaled by the
+    ratio of what the ROMFS loop keeps (rom_rows). None without min_kb or
+    a ratio."""
     r = h.get("ratio_64_32") if h else None
     if not min_kb or not r or "vm_base" not in cal:
         return None
     fakes = h.get("fakes64")
     if fakes is None:
         fakes = cal["vm_fakes"] + cal["vm_clock"]
+    # the chip's frozen Python modules (dht, ntptime, webrepl) cost it their
+    # objects: counted as the program's, not as the VM's floor
+    fakes -= h.get("frozen64") or 0
     vm = min_kb * 1024 + runner.NAMES_HEAP_KB * 1024 - cal["vm_base"] - fakes
-    top = top_stage(h)
+    top = None if rom else top_stage(h)
     q64 = q32 = None
     if top:
         q64, q32 = top.get("qstr64"), top.get("qstr32")
-        if q32 is None and mpy and q64 is not None:
-            m = {x["name"]: x for x in mpy.get("stages", [])}.get(top["name"])
-            if m and m.get("qstr32") is not None and m.get("qstr64") is not None:
-                q32 = m["qstr32"] - (m["qstr64"] - q64)
     if q64 is None or q32 is None:
         q64 = q32 = 0
     return {"bytes": int((vm - q64) / r + q32), "min_heap_kb": min_kb, "vm_floor": cal["vm_base"] + fakes,
+            "frozen64": h.get("frozen64") or 0,
             "stage": top["name"] if top and q64 else None, "qstr64": q64, "qstr32": q32, "ratio_64_32": r}
 
 
@@ -1587,8 +1676,9 @@ def headroom_lines(res):
     n = needs.get("node_romfs")
     if n:
         out.append("  derivation: need = (row 2's min -X heapsize + %dK the runner adds - the VM's floor (interpreter "
-                   "and the fakes the program imports, on the bench's clock) - the top stage's interned strings "
-                   "(64-bit)) / the program's 64/32-bit ratio + those strings (32-bit); headroom = (%d - need) / 1024. "
+                   "and the fakes the program imports, on the bench's clock, less what the chip's frozen Python "
+                   "modules among them keep) - the top stage's interned strings (64-bit, .mpy only)) / the "
+                   "program's 64/32-bit ratio + those strings (32-bit); headroom = (%d - need) / 1024. "
                    "node_romfs: (%dK + %dK - %d - %d) / %s + %d = %d B -> (%d - %d) / 1024 = %s KB"
                    % (runner.NAMES_HEAP_KB, CHIP_FREE, n["min_heap_kb"], runner.NAMES_HEAP_KB, n["vm_floor"],
                       n["qstr64"], n["ratio_64_32"], n["qstr32"], n["bytes"], CHIP_FREE, n["bytes"],

@@ -91,8 +91,10 @@ class socket:
 
     recv = read
 
-    def readline(self):
+    def readline(self, limit=-1):  # the chip's stream readline takes a limit too
         i = self.out.find(b"\n") + 1 or len(self.out)
+        if 0 <= limit < i:
+            i = limit
         b, self.out = self.out[:i], self.out[i:]
         return b
 
