@@ -34,6 +34,14 @@ def sources():
     return out
 
 
+def module_name(rel):
+    """lib/'s path of a module -> the name it is imported by."""
+    parts = rel[:-3].split("/")
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
 def build(out, source=False):
     """Write the board folder; returns the list of device paths written."""
     out = str(out)
@@ -56,8 +64,11 @@ def build(out, source=False):
             shutil.copyfile(src, dest)
         else:
             dest = dest[:-3] + ".mpy"
-            # -s: the source name recorded in tracebacks, as the device sees it
-            r = subprocess.run([exe, "-s", "lib/" + rel, "-o", dest, src], capture_output=True, text=True)
+            # -s: the source name tracebacks give, the module's dotted name
+            # ("upynode.node"): the import interns that name already, where
+            # a path of its own ("lib/upynode/node.py") took one more
+            # interned name per module, for good.
+            r = subprocess.run([exe, "-s", module_name(rel), "-o", dest, src], capture_output=True, text=True)
             if r.returncode:
                 raise CliError("mpy-cross failed on %s: %s" % (rel, r.stderr.strip()))
         written.append(os.path.relpath(dest, out))

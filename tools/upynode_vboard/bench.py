@@ -1271,12 +1271,15 @@ def frozen_cost(boards, modules):
     return int(r.stdout.split("\x01", 1)[1].split()[0])
 
 
-def calibrate(boards, h, chip_free=32768):
+def calibrate(boards, h, chip_free=32768, rom=None):
     """The -X heapsize at which the node in the 64-bit VM runs out where a
     chip with chip_free bytes free after boot would, from row 1 (h): the
     VM's own floor (interpreter and fakes, without the bench's clock), plus
     chip_free scaled by the 64/32-bit ratio of the objects the loop keeps,
-    but the interned strings of the highest peak's stage at 1:1."""
+    but the interned strings of the highest peak's stage at 1:1 (.mpy
+    files). rom: the node's ROMFS row 1 (rom_rows), for "rom_heapsize_kb",
+    the same with lib/ in ROMFS (runner.CHIP_HEAPSIZE), converted as
+    chip_need converts ROMFS figures."""
     base, fakes, _ = vm_base_and_fakes(boards, False)
     fakes_clock = vm_base_and_fakes(boards, True)[1]
     out = {"vm_base": base, "vm_fakes": fakes, "vm_clock": fakes_clock - fakes, "chip_free": chip_free}
@@ -1292,6 +1295,14 @@ def calibrate(boards, h, chip_free=32768):
         out.update({"stage": top["name"], "peak64": top["peak64"], "peak32": top["peak32"],
                     "qstr64": top["qstr64"], "qstr32": top["qstr32"],
                     "ratio_64_32": r, "heapsize_kb": int(-(-heap // 1024))})
+    if rom and rom.get("ratio_64_32"):
+        # lib/ in ROMFS, as the VM tests run it: the whole heap scales by the
+        # ROMFS loop's ratio (chip_need), and the chip's frozen Python
+        # modules' objects are part of its 32 KB, not of the VM's floor
+        heap = (base + fakes - (rom.get("frozen64") or 0) + chip_free * rom["ratio_64_32"]
+                - runner.NAMES_HEAP_KB * 1024)
+        out.update({"rom_ratio_64_32": rom["ratio_64_32"], "rom_frozen64": rom.get("frozen64") or 0,
+                    "rom_heapsize_kb": int(heap // 1024)})
     return out
 
 
@@ -1547,7 +1558,7 @@ def run(quick=False, out_path=None, log=print, rev="HEAD"):
         took("names")
         node, tut = res["configs"]["node"], res["configs"]["tutorial"]
         res["boot_ratio_vs_tutorial"] = ratio(node["boot_to_puback_s"], tut["boot_to_puback_s"])
-        res["calibration"] = cal = calibrate(b.boards, node["heap32"])
+        res["calibration"] = cal = calibrate(b.boards, node["heap32"], rom=node["heap32_rom"])
         res["runner_heapsize"] = runner.CHIP_HEAPSIZE
         needs = res["chip_need"] = {}
         for k in CONFIGS:
@@ -1654,7 +1665,12 @@ def report(res):
         lines.append("calibration: the VM holds %(vm_base)d B (interpreter) + %(vm_fakes)d B (fakes) before the "
                      "firmware; the node's highest peak (%(stage)s) is %(peak64)d B in 64 bits, %(peak32)d B in 32 "
                      "(the loop's objects x%(ratio_64_32)s in 64 bits, interned strings as measured): a chip with %(chip_free)d B "
-                     "free -> -X heapsize=%(heapsize_kb)dK" % cal + " (runner.CHIP_HEAPSIZE, the VM tests' heap, is %s)" % res["runner_heapsize"])
+                     "free -> -X heapsize=%(heapsize_kb)dK with .mpy files" % cal)
+    if "rom_heapsize_kb" in cal:
+        lines.append("calibration, lib/ in ROMFS as the VM tests run it: (%(vm_base)d + %(vm_fakes)d - %(rom_frozen64)d "
+                     "(what the chip's frozen Python modules keep) + %(chip_free)d x %(rom_ratio_64_32)s - the runner's "
+                     "names) -> -X heapsize=%(rom_heapsize_kb)dK" % dict(cal, chip_free=CHIP_FREE)
+                     + " (runner.CHIP_HEAPSIZE is %s)" % res["runner_heapsize"])
     if res.get("heap32_error"):
         lines.append("row 1 not measured: " + res["heap32_error"])
     elif node["heap32"]["stand_ins32"]:
