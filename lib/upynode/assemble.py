@@ -70,7 +70,12 @@ def next_boot(count=True, path=BOOT_FILE):
         n = 1
         count = True
     if count:
-        save(path, "%d" % n)
+        try:
+            save(path, "%d" % n)
+        except OSError:
+            # A full flash: the node runs on with n (a boot must never fail
+            # on this); the next boot counts from the old number again.
+            pass
     return n
 
 

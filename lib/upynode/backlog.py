@@ -5,7 +5,11 @@
 #   [length: 2 bytes][CRC-16 of the data: 2 bytes][data], appended only.
 #   A power cut mid-append leaves a torn last record: its length runs past
 #   the end or its CRC fails; it is dropped when the queue opens and never
-#   touches the records before it.
+#   touches the records before it. Bytes that are not a record elsewhere (a
+#   flipped bit, an append cut short by a full flash) are skipped up to the
+#   next record that checks out, a state message ("{"): every record it
+#   found whole is kept. Whatever was lost is counted in `dropped` (the
+#   state message's "drop") and logged with its reason.
 # backlog_<name>.pos: "<generation> <offset>": where the oldest record not
 #   yet acknowledged starts. Acknowledging writes only this small file (tmp
 #   + rename), never the queue. When the dead space before the offset grows
@@ -53,8 +57,9 @@ class Backlog:
         self.name = name
         self.max = max_bytes
         self.log = log
-        self.dropped = 0  # records dropped by a full queue since open
+        self.dropped = 0  # records lost since open: a full queue's oldest, corrupt and torn ones
         self.gen = self.start = self.end = self.n = 0
+        self.clean = True  # nothing in the file between start and end but records
         self._open()
 
     def __len__(self):
@@ -83,29 +88,75 @@ class Backlog:
             except (OSError, ValueError):
                 pass
             # Walk the records from the read offset: count them, find the end.
-            f.seek(self.start)
-            at = self.start
-            while at < size:
-                r = self._read(f, size - at)
-                if r is None:
-                    break
-                at += _REC + len(r)
+            at, d = self._find(f, self.start, size)
+            bad = at > self.start and d is not None
+            if d is not None:
+                self.start = at
+            self.end = self.start
+            while d is not None:
                 self.n += 1
-            self.end = at
+                self.end = at + _REC + len(d)
+                at, d = self._find(f, self.end, size)
+                bad += at > self.end and d is not None
+        if bad:
+            self._lost(bad, "corrupt record(s) skipped")
         if self.end < size:
-            self.log("backlog %s: dropped a torn record at the end (power cut while writing)" % self.name)
-            self._compact()
+            # a torn append runs past the end; a whole one that fails its CRC went bad
+            with open(self.path, "rb") as f:
+                f.seek(self.end)
+                h = f.read(2)
+            whole = len(h) == 2 and self.end + _REC + (h[0] << 8 | h[1]) == size
+            self._lost(1, "a corrupt record at the end" if whole else
+                       "a torn record at the end (power cut while writing)")
+        if bad or self.end < size:
+            self.clean = not bad
+            try:
+                self._compact()
+            except OSError as e:
+                # a full flash: appends go after those bytes, and the walk
+                # skips them again (counted once more when they come first)
+                _remove(self.path + ".tmp")
+                self.end, self.clean = size, False
+                self.log("backlog %s: not rewritten: %s" % (self.name, e))
         elif not self.n:
             self._clear()
 
-    @staticmethod
-    def _read(f, left):
+    def _lost(self, n, why):
+        self.dropped += n
+        self.log("backlog %s: %s: %d counted in drop" % (self.name, why, n))
+
+    def _find(self, f, at, end):
+        # The first whole record at or after at: (offset, data), or (end,
+        # None). Past bytes that are not one, a record is looked for only
+        # where a state message ("{") starts 4 bytes on: a chance match of
+        # length and CRC in garbage is then rarer still.
+        f.seek(at)
+        d = self._read(f, end - at)
+        if d is not None:
+            return at, d
+        at += 1
+        while at + _REC < end:
+            f.seek(at + _REC)
+            b = f.read(min(256, end - at - _REC))
+            i = b.find(b"{")
+            if i < 0:
+                at += len(b)
+                continue
+            at += i
+            f.seek(at)
+            d = self._read(f, end - at)
+            if d is not None:
+                return at, d
+            at += 1
+        return end, None
+
+    def _read(self, f, left):
         # The next record's data, or None if it is torn or corrupt.
         h = f.read(_REC)
         if len(h) < _REC:
             return None
         n = h[0] << 8 | h[1]
-        if not n or _REC + n > left:
+        if not n or _REC + n > left or _REC + n > self.max // 4:
             return None
         d = f.read(n)
         if len(d) < n or crc16(d) != h[2] << 8 | h[3]:
@@ -124,15 +175,28 @@ class Backlog:
         tmp = self.path + ".tmp"
         with open(tmp, "wb") as out:
             out.write(b"UQ" + bytes((self.gen >> 8, self.gen & 0xFF)))
+            end = _HEAD
             if self.n:
                 with open(self.path, "rb") as f:
-                    f.seek(self.start)
-                    left = self.end - self.start
-                    while left:
-                        b = f.read(min(left, 256))
-                        out.write(b)
-                        left -= len(b)
-        self.end = _HEAD + self.end - self.start
+                    at, d = self.start, b""
+                    if self.clean:  # bytes as they are: no CRC per record, a WDT's worth
+                        f.seek(at)
+                        left = self.end - at
+                        while left:
+                            b = f.read(min(left, 256))
+                            out.write(b)
+                            left -= len(b)
+                        end += self.end - at
+                        d = None
+                    while d is not None:  # record by record, leaving what is not one
+                        at, d = self._find(f, at, self.end)
+                        if d is not None:
+                            f.seek(at)
+                            out.write(f.read(_REC + len(d)))
+                            end += _REC + len(d)
+                            at += _REC + len(d)
+        self.end = end
+        self.clean = True
         self.start = _HEAD
         try:
             os.rename(tmp, self.path)
@@ -163,8 +227,24 @@ class Backlog:
                 f.write(b"UQ" + bytes((self.gen >> 8, self.gen & 0xFF)))
             self.start = self.end = _HEAD
         c = crc16(data)
-        with open(self.path, "ab") as f:
-            f.write(bytes((len(data) >> 8, len(data) & 0xFF, c >> 8, c & 0xFF)) + data)
+        # An append the flash has no room for fails here, before writing (an
+        # append cut short would leave bytes that the walk must skip): a
+        # block for the data and one for the file system's own records.
+        try:
+            st = os.statvfs(self.path)
+            if st[0] * st[3] < need + 2 * st[0]:
+                raise OSError(28)  # ENOSPC, as the file system says it
+        except AttributeError:
+            pass
+        try:
+            with open(self.path, "ab") as f:
+                f.write(bytes((len(data) >> 8, len(data) & 0xFF, c >> 8, c & 0xFF)) + data)
+        except OSError:
+            # what reached the flash, if anything, is no record: later ones
+            # go after it, and the walk skips it (counted once more there)
+            self.end = max(self.end, _size(self.path))
+            self.clean = False
+            raise
         self.end += need
         self.n += 1
         if dropped:
@@ -175,25 +255,42 @@ class Backlog:
         out = []
         if not self.n:
             return out
-        with open(self.path, "rb") as f:
-            f.seek(self.start)
-            at = self.start
-            while len(out) < min(n, self.n):
-                d = self._read(f, self.end - at)
-                if d is None:
-                    break
-                at += _REC + len(d)
-                out.append(d)
+        if self._head():  # the oldest is whole (or the queue is empty now)
+            with open(self.path, "rb") as f:
+                at = self.start
+                while len(out) < min(n, self.n):
+                    at, d = self._find(f, at, self.end)
+                    if d is None:
+                        break
+                    at += _REC + len(d)
+                    out.append(d)
         return out
 
-    def _skip(self, n):
+    def _head(self):
+        # Make the oldest record one that checks out: bytes that went bad
+        # while the queue was open are skipped, counted, and what is left
+        # is counted again. -> whether a record is left.
         with open(self.path, "rb") as f:
-            f.seek(self.start)
+            at, d = self._find(f, self.start, self.end)
+            if at > self.start:
+                self._lost(1, "corrupt record(s) skipped")
+                self.start, self.n = at, 0
+                self.clean = False
+                while d is not None:
+                    self.n += 1
+                    at, d = self._find(f, at + _REC + len(d), self.end)
+                self._save_pos()
+        return self.n
+
+    def _skip(self, n):
+        # the n oldest records, as peek() gave them
+        with open(self.path, "rb") as f:
             for _ in range(min(n, self.n)):
-                h = f.read(_REC)
-                ln = h[0] << 8 | h[1]
-                self.start += _REC + ln
-                f.seek(self.start)
+                at, d = self._find(f, self.start, self.end)
+                if d is None:
+                    self.n = 0
+                    break
+                self.start = at + _REC + len(d)
                 self.n -= 1
 
     def pop(self, n):

@@ -102,7 +102,7 @@ class Node:
         msg["heap"] = gc.mem_free()
         if online:
             msg["rssi"] = self.sta.status("rssi")
-        n, d = 0, self.lost  # queued, and dropped by full queues or lost to MemoryError
+        n, d = 0, self.lost  # queued; and lost: full, corrupt or torn queues, no memory, no flash
         for t in self.txs:
             if t.q is not None:
                 n += len(t.q)
@@ -150,6 +150,12 @@ class Node:
                     self.lost += 1
                     word = "LOST (out of memory)"
                     oom = True
+                except Exception as e:
+                    # A full flash (OSError 28), or a record too big for the
+                    # queue: lost to this sink, counted, and the cycle goes
+                    # on to the other sinks.
+                    self.lost += 1
+                    word = "LOST (%s)" % ("flash full" if e.args[:1] == (28,) else e)
             else:
                 word = "NOT SENT"
             words.append(t.name + " " + word)

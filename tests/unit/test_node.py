@@ -132,6 +132,20 @@ def test_the_boot_counter_survives_reboots(online, monkeypatch):
     assert [make(monkeypatch, [FakeTx()]).boot for _ in range(3)] == [1, 2, 3]
 
 
+def test_a_boot_with_a_full_flash_runs_on(online, monkeypatch):
+    # boot.n cannot be written: the node starts anyway (it used to crash
+    # here and restart every 30 s), with the next number in RAM
+    make(monkeypatch, [FakeTx()])
+
+    def full(path, data):
+        raise OSError(28)
+    monkeypatch.setattr("upynode.assemble.save", full)
+    tx = FakeTx()
+    n = make(monkeypatch, [tx])
+    assert n.boot == 2 and n.cycle(1) and tx.sent[0]["boot"] == 2
+    assert open("boot.n").read() == "1"
+
+
 def test_readings_carry_wall_clock_time_once_ntp_answered(online, monkeypatch):
     import time
     tx = FakeTx()
@@ -632,3 +646,33 @@ def test_mqtt_takes_the_stay_awake_request_of_a_sleeping_node(world):
     for msg, want in ((b"600", 600), (b"99999", 3600), (b"", 0), (b"soon", 0)):
         m._message(b"home/n1/awake", msg)
         assert m.stay_s == want
+
+
+def test_a_full_flash_costs_the_queued_readings_counted_and_the_other_sinks_still_send(online, monkeypatch, clock):
+    # The broker is down and the flash is full: the reading cannot be
+    # queued. It is counted in "drop" and named on the cycle's line; the
+    # cycle goes on to the receiver, which still gets it live, and nothing
+    # resets the node. Once the flash has room again, readings queue.
+    import os as host_os
+    from upynode import backlog
+
+    class Rx(FakeTx):
+        name, where = "receiver", "receiver http://127.0.0.1:5000"
+    mq, rx = FakeTx(), Rx()
+    lines = []
+    n = make(monkeypatch, [mq, rx], lines)
+    mq.down = True
+    st = host_os.statvfs(".")
+    full = host_os.statvfs_result((4096, 4096, 100, 0, 0) + tuple(st)[5:])
+    with monkeypatch.context() as m:
+        m.setattr(backlog.os, "statvfs", lambda p: full, raising=False)
+        for seq in (1, 2, 3):
+            n.cycle(seq)
+            clock.sleep(400)
+    cycles = [line for line in lines if " -> " in line]
+    assert len(cycles) == 3 and all(line.endswith("-> mqtt LOST (flash full), receiver sent") for line in cycles), lines
+    assert [m["seq"] for m in rx.sent] == [1, 2, 3]
+    assert rx.sent[-1]["drop"] == 2  # the two before it, in the next message
+    n.cycle(4)  # room again
+    assert lines[-1].endswith("-> mqtt queued, receiver sent")
+    assert rx.sent[-1]["drop"] == 3 and len(mq.q) == 1
