@@ -298,10 +298,13 @@ def _wifi(w):
 def _node(c):
     _int(c, "interval_s", 1, 86400, "")
     pw = c["webrepl"]["password"]
-    if not 4 <= len(pw) <= 9:
+    if not 4 <= len(pw.encode()) <= 9:
         # Required: WebREPL can read config.json, WiFi password included,
-        # and in setup mode it is on an open access point.
-        _fail("webrepl.password", pw, "4 to 9 characters (a MicroPython limit); it guards your other secrets")
+        # and in setup mode it is on an open access point. MicroPython's
+        # limit is 9 bytes (extmod/modwebrepl.c), not characters: a longer
+        # one and WebREPL does not start.
+        _fail("webrepl.password", pw, "4 to 9 bytes (a MicroPython limit; an accented letter takes 2); "
+              "it guards your other secrets")
     if c["node_id"]:
         _ident(c["node_id"], "node_id")
     if c["sleep"] not in ("none", "deep"):
@@ -321,6 +324,9 @@ def _transports(ts):
 def _mqtt(m, c):
     if "mqtt" in c["transports"] and not m["host"]:
         _fail("mqtt.host", m["host"], "the address of your MQTT broker")
+    if m["host"] and not _host(m["host"]):  # umqtt would look all of it up as a name
+        _fail("mqtt.host", m["host"], "a host name or IPv4 address alone: no mqtt://, no user:password@ "
+              "(mqtt.user, mqtt.password), no :port (mqtt.port)")
     _int(m, "port", 1, 65535, "mqtt.")
     _int(m, "timeout_s", 1, 120, "mqtt.")
     ka = _int(m, "keepalive", 0, 65535, "mqtt.")
@@ -523,11 +529,9 @@ def masked(c):
     # (http://user:pw@host).
     if isinstance(c, list):
         return [masked(v) for v in c]
-    if isinstance(c, str):
-        i = c.find("://") + 3
-        j = c.find("@", i)
-        if i > 2 and j > i and "/" not in c[i:j]:
-            return c[:i] + "***" + c[j:]
+    if isinstance(c, str) and "@" in c:
+        from upynode.http import hide_url  # the node's log lines hide it the same way
+        return hide_url(c)
     if not isinstance(c, dict):
         return c
     out = {}

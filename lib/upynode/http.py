@@ -29,6 +29,20 @@ def request(method, url, t, headers, data=None, read=None):
         net.close()
 
 
+def hide_url(u):
+    # u with the password of its user (http://user:pw@host) as ***, for
+    # every line that names it. The last "@" ends the user part: a
+    # password may hold "@", "/" or ":"; an "@" in a path hides too much,
+    # never too little.
+    i = u.find("://") + 3
+    j = u.rfind("@")
+    if i < 3 or j < i:
+        return u
+    k = u.find(":", i)
+    k = k if i <= k < j else i - 1
+    return u[:k + 1] + "***" + u[j:]
+
+
 def why(e):
     from upynode.sock import describe
     return describe(e)
@@ -41,7 +55,7 @@ def setup(t, cfg, node_id, units, log, url):
     t.units = dict(units)  # [(quantity, unit)] or {quantity: unit}: what to send
     t.log = log
     t.base = url.rstrip("/")
-    t.where = "%s %s" % (t.name, t.base)  # for log lines: no secrets
+    t.where = "%s %s" % (t.name, hide_url(t.base))  # for log lines: no secrets
 
 
 def idle(t):  # poll() and close(): HTTP takes no commands, every request closes its socket

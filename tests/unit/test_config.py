@@ -70,12 +70,16 @@ def test_sensor_entries_get_their_drivers_defaults():
     (merged(wifi={"ssid": 5}), ["wifi.ssid", "5", "string"]),
     (merged(mqtt={"host": ""}), ["mqtt.host", "broker"]),
     (merged(mqtt={"port": 70000}), ["mqtt.port", "70000"]),
+    (merged(mqtt={"host": "mqtt://admin:pw@10.0.0.1"}), ["mqtt.host", "no mqtt://", "mqtt.password"]),
+    (merged(mqtt={"host": "10.0.0.1:1883"}), ["mqtt.host", "mqtt.port"]),
     (merged(mqtt={"base_topic": "home/#"}), ["mqtt.base_topic", "home/#"]),
     (merged(mqtt={"keepalive": 5}), ["mqtt.keepalive", "5", "at least 10"]),
     (merged(mqtt={"expire_after": 60}, interval_s=60), ["mqtt.expire_after", "60", "unavailable"]),
     (merged(interval_s=1e999), ["interval_s", "finite number"]),
     (merged(http={"fields": {"temperature": 1e999}}), ["http.fields.temperature", "finite number"]),
     (merged(webrepl={"password": ""}), ["webrepl.password", "4 to 9", "guards"]),
+    # 8 characters, 10 bytes: WebREPL on a chip would not start (extmod/modwebrepl.c counts bytes)
+    (merged(webrepl={"password": "p\u00e4ssw\u00f6rt"}), ["webrepl.password", "4 to 9 bytes"]),
     (merged(transports=["http"], http={"target": "flask", "url": "https://192.0.2.5", "api_key": "k"}),
      ["http.url", "https://192.0.2.5", "TLS"]),
     (merged(transports=["http"], homeassistant={"url": "http://192.0.2.5:8123"}), ["homeassistant.token", "long-lived"]),
@@ -299,13 +303,20 @@ def test_a_whole_file_that_is_one_string_is_not_shown():
 ])
 def test_the_password_in_a_url_is_masked(key, over):
     msg = error_of(merged(**over))
-    assert msg.startswith(key) and "hapw123" not in msg and "://***@" in msg, msg
+    assert msg.startswith(key) and "hapw123" not in msg and "://me:***@" in msg.replace("admin", "me"), msg
 
 
 def test_masked_hides_url_passwords_for_config_get():
     c = parse(merged(transports=["http"], http={"target": "receiver", "url": "http://u:pw77@192.0.2.5:8080",
                                                 "api_key": "k"}))
-    assert config.masked(c)["http"]["url"] == "http://***@192.0.2.5:8080"
+    assert config.masked(c)["http"]["url"] == "http://u:***@192.0.2.5:8080"
+
+
+@pytest.mark.parametrize("url", ["http://u:pw/77@192.0.2.5", "http://u:pw@77@192.0.2.5", "http://u:pw:77@192.0.2.5/x"])
+def test_a_url_password_with_a_slash_an_at_or_a_colon_is_masked_whole(url):
+    c = parse(merged(transports=["http"], http={"target": "receiver", "url": url, "api_key": "k"}))
+    shown = config.masked(c)["http"]["url"]
+    assert shown.startswith("http://u:***@192.0.2.5") and "pw" not in shown and "77" not in shown
 
 
 @pytest.mark.parametrize("doc, key", [

@@ -67,6 +67,16 @@ def test_transports_are_named_and_only_the_configured_http_target_is_imported(wo
 
 
 
+@pytest.mark.parametrize("target", ["ha", "flask", "receiver"])
+def test_a_password_in_the_http_url_never_reaches_the_log(world, monkeypatch, target):
+    url = "http://me:s/3cr@t@127.0.0.1:9/"  # ha: Home Assistant's own URL; the others: http.url
+    c = cfg(transports=["http"], http={"target": target, "url": url, "api_key": "k"},
+            homeassistant={"url": url if target == "ha" else "http://127.0.0.1:8123/", "token": "t"})
+    c["node_id"] = "n1"
+    tx = assemble.transports(c, [("temperature", "\u00b0C")], Led(c["led"]))[0]
+    assert tx.where == "%s http://me:***@127.0.0.1:9" % target
+
+
 class Watchdog:
     """machine.WDT for the loop under CPython: counts feeds (the fake's
     own, for the VM, resets the board from a thread)."""

@@ -31,10 +31,11 @@ def start(port=8266, password=None, accept_handler=None):
             pw = webrepl_cfg.PASS
         except Exception:
             print("WebREPL is not configured, run 'import webrepl_setup'")
-    # _webrepl.password(pw) on the chip: a str of at most 9 characters.
+    # _webrepl.password(pw) on the chip: a str of at most 9 bytes
+    # (extmod/modwebrepl.c: a 10-byte buffer with its NUL).
     if not isinstance(pw, str):
         raise TypeError("can't convert %s to str" % type(pw).__name__)
-    if len(pw) > 9:
+    if len(pw.encode()) > 9:
         raise ValueError
     host_port = _host_port()
     if host_port and sys.implementation.name == "micropython":
