@@ -10,6 +10,11 @@ import time
 RESYNC_MS = 3 * 3600 * 1000  # the ESP8266's RTC drifts and wraps every ~7 h 45 min
 # time.time() counts from 2000-01-01 on ports built that way (the ESP8266)
 EPOCH_2000 = 946684800
+# An NTP answer is believed only from EARLIEST (no build of this source is
+# older) to 20 years after: a server that says 2100 would stamp every
+# reading with a time its receiver refuses, and the queue would hold them.
+EARLIEST = 1767225600  # 2026-01-01
+LATEST = EARLIEST + 20 * 365 * 86400
 
 
 class Clock:
@@ -40,14 +45,17 @@ class Clock:
         try:
             import ntptime
             ntptime.host = self.host
-            ntptime.settime()
+            # the server's seconds (since 2000 where the port counts from
+            # there); the RTC is left alone: readings take self.epoch
+            u = int(ntptime.time())
+            t = u + EPOCH_2000 if time.gmtime(0)[0] == 2000 else u
+            if not EARLIEST <= t <= LATEST:
+                raise ValueError("%d-%02d-%02d is not believed (before this firmware, or 20 years after it): "
+                                 "readings keep their uptime" % time.gmtime(u)[:3])
         except Exception as e:
             self.log("ntp: %s: %s" % (self.host, e))
             self.synced_at = self.up_ms - RESYNC_MS + 60000  # again in a minute
             return
-        t = int(time.time())  # an int on the chip; the ports with a float clock give a float
-        if time.gmtime(0)[0] == 2000:
-            t += EPOCH_2000
         first = self.epoch is None
         self.epoch = t - up
         self.synced_at = self.up_ms

@@ -686,3 +686,25 @@ def test_a_full_flash_costs_the_queued_readings_counted_and_the_other_sinks_stil
     n.cycle(4)  # room again
     assert lines[-1].endswith("-> mqtt queued, receiver sent")
     assert rx.sent[-1]["drop"] == 3 and len(mq.q) == 1
+
+
+@pytest.mark.parametrize("bad", [4102444800, 946684800])  # 2100, and 2000 (a server's epoch)
+def test_an_ntp_time_out_of_belief_is_ignored_until_a_right_one_comes(online, monkeypatch, clock, bad):
+    import ntptime
+    import time
+    lines = []
+    tx = FakeTx()
+    n = make(monkeypatch, [tx], lines)
+    right = ntptime.time
+    y2k = time.gmtime(0)[0] == 2000
+    monkeypatch.setattr(ntptime, "time", lambda: bad - (946684800 if y2k else 0))
+    n.clock.sync()
+    n.cycle(1)
+    assert "ts" not in tx.sent[0] and "up" in tx.sent[0]
+    assert any(line.startswith("ntp: ") and "not believed" in line and str(time.gmtime(bad)[0]) in line
+               for line in lines), lines
+    monkeypatch.setattr(ntptime, "time", right)
+    clock.sleep(61)  # a failed sync is tried again after a minute
+    n.clock.sync()
+    n.cycle(2)
+    assert "ntp: synced" in lines and abs(tx.sent[1]["ts"] - time.time()) < 5
