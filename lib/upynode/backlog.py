@@ -316,7 +316,10 @@ def replay(n, t):
     import json
     import time
     from upynode.sensors import dumps
-    recs = t.q.peek(n.cfg["backlog"]["per_cycle"])
+    # A sink that refused a batch for good is sent one record at a time
+    # until the record it refuses is found and dropped (a dead letter):
+    # one bad reading must not hold the queue, nor the good ones with it.
+    recs = t.q.peek(1 if getattr(t, "one", False) else n.cfg["backlog"]["per_cycle"])
     if not recs:
         return
     e = n.clock.epoch
@@ -328,8 +331,19 @@ def replay(n, t):
                 d["ts"] = e + d.pop("up")
                 recs[i] = dumps(d)
     acked = t.replay(recs)
-    t.q.pop(acked)
-    n.log("backlog %s: replayed %d, %d left" % (t.name, acked, len(t.q)))
+    why = getattr(t, "refused", None)
+    if why and not acked:
+        if len(recs) > 1:
+            t.one = True
+        else:
+            t.q.pop(1)
+            t.one = False
+            t.q._lost(1, "refused for good (%s)" % why)
+            acked = -1  # not a failure of the sink: the next goes now
+    t.q.pop(max(acked, 0))
+    n.log("backlog %s: replayed %d, %d left" % (t.name, max(acked, 0), len(t.q)))
+    if acked < 0:
+        return
     if acked < len(recs):
         t.fails = 1
         t.retry_at = n._backoff(1, time.ticks_ms())

@@ -120,18 +120,21 @@ class Node:
         sent = False
         now = time.ticks_ms()
         for t in self.txs:
-            ok = oom = False
+            ok = oom = no = False
             if online and (not t.fails or time.ticks_diff(now, t.retry_at) >= 0):
                 feed()
                 try:
                     ok = t.send(msg, text)
+                    # refused for good (the receiver's 4xx): the sink is up,
+                    # and queued the reading would only be refused again
+                    no = not ok and getattr(t, "refused", None)
                 except MemoryError:
                     # The reading is not lost with the connection: it is
                     # queued below like any unacknowledged one, then counted.
                     t.close()
                     gc.collect()
                     oom = True
-                if ok:
+                if ok or no:
                     t.fails = 0
                 else:
                     t.fails += 1
@@ -139,6 +142,9 @@ class Node:
             if ok:
                 word = "sent"
                 sent = True
+            elif no:
+                self.lost += 1
+                word = "REFUSED (%s)" % no
             elif getattr(t, "history", False):
                 try:
                     self.queue(t).put(S.dumps(rec))

@@ -36,7 +36,13 @@ def post(t, path, headers, body):
         st = s.readline().split(None, 2)
         if len(st) < 2 or not st[1].isdigit():
             raise OSError(-1)  # "connection closed": no status line
-        return int(st[1])
+        st = int(st[1])
+        why = b""
+        if 400 <= st < 500:  # the receiver says why in its body: the first 80 bytes of it
+            while s.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            why = s.read(80)
+        return st, why
     finally:
         net.close()
 
@@ -55,9 +61,12 @@ class Receiver:
         # the envelope's fixed part, built once; bytes, as it is sent ("°C")
         self.head = ('{"node":%s,"units":%s,' % (json.dumps(node_id), json.dumps(self.units))).encode()
 
+    refused = None  # why the receiver refused the last POST for good (a 4xx), else None
+
     def _post(self, recs):
         # recs: the readings as JSON bytes -> True if the receiver took them.
         # The body goes in parts (post()), never joined.
+        self.refused = None
         up = self.clock.uptime() if self.clock else 0
         body = [self.head, b'"up":%d,"readings":[' % up]
         for r in recs:
@@ -66,7 +75,7 @@ class Receiver:
             body.append(r)
         body.append(b"]}")
         try:
-            st = post(self, "/api/readings", self.hd, body)
+            st, why = post(self, "/api/readings", self.hd, body)
         except MemoryError:
             raise
         except Exception as e:
@@ -74,7 +83,13 @@ class Receiver:
             return False
         if 200 <= st < 300:
             return True
-        self.log("http: %s: HTTP %d%s" % (self.where, st, " (check %s)" % self.key if st == 401 else ""))
+        why = why.decode("utf-8", "replace").strip()
+        if 400 <= st < 500 and st not in (401, 408, 429):
+            # for good: sent again it gets the same answer (backlog.replay
+            # finds the record and drops it); 401 (the key), 408 and 429
+            # (too soon) are worth another try
+            self.refused = "HTTP %d %s" % (st, why)
+        self.log("http: %s: HTTP %d%s %s" % (self.where, st, " (check %s)" % self.key if st == 401 else "", why))
         return False
 
     def send(self, msg, text):

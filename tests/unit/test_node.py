@@ -708,3 +708,63 @@ def test_an_ntp_time_out_of_belief_is_ignored_until_a_right_one_comes(online, mo
     n.clock.sync()
     n.cycle(2)
     assert "ntp: synced" in lines and abs(tx.sent[1]["ts"] - time.time()) < 5
+
+
+class Refusing(FakeTx):
+    """A receiver that refuses for good (HTTP 400) any batch holding a
+    reading with seq in `bad`, and takes the others."""
+    name, where = "receiver", "receiver http://127.0.0.1:5000"
+    refused = None
+
+    def __init__(self, bad):
+        FakeTx.__init__(self)
+        self.bad, self.batches = set(bad), []
+
+    def send(self, msg, text):
+        self.refused = None
+        if msg["seq"] in self.bad and not self.down:
+            self.refused = 'HTTP 400 {"error":"readings[0]: no"}'
+            return False
+        return FakeTx.send(self, msg, text)
+
+    def replay(self, records):
+        self.refused = None
+        seqs = [json.loads(r)["seq"] for r in records]
+        self.batches.append(seqs)
+        if self.bad & set(seqs):
+            self.refused = 'HTTP 400 {"error":"readings[0]: no"}'
+            return 0
+        return FakeTx.replay(self, records)
+
+
+def test_a_queued_reading_refused_for_good_is_dropped_counted_and_the_rest_delivered(online, monkeypatch, clock):
+    tx = Refusing(bad={3})
+    lines = []
+    n = make(monkeypatch, [tx], lines, backlog={"per_cycle": 5})
+    tx.down = True
+    for seq in range(1, 7):
+        n.cycle(seq)
+        clock.sleep(400)
+    assert len(tx.q) == 6
+    tx.down = False
+    tx.bad = {3}
+    for seq in range(7, 14):
+        n.cycle(seq)
+        clock.sleep(400)
+    assert sorted(r["seq"] for r in tx.replayed) == [1, 2, 4, 5, 6] and len(tx.q) == 0
+    assert tx.batches[0] == [1, 2, 3, 4, 5]  # refused whole, then one at a time
+    assert [1] in tx.batches and [3] in tx.batches
+    assert any('refused for good (HTTP 400 {"error":"readings[0]: no"}): 1 counted in drop' in ln for ln in lines)
+    assert tx.sent[-1]["drop"] == 1
+
+
+def test_a_live_reading_refused_for_good_is_counted_not_queued(online, monkeypatch, clock):
+    tx = Refusing(bad={2})
+    lines = []
+    n = make(monkeypatch, [tx], lines)
+    for seq in (1, 2, 3):
+        n.cycle(seq)
+    cycles = [ln for ln in lines if " -> " in ln]
+    assert cycles[1].endswith('-> receiver REFUSED (HTTP 400 {"error":"readings[0]: no"})')
+    assert cycles[2].endswith("-> receiver sent")  # no backoff: the sink is up
+    assert tx.q is None and tx.sent[-1]["seq"] == 3 and tx.sent[-1]["drop"] == 1

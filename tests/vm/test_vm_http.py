@@ -119,6 +119,26 @@ out(h.send({"seq": 2, "temperature": -3.25, "err": {"dht22": "timeout"}, "heap":
     no_secrets(logs, KEY)
 
 
+def test_a_reading_the_receiver_refuses_for_good_says_why(vm, receiver):
+    # A quantity name over the receiver's limit: 400 with its reason, which
+    # the node logs and keeps (refused), rather than "HTTP 400" alone; a
+    # good reading after it is stored.
+    cfg = node_cfg(http={"target": "receiver", "url": receiver, "api_key": KEY, "timeout_s": 5})
+    results, logs, _ = vm(cfg, """
+from upynode.receiver import Receiver
+h = Receiver(CFG, "n1", UNITS, log)
+bad = {"boot": 1, "seq": 1, "up": 5, "t" * 40: 20.5}
+out([h.send(bad, json.dumps(bad)), h.refused])
+good = {"boot": 1, "seq": 2, "up": 6, "temperature": 20.5}
+out([h.send(good, json.dumps(good)), h.refused])
+""")
+    (ok, why), (ok2, why2) = results
+    assert ok is False and why.startswith("HTTP 400 ") and "ttttt is neither" in why, results  # 80 bytes of it
+    assert ok2 is True and why2 is None
+    assert any("HTTP 400" in ln and "is neither" in ln for ln in logs), logs
+    assert [r["quantity"] for r in stored(receiver)] == ["temperature"]
+
+
 def test_flask_target_fields_are_configurable_and_wrong_key_is_reported(vm, receiver):
     cfg = node_cfg(http={"target": "flask", "url": receiver, "api_key": "wrong-" + KEY,
                          "fields": {"light_raw": 4}, "timeout_s": 5})
