@@ -57,6 +57,8 @@ GPIOS = (0, 2, 4, 5, 12, 13, 14, 15, 16)
 # would be overwritten there, and its HA entity would share the diagnostic's id
 RESERVED = ("boot", "seq", "ts", "up", "err", "heap", "rssi", "q", "drop", "reset", "awake_ms")
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+QUANTITY_MAX = 32  # characters: the reference receiver's (upynode_receiver.validate)
+ERR_MAX = 100  # characters of a sensor's error in a reading (sensors.read_all)
 
 
 class ConfigError(ValueError):
@@ -250,6 +252,11 @@ def _sensors(c, pins):
                 if q in seen:
                     raise ConfigError("%s: quantity \"%s\" is already measured by %s; "
                                       "set a \"prefix\" on one of them" % (path, q, seen[q]))
+                if len(q) > QUANTITY_MAX or not q[0].isalpha():
+                    # the reference receiver's limit (upynode_receiver.validate.QUANTITY_RE):
+                    # it would refuse every reading
+                    raise ConfigError("%s: quantity \"%s\" (prefix included): expected a letter first and at "
+                                      "most %d characters, as the receiver takes them" % (path, q, QUANTITY_MAX))
                 seen[q] = path
                 names.append(q)
             out.append(s)
@@ -416,6 +423,14 @@ def validate(c):
         _fail("ntp.host", h, "\"\" (no NTP) or a host name or IPv4 address such as pool.ntp.org")
     pins = {}
     names = _sensors(c, pins)
+    # The largest record a reading can make (backlog.put refuses one over a
+    # quarter of the queue): boot, seq and time, each quantity's name and
+    # value, each sensor's error (sensors.err_text: at most ERR_MAX).
+    most = 64 + sum(len(q) + 18 for q in names) + sum(len(s["type"]) + 10 + ERR_MAX for s in c["sensors"])
+    if 4 + most > c["backlog"]["max_kb"] * 256:
+        _fail("backlog.max_kb", c["backlog"]["max_kb"],
+              "at least %d: a reading of these sensors can take %d bytes, and a queue holds records of up to "
+              "a quarter of its size" % (-(-(4 + most) // 256), most))
     _led(c["led"], pins, names, c)
     _homeassistant(c["homeassistant"], c)
     return c

@@ -29,8 +29,11 @@ def read_all(sensors, log=print):
         except MemoryError:
             raise
         except Exception as e:
-            errors[key] = err_text(e)
-            log("sensor %s: %s" % (kind, errors[key]))
+            t = err_text(e)
+            # whole on the console; in the reading at most 100 characters
+            # (config.ERR_MAX): its record must fit the queue's record limit
+            errors[key] = t[:100]
+            log("sensor %s: %s" % (kind, t))
     return values, errors
 
 

@@ -683,3 +683,20 @@ def test_startup_interns_every_key_of_the_config_it_reads_back():
                 walk(v)
     walk(config.DEFAULTS)
     assert keys <= set(startup._keys.__code__.co_names)
+
+
+def test_a_quantity_name_the_receiver_would_refuse_is_refused_here():
+    msg = error_of(merged(sensors=[{"type": "mcp9808", "prefix": "p" * 31}]))
+    assert msg.startswith("sensors[0]: quantity \"%stemperature\"" % ("p" * 31)) and "at most 32" in msg, msg
+    msg = error_of(merged(sensors=[{"type": "mcp9808", "prefix": "1_"}]))
+    assert "a letter first" in msg, msg
+    parse(merged(sensors=[{"type": "mcp9808", "prefix": "p" * 21}]))  # 32 characters: taken
+
+
+def test_a_queue_too_small_for_the_config_s_largest_reading_is_refused():
+    three = [{"type": "adc"}, {"type": "mcp9808"}, {"type": "dht22", "prefix": "room_"}]
+    msg = error_of(merged(sensors=three, backlog={"max_kb": 1}))
+    assert msg.startswith("backlog.max_kb = 1: expected at least ") and "quarter" in msg, msg
+    least = int(msg.split("at least ")[1].split(":")[0])
+    parse(merged(sensors=three, backlog={"max_kb": least}))
+    parse(merged(sensors=[{"type": "adc"}], backlog={"max_kb": 1}))  # one sensor fits the smallest queue

@@ -768,3 +768,29 @@ def test_a_live_reading_refused_for_good_is_counted_not_queued(online, monkeypat
     assert cycles[1].endswith('-> receiver REFUSED (HTTP 400 {"error":"readings[0]: no"})')
     assert cycles[2].endswith("-> receiver sent")  # no backoff: the sink is up
     assert tx.q is None and tx.sent[-1]["seq"] == 3 and tx.sent[-1]["drop"] == 1
+
+
+def test_the_largest_reading_of_a_config_fits_the_smallest_queue_its_check_allows(online, monkeypatch, clock):
+    # Every sensor failing with a long error, the longest names the
+    # receiver takes, queued with the broker down: config's bound holds.
+    sens = [{"type": "adc", "prefix": "a" * 23}, {"type": "mcp9808", "prefix": "m" * 21},
+            {"type": "dht22", "prefix": "d" * 21}]
+    for kb in range(1, 20):
+        try:
+            c = cfg(sensors=sens, backlog={"max_kb": kb}, led={"mode": "heartbeat"})
+            break
+        except config.ConfigError:
+            continue
+    monkeypatch.setattr("upynode.assemble.transports", lambda *a, **k: [tx])
+    tx = FakeTx()
+    c["node_id"] = "esp8266_test"
+    lines = []
+    n = node.Node(c, lines.append)
+    for _, s in n.sens:
+        def broken():
+            raise ValueError("x" * 300)
+        s.read = broken
+    tx.down = True
+    n.cycle(999999)
+    assert lines[-1].endswith("-> mqtt queued"), (kb, lines[-1])
+    assert json.loads(n.queue(tx).peek(1)[0])["err"]["adc"] == "ValueError: " + "x" * 88
