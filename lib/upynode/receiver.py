@@ -84,12 +84,14 @@ class Receiver:
         if 200 <= st < 300:
             return True
         why = why.decode("utf-8", "replace").strip()
-        if 400 <= st < 500 and st not in (401, 408, 429):
+        if 400 <= st < 500 and st not in (401, 403, 408, 429):
             # for good: sent again it gets the same answer (backlog.replay
-            # finds the record and drops it); 401 (the key), 408 and 429
-            # (too soon) are worth another try
+            # finds the record and drops it); 401 and 403 (the key, or its
+            # nodes: the user's to fix), 408 and 429 (too soon) are worth
+            # another try
             self.refused = "HTTP %d %s" % (st, why)
-        self.log("http: %s: HTTP %d%s %s" % (self.where, st, " (check %s)" % self.key if st == 401 else "", why))
+        self.log("http: %s: HTTP %d%s %s" % (self.where, st, " (check %s)" % self.key if st in (401, 403) else "",
+                                             why))
         return False
 
     def send(self, msg, text):

@@ -203,3 +203,54 @@ def test_a_version_1_database_keeps_its_rows_and_gets_the_new_key(db_path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "readings_node_seq" not in indexes and "readings_reading" in indexes
+
+
+def test_a_key_bound_to_nodes_writes_only_their_readings(db_path):
+    # Node B's key once stored -40 degC under node A's name, and node A's
+    # real batch then got 200 with 0 stored (duplicates).
+    client = receiver.create_app(db_path, [("key-a", ["attic"]), ("key-b", ["cellar"]), "key-any"]).test_client()
+
+    def post_as(key, body):
+        return client.post("/api/readings", json=body, headers={"X-Api-Key": key})
+    forged = post_as("key-b", batch(record(seq=1, temperature=-40), node="attic"))
+    assert forged.status_code == 403 and "attic" in forged.get_json()["error"]
+    assert post_as("key-a", batch(record(seq=1, temperature=21.5), node="attic")).get_json() == \
+        {"stored": 1, "duplicates": 0}
+    assert post_as("key-b", batch(record(seq=1), node="cellar")).status_code == 201
+    assert post_as("key-any", batch(record(seq=2), node="attic")).status_code == 201  # unbound: as before
+    rows = client.get("/api/readings?node=attic&quantity=temperature").get_json()
+    assert sorted(r["value"] for r in rows) == [21.5, 21.5]
+    # the tutorial's URL too: its node is the MAC
+    r = client.get("/update/API_key=key-a/mac=5c:cf:7f:00:00:01/field=1/data=20")
+    assert r.status_code == 403
+
+
+def test_keys_bound_to_nodes_come_from_the_keys_file_and_the_command(tmp_path):
+    import json
+    f = tmp_path / "keys.json"
+    f.write_text(json.dumps({"api_keys": {"key-a": ["attic", "garage"], "key-any": None}}))
+    assert receiver.load_api_keys(str(f), env={}, bound=["key-c=cellar, porch", "key-d"]) == \
+        [("key-a", ["attic", "garage"]), "key-any", ("key-c", ["cellar", "porch"]), "key-d"]
+    assert receiver.unbound_keys(receiver.load_api_keys(str(f), env={})) == 1
+    for bad in ({"api_keys": {"key-a": "attic"}}, {"api_keys": {"": ["attic"]}}):
+        f.write_text(json.dumps(bad))
+        with pytest.raises(ValueError):
+            receiver.load_api_keys(str(f), env={})
+    with pytest.raises(ValueError):
+        receiver.load_api_keys(None, env={}, bound=["key-e="])
+
+
+def test_the_command_warns_of_keys_any_node_may_use(tmp_path):
+    from upynode_vboard.receiver_process import ReceiverProcess
+    with ReceiverProcess(str(tmp_path / "w.sqlite3"), "unbound-key", args=["--key", "bound-key=attic"]) as rx:
+        import urllib.request
+        body = b'{"node":"cellar","up":5,"readings":[{"boot":1,"seq":1,"up":5,"t":1}]}'
+        req = urllib.request.Request(rx.url + "/api/readings", data=body, method="POST",
+                                     headers={"X-Api-Key": "bound-key"})
+        try:
+            urllib.request.urlopen(req, timeout=10)
+            status = 200
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status == 403
+        assert "warning: 1 API key(s) not bound to node names" in rx.log_text()

@@ -182,3 +182,42 @@ def test_the_command_limits_rate_and_chunked_bodies(live):
     # One request every 30 s; less the time since the last one (a loaded machine is slow).
     assert status == 429 and 1 <= int(response_headers["Retry-After"]) <= 30
     assert count(live.db) == 2
+
+
+def test_slow_clients_do_not_lock_a_node_out(tmp_path):
+    # 200 connections that each send a header line a second (slowloris)
+    # hold sockets only: a node's POST among them is stored at once.
+    import json
+    import socket
+    import threading
+    import urllib.request
+    from upynode_vboard.receiver_process import ReceiverProcess
+    with ReceiverProcess(str(tmp_path / "live.sqlite3"), KEY, rate_limit=0) as rx:
+        slow, stop = [], threading.Event()
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", rx.port), timeout=5)
+            s.sendall(b"POST /api/readings HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
+
+        def drip():
+            while not stop.wait(1):
+                for s in slow:
+                    try:
+                        s.sendall(b"X-Slow: 1\r\n")
+                    except OSError:
+                        pass
+        t = threading.Thread(target=drip, daemon=True)
+        t.start()
+        try:
+            time.sleep(2)
+            body = json.dumps({"node": "n1", "quantity": "temperature", "unit": "C", "value": 20.5,
+                               "ts": NOW}).encode()
+            req = urllib.request.Request(rx.url + "/api/readings", data=body, method="POST",
+                                         headers={"X-Api-Key": KEY, "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status == 201
+        finally:
+            stop.set()
+            t.join(5)
+            for s in slow:
+                s.close()

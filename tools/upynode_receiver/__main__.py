@@ -2,6 +2,7 @@
 
 Every option falls back to an environment variable, so `make server` needs no arguments:
   --db UPYNODE_DB          --keys-file UPYNODE_KEYS_FILE   (and/or UPYNODE_API_KEYS=k1,k2)
+  --key KEY=node-a,node-b  (repeated: a key that writes only those nodes' readings)
   --port UPYNODE_PORT      --fields UPYNODE_FIELDS ("1=temperature,2=humidity,3=light")
   --rate-limit UPYNODE_RATE_LIMIT (requests a minute per API key, 0 = none)
   --mqtt UPYNODE_MQTT      --base-topic UPYNODE_BASE_TOPIC
@@ -33,6 +34,9 @@ def main(argv=None):
     # No default here: load_api_keys falls back to UPYNODE_KEYS_FILE itself.
     parser.add_argument("--keys-file",
                         help='JSON file: ["key", ...] or {"api_keys": [...]} (default $UPYNODE_KEYS_FILE)')
+    parser.add_argument("--key", action="append", default=[], metavar="KEY=NODE,...",
+                        help="an API key bound to the node names it may write (repeat for more keys;"
+                             " a key without names may write any node's readings)")
     parser.add_argument("--fields", default=env.get("UPYNODE_FIELDS") or receiver.DEFAULT_FIELDS,
                         help="tutorial field number to quantity name (default %(default)s)")
     parser.add_argument("--rate-limit", type=int, metavar="N",
@@ -53,7 +57,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     try:
-        api_keys = receiver.load_api_keys(args.keys_file, env)
+        api_keys = receiver.load_api_keys(args.keys_file, env, args.key)
         fields = receiver.parse_field_map(args.fields)
         mqtt_at = parse_host_port(args.mqtt) if args.mqtt else None
     except (OSError, ValueError) as exc:
@@ -66,6 +70,10 @@ def main(argv=None):
         print("warning: Chart.js is not fetched, the page will show no charts;"
               f" run: {chartjs.FETCH_COMMAND}", file=sys.stderr)
 
+    if receiver.unbound_keys(api_keys):
+        print(f"warning: {receiver.unbound_keys(api_keys)} API key(s) not bound to node names: each can write"
+              " any node's readings; bind them with --key KEY=node-a,node-b or a keys file"
+              ' ({"api_keys": {"KEY": ["node-a"]}})', file=sys.stderr)
     app = receiver.create_app(args.db, api_keys, fields, rate_limit=args.rate_limit)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"upynode receiver: http://{args.host}:{args.port}/  db={args.db}  {len(api_keys)} API key(s)",
@@ -76,9 +84,13 @@ def main(argv=None):
                    discovery_prefix=args.discovery_prefix, client_id=args.mqtt_client_id,
                    username=args.mqtt_user,
                    password=env.get("UPYNODE_MQTT_PASSWORD")).start()
-    # waitress refuses bigger bodies itself, before Flask sees them.
+    # waitress refuses bigger bodies itself, before Flask sees them. A connection costs it a
+    # socket, not a thread, until its request is whole: slow clients (a header line a
+    # second, 200 of them) hold only sockets, up to CONNECTION_LIMIT, and a silent one goes
+    # after CHANNEL_TIMEOUT_S; a node's POST still gets in.
     waitress.serve(app, host=args.host, port=args.port, ident="upynode-receiver",
-                   max_request_body_size=receiver.MAX_BODY_BYTES)
+                   max_request_body_size=receiver.MAX_BODY_BYTES,
+                   connection_limit=receiver.CONNECTION_LIMIT, channel_timeout=receiver.CHANNEL_TIMEOUT_S)
 
 
 if __name__ == "__main__":

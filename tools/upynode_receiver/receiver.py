@@ -33,6 +33,8 @@ DEFAULT_DB = BUILD / "receiver.sqlite3"
 DEFAULT_FIELDS = "1=temperature,2=humidity,3=light"
 
 MAX_BODY_BYTES = 64 * 1024      # a batch of ~500 queued readings fits; far more than one node sends
+CONNECTION_LIMIT = 500          # waitress: open connections (its default, 100, let 200 slow clients lock nodes out)
+CHANNEL_TIMEOUT_S = 30         # waitress: a connection silent this long is closed (a node's request takes < 1 s)
 MAX_URL_CHARS = 1024            # tutorial URLs are ~100 chars
 DEFAULT_RATE_LIMIT = 60         # requests a minute per API key; a node sends one or two a cycle
 CHART_WINDOW_S = 24 * 3600
@@ -41,18 +43,40 @@ CHART_MAX_READINGS = 100000
 
 # --- configuration ---------------------------------------------------------------
 
-def load_api_keys(keys_file=None, env=os.environ):
-    """API keys from a JSON file (["k", ...] or {"api_keys": [...]}) and/or UPYNODE_API_KEYS=k1,k2."""
+def load_api_keys(keys_file=None, env=os.environ, bound=()):
+    """API keys from UPYNODE_API_KEYS=k1,k2, a JSON file and `bound` (--key specs).
+
+    The file holds ["k", ...], {"api_keys": [...]}, or {"api_keys": {"k": ["node-a", ...]}}:
+    a key bound to node names writes only their readings; a key without names (null or [])
+    writes any node's. A --key spec is "KEY" or "KEY=node-a,node-b". -> [key or (key, [nodes])]."""
     keys = [k.strip() for k in env.get("UPYNODE_API_KEYS", "").split(",") if k.strip()]
     keys_file = keys_file or env.get("UPYNODE_KEYS_FILE")
     if keys_file:
         loaded = json.loads(Path(keys_file).read_text(encoding="utf-8"))
         if isinstance(loaded, dict):
             loaded = loaded.get("api_keys")
-        if not isinstance(loaded, list) or not all(isinstance(k, str) and k.strip() for k in loaded):
+        if isinstance(loaded, dict):
+            if not all(isinstance(k, str) and k.strip() and (v is None or isinstance(v, list)
+                                                             and all(isinstance(n, str) for n in v))
+                       for k, v in loaded.items()):
+                raise ValueError(f'{keys_file}: expected {{"api_keys": {{"key": ["node name", ...] or null}}}}')
+            keys += [(k.strip(), v) if v else k.strip() for k, v in loaded.items()]
+        elif not isinstance(loaded, list) or not all(isinstance(k, str) and k.strip() for k in loaded):
             raise ValueError(f"{keys_file}: expected a list of non-empty strings, or {{\"api_keys\": [...]}}")
-        keys += [k.strip() for k in loaded]
+        else:
+            keys += [k.strip() for k in loaded]
+    for spec in bound:
+        key, sep, names = spec.partition("=")
+        nodes = [n.strip() for n in names.split(",") if n.strip()]
+        if not key.strip() or (sep and not nodes):
+            raise ValueError(f"--key {spec!r}: expected KEY or KEY=node-a,node-b")
+        keys.append((key.strip(), nodes) if nodes else key.strip())
     return keys
+
+
+def unbound_keys(api_keys):
+    """How many of the keys may write any node's readings."""
+    return sum(1 for k in api_keys if isinstance(k, str))
 
 
 def parse_field_map(spec):
@@ -91,20 +115,30 @@ def key_digest(key):
 
 def require_key(candidate):
     """Abort with 401 unless `candidate` is one of the app's API keys, and with 429 when that
-    key (or, for unknown keys, the client's address) has used up its rate."""
+    key (or, for unknown keys, the client's address) has used up its rate. -> the node names
+    the key may write, or None for any."""
     limiter = current_app.config["RATE_LIMITER"]
     if not candidate:
         abort(401, description="missing API key (header X-Api-Key or Authorization: Bearer <key>)")
     digest = key_digest(candidate)
     # Compare with every key, no early exit: timing says nothing about which or how many match.
-    valid = False
-    for key in current_app.config["API_KEYS"]:
-        valid |= hmac.compare_digest(digest, key)
+    valid, nodes = False, None
+    for key, names in current_app.config["API_KEYS"]:
+        match = hmac.compare_digest(digest, key)
+        valid |= match
+        nodes = names if match else nodes
     if not valid:
         # Guessing keys costs the guesser's address its rate too.
         limiter.take(("unknown key from", request.remote_addr), "from this address with unknown keys")
         abort(401, description="unknown API key")
     limiter.take(digest)
+    return nodes
+
+
+def require_node(nodes, node):
+    """Abort with 403 unless a key bound to `nodes` (None: any) may write `node`'s readings."""
+    if nodes is not None and node not in nodes:
+        abort(403, description=f"this API key may not write the readings of node {node!r}")
 
 
 class RateLimiter:
@@ -153,9 +187,10 @@ tutorial = Blueprint("tutorial", __name__)
 
 @tutorial.get("/update/API_key=<key>/mac=<mac>/field=<field>/data=<data>")
 def update(key, mac, field, data):
-    require_key(key)
+    nodes = require_key(key)
     reading = {"node": parse_mac(mac), "field": parse_field(field),
                "value": parse_number_text(data, "data")}
+    require_node(nodes, reading["node"])
     # The tutorial's nodes send only a field number; the app's field map names the quantity.
     reading["quantity"] = current_app.config["FIELD_QUANTITIES"].get(
         reading["field"], f"field{reading['field']}")
@@ -176,10 +211,12 @@ api = Blueprint("api", __name__, url_prefix="/api")
 
 @api.post("/readings")
 def post_readings():
-    require_key(key_from_headers(request.headers))
+    nodes = require_key(key_from_headers(request.headers))
     now = time.time()
     # Parsed whatever the Content-Type: tiny HTTP clients on nodes don't always send one.
     readings = parse_readings_body(parse_json_body(request.get_data(cache=False)), now)
+    for node in sorted({r["node"] for r in readings}):
+        require_node(nodes, node)
     stored, duplicates = store.insert_readings(db(), readings, received=now)
     # 200, not 201, when nothing new was stored: a node replaying its queue after a lost answer.
     return jsonify(stored=stored, duplicates=duplicates), 201 if stored else 200
@@ -266,7 +303,9 @@ def create_app(db_path=DEFAULT_DB, api_keys=(), field_quantities=None, chartjs_d
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         DB_PATH=str(db_path),
         CHARTJS_DIR=str(chartjs_dir),
-        API_KEYS=[key_digest(k) for k in api_keys if k],
+        # (digest, frozenset of node names or None): keys bound to nodes write only theirs
+        API_KEYS=[(key_digest(k), None) if isinstance(k, str) else (key_digest(k[0]), frozenset(k[1]))
+                  for k in api_keys if k],
         RATE_LIMITER=RateLimiter(rate_limit),
         FIELD_QUANTITIES=(parse_field_map(DEFAULT_FIELDS) if field_quantities is None
                           else dict(field_quantities)),

@@ -25,8 +25,9 @@ SUBSCRIBED_LINE = "subscribed to"       # what upynode_receiver.mqtt logs on eac
 
 class ReceiverProcess:
     def __init__(self, db, api_key, port=None, log_path=None, mqtt=None, base_topic="home",
-                 rate_limit=0):
+                 rate_limit=0, args=()):
         self.db, self.api_key, self.port = db, api_key, port or free_port()
+        self.args = list(args)  # more of upynode-receiver's options, e.g. --key KEY=node
         self.url = "http://127.0.0.1:%d" % self.port
         # No rate limit unless asked for: virtual nodes post every second or faster.
         self.mqtt, self.base_topic, self.rate_limit = mqtt, base_topic, rate_limit
@@ -48,6 +49,7 @@ class ReceiverProcess:
                      "--mqtt-client-id", self.mqtt_client_id]
         if self.rate_limit is not None:
             argv += ["--rate-limit", str(self.rate_limit)]
+        argv += self.args
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         try:
