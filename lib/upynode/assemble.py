@@ -61,22 +61,32 @@ BOOT_FILE = "boot.n"
 
 
 def next_boot(count=True, path=BOOT_FILE):
-    # count=False: a deep-sleep wake, the same boot as the last wake (no
-    # flash write per wake: a wake a minute would wear the sector out)
+    # -> (boot, epoch). count=False: a deep-sleep wake, the same boot as the
+    # last wake (no flash write per wake: a wake a minute would wear the
+    # sector out). The epoch is a random number made when the count starts
+    # over (a new node, or boot.n erased: a re-flash): sent with every
+    # reading ("ep"), it keeps (node, boot, seq) from repeating a reading
+    # the receiver already holds, which it would drop as a duplicate.
     try:
         with open(path) as f:
-            n = int(f.read()) + count
-    except (OSError, ValueError):
-        n = 1
+            t = f.read().split()
+        n = int(t[0]) + count
+        ep = int(t[1]) if len(t) > 1 else None
+    except (OSError, ValueError, IndexError):
+        n, ep = 1, None
+        count = True
+    if ep is None:
+        from random import getrandbits
+        ep = getrandbits(30)  # a small int on the chip: no heap
         count = True
     if count:
         try:
-            save(path, "%d" % n)
+            save(path, "%d %d" % (n, ep))
         except OSError:
             # A full flash: the node runs on with n (a boot must never fail
             # on this); the next boot counts from the old number again.
             pass
-    return n
+    return n, ep
 
 
 def transports(cfg, units, led, log=print, sens=None):
@@ -164,7 +174,7 @@ def build(n, cfg, log):
         drop.append("homeassistant")
     for k in drop:
         cfg.pop(k, None)
-    n.boot = next_boot(n.wake is None)
+    n.boot, n.ep = next_boot(n.wake is None)
     n.sta = network.WLAN(network.STA_IF)
     n.wifi_down = False
     n.wifi_fails = 0

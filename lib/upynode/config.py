@@ -55,7 +55,7 @@ SECRETS = ("password", "token", "api_key", "key", "api_password")
 GPIOS = (0, 2, 4, 5, 12, 13, 14, 15, 16)
 # The state message's own keys (node.Node.cycle): a quantity of that name
 # would be overwritten there, and its HA entity would share the diagnostic's id
-RESERVED = ("boot", "seq", "ts", "up", "err", "heap", "rssi", "q", "drop", "reset", "awake_ms")
+RESERVED = ("ep", "boot", "seq", "ts", "up", "err", "heap", "rssi", "q", "drop", "reset", "awake_ms")
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 QUANTITY_MAX = 32  # characters: the reference receiver's (upynode_receiver.validate)
 ERR_MAX = 100  # characters of a sensor's error in a reading (sensors.read_all)
@@ -424,9 +424,9 @@ def validate(c):
     pins = {}
     names = _sensors(c, pins)
     # The largest record a reading can make (backlog.put refuses one over a
-    # quarter of the queue): boot, seq and time, each quantity's name and
+    # quarter of the queue): ep, boot, seq and time, each quantity's name and
     # value, each sensor's error (sensors.err_text: at most ERR_MAX).
-    most = 64 + sum(len(q) + 18 for q in names) + sum(len(s["type"]) + 10 + ERR_MAX for s in c["sensors"])
+    most = 80 + sum(len(q) + 18 for q in names) + sum(len(s["type"]) + 10 + ERR_MAX for s in c["sensors"])
     if 4 + most > c["backlog"]["max_kb"] * 256:
         _fail("backlog.max_kb", c["backlog"]["max_kb"],
               "at least %d: a reading of these sensors can take %d bytes, and a queue holds records of up to "

@@ -90,7 +90,7 @@ class Node:
 
     def cycle(self, seq):
         values, errors = S.read_all(self.sens, self.log)
-        rec = {"boot": self.boot, "seq": seq}
+        rec = {"ep": self.ep, "boot": self.boot, "seq": seq}
         self.clock.stamp(rec)
         rec.update(values)
         if errors:

@@ -182,6 +182,18 @@ CREATE INDEX readings_node_quantity_ts ON readings (node, quantity, ts);
 """
 
 
+VERSION_2_SCHEMA = """
+CREATE TABLE readings (
+    id INTEGER PRIMARY KEY, node TEXT NOT NULL, quantity TEXT NOT NULL, field INTEGER,
+    value REAL NOT NULL, unit TEXT NOT NULL DEFAULT '', ts REAL NOT NULL, seq INTEGER,
+    received REAL NOT NULL, boot INTEGER);
+CREATE UNIQUE INDEX readings_reading ON readings (node, ifnull(boot, -1), seq, quantity);
+CREATE INDEX readings_ts ON readings (ts);
+CREATE INDEX readings_node_quantity_ts ON readings (node, quantity, ts);
+PRAGMA user_version = 2;
+"""
+
+
 def test_a_version_1_database_keeps_its_rows_and_gets_the_new_key(db_path):
     with sqlite3.connect(db_path) as conn:
         conn.executescript(VERSION_1_SCHEMA)
@@ -202,7 +214,27 @@ def test_a_version_1_database_keeps_its_rows_and_gets_the_new_key(db_path):
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "readings_node_seq" not in indexes and "readings_reading" in indexes
+    assert "readings_node_seq" not in indexes and "readings_reading" not in indexes
+    assert "readings_identity" in indexes
+
+
+def test_a_version_2_database_keeps_its_rows_and_a_re_flashed_node_is_stored_beside_them(db_path):
+    # Version 2 keyed on (node, boot, seq, quantity): a node whose boot.n was
+    # erased sent boot 1 again, and every reading got 200 "duplicates"
+    with sqlite3.connect(db_path) as conn:  # version 2, with the node's first life
+        conn.executescript(VERSION_2_SCHEMA)
+        conn.executemany("INSERT INTO readings (node, quantity, value, unit, ts, boot, seq, received)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [("attic", q, v, "", time.time() - 60, 1, 1, time.time()) for q, v in
+                          (("temperature", 21.5), ("humidity", 40))])
+    conn.close()
+    client = receiver.create_app(db_path, [KEY]).test_client()  # the new receiver starts on it
+    assert post(client, batch(record(boot=1, seq=1))).json == {"stored": 0, "duplicates": 2}  # still itself
+    second_life = dict(record(boot=1, seq=1, temperature=19.0, humidity=41), ep=123456789)
+    assert post(client, batch(second_life)).json == {"stored": 2, "duplicates": 0}
+    assert post(client, batch(second_life)).json == {"stored": 0, "duplicates": 2}  # its own replay
+    got = client.get("/api/readings?node=attic&quantity=temperature").json
+    assert {(r["ep"], r["boot"], r["seq"], r["value"]) for r in got} == {(None, 1, 1, 21.5), (123456789, 1, 1, 19.0)}
 
 
 def test_a_key_bound_to_nodes_writes_only_their_readings(db_path):

@@ -142,6 +142,22 @@ def test_the_boot_counter_survives_reboots(online, monkeypatch):
     assert [make(monkeypatch, [FakeTx()]).boot for _ in range(3)] == [1, 2, 3]
 
 
+def test_a_re_flashed_node_starts_a_new_epoch_so_its_readings_are_not_taken_for_old_ones(online, monkeypatch):
+    # boot.n erased (the README's erase step): boot numbers start over at 1,
+    # and the receiver would drop (node, boot, seq) it already holds as
+    # duplicates; the new epoch ("ep") tells the two lives apart
+    first = [make(monkeypatch, [FakeTx()]) for _ in range(2)]
+    assert [x.boot for x in first] == [1, 2] and first[0].ep == first[1].ep
+    import os
+    os.remove("boot.n")
+    again = make(monkeypatch, [FakeTx()])
+    assert again.boot == 1 and again.ep != first[0].ep
+    # a boot.n from before epochs ("5") keeps its count and gets one
+    open("boot.n", "w").write("5")
+    n = make(monkeypatch, [FakeTx()])
+    assert n.boot == 6 and open("boot.n").read() == "6 %d" % n.ep
+
+
 def test_a_boot_with_a_full_flash_runs_on(online, monkeypatch):
     # boot.n cannot be written: the node starts anyway (it used to crash
     # here and restart every 30 s), with the next number in RAM
@@ -153,7 +169,7 @@ def test_a_boot_with_a_full_flash_runs_on(online, monkeypatch):
     tx = FakeTx()
     n = make(monkeypatch, [tx])
     assert n.boot == 2 and n.cycle(1) and tx.sent[0]["boot"] == 2
-    assert open("boot.n").read() == "1"
+    assert open("boot.n").read() == "1 %d" % tx.sent[0]["ep"]
 
 
 def test_readings_carry_wall_clock_time_once_ntp_answered(online, monkeypatch):
@@ -179,7 +195,7 @@ def test_cycle_line_names_each_transport_and_what_became_of_the_reading(online, 
     lines = []
     n = make(monkeypatch, [FakeTx(fail={1}), Http(fail={1})], lines)
     n.cycle(3)
-    assert lines[-1].startswith('1.3: {"boot":1,"seq":3,')
+    assert lines[-1].startswith('1.3: {"ep":%d,"boot":1,"seq":3,' % n.ep)
     assert lines[-1].endswith("} -> mqtt queued, ha NOT SENT")
 
 
@@ -456,12 +472,13 @@ def test_deep_sleep_one_reading_per_wake_same_boot_next_seq(online, monkeypatch,
         assert machine.reset_cause() == machine.DEEPSLEEP_RESET
         clock.sleep(1)
     assert [(m["boot"], m["seq"]) for m in tx.sent] == [(1, 1), (1, 2), (1, 3)]
+    assert len({m["ep"] for m in tx.sent}) == 1  # one epoch: the count did not start over
     # each wake reports the last one's awake time, reset to deepsleep(); the
     # first after a power-on keeps WebREPL open for sleep.WINDOW_S
     assert "awake_ms" not in tx.sent[0]
     assert tx.sent[1]["awake_ms"] == sleep.WINDOW_S * 1000 + 300 and tx.sent[2]["awake_ms"] == 300
     assert sum(line.startswith("sleep: ") and line.endswith(" ms") for line in lines) == 3
-    assert open("boot.n").read() == "1"  # a wake writes nothing to flash
+    assert open("boot.n").read() == "1 %d" % tx.sent[0]["ep"]  # a wake writes nothing to flash
 
 
 @pytest.mark.parametrize("announced", [True, False])

@@ -1,14 +1,17 @@
 """SQLite storage of readings.
 
 One row per quantity of a reading. WAL mode lets the page read while a node writes.
-A reading is identified by (node, boot, seq): the unique index on (node, boot, seq,
-quantity) makes replaying a node's queued readings idempotent. Rows from the
-per-quantity JSON body and the tutorial URL have no boot (NULL).
+A reading is identified by (node, ep, boot, seq): the unique index on (node, ep, boot,
+seq, quantity) makes replaying a node's queued readings idempotent. ep, the node's
+epoch, is new when its boot count starts over (a re-flash): without it the readings of
+its second life were dropped as duplicates of its first. Rows from the per-quantity JSON
+body and the tutorial URL have no boot (NULL); rows from before epochs have none either.
 """
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2      # 1: unique (node, seq); 2: boot column, unique (node, boot, seq, quantity)
+SCHEMA_VERSION = 3      # 1: unique (node, seq); 2: boot column, unique (node, boot, seq, quantity);
+                        # 3: ep column, unique (node, ep, boot, seq, quantity)
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -21,21 +24,22 @@ CREATE TABLE IF NOT EXISTS readings (
     ts       REAL    NOT NULL,          -- unix seconds of the measurement
     seq      INTEGER,                   -- node's sequence number, NULL if none sent
     received REAL    NOT NULL,          -- unix seconds when this server stored it
-    boot     INTEGER                    -- node's boot counter, NULL if none sent
+    boot     INTEGER,                   -- node's boot counter, NULL if none sent
+    ep       INTEGER                    -- node's epoch (a new one when boot starts over), or NULL
 );
 """
 INDEXES = (
     # A missing boot counts as one value (-1), so a per-quantity body's (node, seq) repeats
     # are still dropped; NULL seqs never collide (SQLite treats NULLs as distinct), so
     # readings without seq are all kept.
-    "CREATE UNIQUE INDEX IF NOT EXISTS readings_reading"
-    " ON readings (node, ifnull(boot, -1), seq, quantity)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS readings_identity"
+    " ON readings (node, ifnull(ep, -1), ifnull(boot, -1), seq, quantity)",
     "CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts)",
     # the page's "latest reading per node and quantity"
     "CREATE INDEX IF NOT EXISTS readings_node_quantity_ts ON readings (node, quantity, ts)",
 )
 
-COLUMNS = ("id", "node", "quantity", "field", "value", "unit", "ts", "boot", "seq")
+COLUMNS = ("id", "node", "quantity", "field", "value", "unit", "ts", "ep", "boot", "seq")
 SELECT_READINGS = f"SELECT {', '.join(COLUMNS)} FROM readings"
 DEFAULT_LIMIT = 1000
 
@@ -66,7 +70,11 @@ def init_db(db_path):
                 # A version 1 file: its rows were unique on (node, seq), so they are unique
                 # on the new key too.
                 conn.execute("ALTER TABLE readings ADD COLUMN boot INTEGER")
+            if "ep" not in columns:
+                # Version 2 (or older): its rows keep NULL, one epoch of their own.
+                conn.execute("ALTER TABLE readings ADD COLUMN ep INTEGER")
             conn.execute("DROP INDEX IF EXISTS readings_node_seq")
+            conn.execute("DROP INDEX IF EXISTS readings_reading")  # version 2's key, without ep
             for statement in INDEXES:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -84,11 +92,11 @@ def insert_readings(conn, readings, received):
     with conn:
         for r in readings:
             cur = conn.execute(
-                "INSERT INTO readings (node, quantity, field, value, unit, ts, boot, seq, received)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO readings (node, quantity, field, value, unit, ts, ep, boot, seq, received)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 (r["node"], r["quantity"], r.get("field"), r["value"], r.get("unit", ""),
-                 r["ts"], r.get("boot"), r.get("seq"), received),
+                 r["ts"], r.get("ep"), r.get("boot"), r.get("seq"), received),
             )
             stored += cur.rowcount
     return stored, len(readings) - stored

@@ -27,7 +27,7 @@ READING_KEYS = ("node", "quantity", "value", "unit", "ts", "seq")
 # boot, seq, ts or up, err, and one number per quantity. The live MQTT message carries
 # diagnostics too: they are the node's state, not readings, and are not stored.
 BATCH_KEYS = ("node", "up", "units", "readings")
-RECORD_KEYS = ("boot", "seq", "ts", "up", "err")
+RECORD_KEYS = ("ep", "boot", "seq", "ts", "up", "err")
 DIAGNOSTIC_KEYS = ("heap", "rssi", "q", "drop", "reset")
 MAX_UP_S = 2**32                # uptime in seconds: 136 years
 MAX_UNIT_CHARS = 16
@@ -180,7 +180,7 @@ def json_counter(obj, key, where):
 
 
 def parse_record(obj, where, now, ts_of_up):
-    """A node's reading record -> {"boot", "seq", "ts", "values": {quantity: number}}.
+    """A node's reading record -> {"boot", "seq", "ep", "ts", "values": {quantity: number}}.
     A record without ts (the node had no NTP time) has up, its uptime when it was taken:
     ts_of_up(up) turns that into unix seconds."""
     if not isinstance(obj, dict):
@@ -188,7 +188,9 @@ def parse_record(obj, where, now, ts_of_up):
     for key in ("boot", "seq"):
         if key not in obj:
             bad(f"{where}{key} is missing")
-    record = {"boot": json_counter(obj, "boot", where), "seq": json_counter(obj, "seq", where)}
+    record = {"boot": json_counter(obj, "boot", where), "seq": json_counter(obj, "seq", where),
+              # the node's epoch: new when its boot count starts over (a re-flash)
+              "ep": json_counter(obj, "ep", where) if obj.get("ep") is not None else None}
     if obj.get("ts") is not None:
         record["ts"] = json_ts(obj, where, now)
     elif obj.get("up") is not None:
@@ -215,7 +217,7 @@ def parse_record(obj, where, now, ts_of_up):
 def record_rows(node, record, units):
     """The rows of one record: one per quantity."""
     return [{"node": node, "quantity": quantity, "value": value, "unit": units.get(quantity, ""),
-             "ts": record["ts"], "boot": record["boot"], "seq": record["seq"]}
+             "ts": record["ts"], "boot": record["boot"], "seq": record["seq"], "ep": record.get("ep")}
             for quantity, value in record["values"].items()]
 
 
