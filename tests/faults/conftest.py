@@ -1,7 +1,7 @@
 """The fault-injection suite (issue 7: no reading lost; make faults).
 
 Each scenario adds one row to the session's table (fault_table): produced,
-delivered, duplicates dropped, lost, dropped by a full queue (reported),
+delivered, duplicates dropped, lost, lost and reported (with a reason),
 result. At the end of the session the table goes to build/faults.json and
 is printed; a scenario that fails before it has its row gets an ERROR row,
 so the table always names every scenario that ran.
@@ -83,7 +83,7 @@ def pytest_runtest_makereport(item, call):
         if not mine:
             why = str(call.excinfo.value).strip().splitlines() if call.excinfo else []
             TABLE.add({"scenario": item.name, "test": item.name, "produced": "-", "delivered": "-",
-                       "duplicates dropped": "-", "lost": "-", "dropped by a full queue (reported)": "-",
+                       "duplicates dropped": "-", "lost": "-", "lost, reported": "-",
                        "result": "ERROR", "problems": [(why[0] if why else rep.when)[:300]]})
         else:
             for r in mine:

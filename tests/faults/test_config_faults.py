@@ -34,7 +34,7 @@ BATCH = 4   # boards booted at once: setup mode mostly sleeps
 
 def table_row(scenario, produced, problems):
     return {"scenario": scenario, "produced": produced, "delivered": produced - len(problems),
-            "duplicates dropped": 0, "lost": len(problems), "dropped by a full queue (reported)": 0,
+            "duplicates dropped": 0, "lost": len(problems), "lost, reported": 0,
             "result": "ok" if not problems else "FAIL", "problems": problems[:10]}
 
 

@@ -16,6 +16,9 @@ CONSOLE = [
     "1.4-5: not taken: the cycle before overran its interval",
     "[vboard: reset]",
     "backlog mqtt: full: dropped 1 oldest, 1 since boot",
+    '2.2: {"boot": 2, "seq": 2, "ts": 1700000001, "temperature": 21.7} -> mqtt LOST (flash full), receiver REFUSED (HTTP 400 {"error": "no"})',
+    "backlog receiver: refused for good (HTTP 400 {\"error\": \"no\"}): 1 counted in drop",
+    "backlog mqtt: corrupt record(s) skipped: 2 counted in drop",
     '2.1: {"boot": 2, "seq": 1, "ts": 1700000000, "temperature": 21.7, "err": {"dht11": "timeout"}} -> mqtt sent',
 ]
 
@@ -26,12 +29,14 @@ def rec(boot, seq, **kv):
 
 def test_the_console_gives_the_readings_without_diagnostics_and_the_drops():
     p = faults.produced(CONSOLE)
-    assert sorted(p) == [(1, 1), (1, 2), (1, 3), (2, 1)]
+    assert sorted(p) == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
     assert p[(1, 1)] == {"boot": 1, "seq": 1, "up": 3, "temperature": 21.5}
     assert p[(2, 1)]["err"] == {"dht11": "timeout"}
-    assert faults.drops_reported(CONSOLE) == 4
-    assert faults.drops_reported(CONSOLE, "receiver") == 0
-    assert faults.outcomes(CONSOLE, "receiver") == {(1, 3): "sent"}
+    # a full queue's 4, a reading not queued, a corrupt record skipped twice; the receiver's refusals
+    assert faults.drops_reported(CONSOLE) == 4 + 1 + 2 + 2
+    assert faults.drops_reported(CONSOLE, "mqtt") == 4 + 1 + 2
+    assert faults.drops_reported(CONSOLE, "receiver") == 2
+    assert faults.outcomes(CONSOLE, "receiver") == {(1, 3): "sent", (2, 2): 'REFUSED (HTTP 400 {"error": "no"})'}
     assert faults.outcomes(CONSOLE, "mqtt")[(1, 2)] == "queued"
     assert faults.not_taken(CONSOLE) == 2
 

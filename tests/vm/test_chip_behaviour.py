@@ -645,3 +645,40 @@ machine.deepsleep(10)
     assert result_of(run(woke, state, world)) is True
     (state / "clock.json").unlink()  # what VBoard.start() does: power on
     assert result_of(run("import time\nresult = time.time() < 60", state, world)) is True
+
+
+FILL = """
+import os
+print("statvfs", os.statvfs("/")[:4])
+n = 0
+try:
+    with open("fill.bin", "wb") as f:
+        while True:
+            n += f.write(b"x" * 1000)
+except OSError as e:
+    print("full", e.args[0], n, os.stat("fill.bin")[6])
+print("statvfs", os.statvfs("/")[:4])
+os.remove("fill.bin")
+with open("after.txt", "w") as f:
+    f.write("room again")
+print("done", open("after.txt").read())
+"""
+
+
+def test_a_flash_of_a_given_size_fills_as_the_chips_does(tmp_path):
+    # littlefs and FAT on the chip: a write past the filesystem's end fails
+    # with OSError 28 (ENOSPC) after writing what fit; os.statvfs counts it
+    board, state = tmp_path / "board", tmp_path / "vboard"
+    board.mkdir()
+    (board / "main.py").write_text(FILL)
+    (board / "ballast.bin").write_bytes(b"." * 6000)
+    vb = VBoard(str(board), str(state))
+    vb.world(fs_kb=16)
+    with vb:
+        vb.wait_for(r"^done", timeout=30)
+    lines = [ln.split() for ln in vb.lines if ln.startswith(("statvfs", "full", "done"))]
+    files = 6000 + len(FILL)  # main.py and the ballast
+    assert lines[0][0] == "statvfs" and lines[0][1:] == ["(4096,", "4096,", "4,", "%d)" % ((16384 - files) // 4096)]
+    assert lines[1][:2] == ["full", "28"] and int(lines[1][3]) == 16384 - files  # written to the last byte
+    assert lines[2][-1] == "0)"  # nothing free
+    assert lines[3] == ["done", "room", "again"]

@@ -8,7 +8,7 @@ dropped and said so. This module has what the scenarios share:
   ("<boot>.<seq>: {json} -> ..." per reading taken; "backlog <t>: full:
   dropped <n> oldest, <total> since boot" per drop)
 - row(...): one line of the table (produced, delivered, duplicates dropped,
-  lost, dropped by a full queue, result); Table collects them, writes
+  lost, lost and reported with a reason, result); Table collects them, writes
   build/faults.json and prints them
 - Collector: a paho subscriber on the node's state and backlog topics
   (QoS 1, a session the broker keeps, reconnecting within a second)
@@ -47,10 +47,11 @@ from .services import free_port, terminate, wait_listening
 DIAGNOSTICS = ("heap", "rssi", "q", "drop", "reset", "awake_ms")
 READING_LINE = re.compile(r"^(\d+)\.(\d+): (\{.*\}) -> (.*)$")
 DROP_LINE = re.compile(r"^backlog (\S+): full: dropped (\d+) oldest, (\d+) since boot$")
+COUNTED_LINE = re.compile(r"^backlog (\S+): .*: (\d+) counted in drop$")
 REPLAY_LINE = re.compile(r"^backlog (\S+): replayed (\d+), (\d+) left$")
 
 COLUMNS = ("scenario", "produced", "delivered", "duplicates dropped", "lost",
-           "dropped by a full queue (reported)", "result")
+           "lost, reported", "result")
 
 
 # -- the node's console ---------------------------------------------------
@@ -105,12 +106,22 @@ def outcomes(lines, transport):
 
 
 def drops_reported(lines, transport=None):
-    """Records the node said a full queue dropped (all transports, or one)."""
+    """Readings the node said it lost, each with its reason (all transports,
+    or one): a full queue's oldest ("full: dropped N oldest"), the queue's
+    corrupt, torn or refused records ("...: N counted in drop"), and
+    readings it could not queue or a sink refused for good (a cycle's
+    "LOST (why)" or "REFUSED (why)")."""
     n = 0
     for line in lines:
-        m = DROP_LINE.match(line)
+        m = DROP_LINE.match(line) or COUNTED_LINE.match(line)
         if m and transport in (None, m.group(1)):
             n += int(m.group(2))
+        m = READING_LINE.match(line)
+        if m:
+            for part in m.group(4).split(", "):
+                words = part.split(" ", 1)
+                if len(words) == 2 and transport in (None, words[0]) and words[1].startswith(("LOST (", "REFUSED (")):
+                    n += 1
     return n
 
 
@@ -216,7 +227,7 @@ def row(scenario, produced, delivered, dropped=0, may_lose=0, console=None):
     else:
         result = "ok"
     return {"scenario": scenario, "produced": len(produced), "delivered": len(got),
-            "duplicates dropped": dup, "lost": lost, "dropped by a full queue (reported)": dropped,
+            "duplicates dropped": dup, "lost": lost, "lost, reported": dropped,
             "result": result, "problems": problems, "missing": [list(k) for k in missing[:50]], "notes": notes}
 
 
@@ -252,7 +263,7 @@ class Table:
 
 
 def format_table(rows):
-    heads = ("scenario", "produced", "delivered", "dups", "lost", "full-queue drops", "result")
+    heads = ("scenario", "produced", "delivered", "dups", "lost", "reported", "result")
     cells = [[str(r[c]) for c in COLUMNS] for r in rows]
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(heads)]
 

@@ -32,6 +32,9 @@ DEFAULTS = {
     "inputs": {},          # GPIO (str) -> level driven from outside
     # DS18B20s on the 1-Wire bus: ROM code hex -> degC, null = "temperature"
     "ds18b20": {"28ff6a2b3c4d5eb3": None},
+    # The flash's filesystem in KB (_fsfull.py): writes past it fail with
+    # OSError(28); 0: the host disk's room (os.statvfs says the host's)
+    "fs_kb": 0,
     "faults": {},          # "dht": "timeout" | "flaky", "mcp9808": "absent",
                            # "ds18b20": "absent" | "crc", "ntptime": "timeout"
 }

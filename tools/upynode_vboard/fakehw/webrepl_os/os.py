@@ -1,11 +1,6 @@
 # Fake `os` for a virtual board that serves WebREPL: the unix port's own os
-# (which has no dupterm), plus os.dupterm(stream, index=0) as far as the
-# firmware uses it. On the ESP8266 slot 0 holds the WebREPL session's
-# stream from the connection's accept until it closes (slot 1 is the UART):
-# dupterm(None) returns what the slot held, dupterm(x) puts x back. Here it
-# returns the server's connection, or None; detaching and attaching are
-# not modelled (the firmware, like micropython-lib's webrepl.py, puts back
-# at once what it took). On MICROPYPATH only when the world names a
+# (which has no dupterm), plus os.dupterm (fakehw/_dupterm.py). On
+# MICROPYPATH only when the world names a
 # "webrepl_port" (runner.vm_argv): its module and copied names cost the
 # VM's heap about 1 KB that other boards need not pay.
 import sys
@@ -20,8 +15,5 @@ finally:
 
 
 def dupterm(stream, index=0):
-    if index:
-        return None  # the UART: not modelled
-    import _webrepl_vm
-    s = _webrepl_vm.server
-    return s.ws if s is not None else None
+    from _dupterm import dupterm as d
+    return d(stream, index)
