@@ -50,3 +50,32 @@ def test_receiver_down_then_500_then_back(make_vboard, fault_table, tmp_path):
     assert sum(1 for v in out.values() if v == "queued") >= 12
     # the reference receiver holds each reading once, whatever came twice
     assert sorted(map(tuple, held)) == sorted(made)
+
+
+def test_a_reading_refused_for_good_among_good_ones(make_vboard, fault_table):
+    # The receiver refuses one live reading and one queued one for good
+    # (400 with its reason): each is dropped, counted and logged with the
+    # reason; every other reading is delivered, and the queue never stalls
+    # on the refused one.
+    front = faults.FlakyHttp(KEY)
+    cfg = fault_config(1, transports=["http"], mqtt={"host": ""},
+                       http={"target": "receiver", "url": front.url, "api_key": KEY, "timeout_s": 2},
+                       backlog={"max_kb": 8, "per_cycle": 5})
+    vb = make_vboard(cfg, aps=HOME_AP)
+    front.refuse = {(1, 4), (1, 9)}
+    front.start()
+    with vb:
+        faults.wait_readings(vb, 6)
+        front.stop()  # down: readings 7.. queue, 9 among them
+        faults.wait_readings(vb, 6, start=len(vb.lines))
+        front.start()
+        made, got = faults.settle(vb, [front], "receiver", start=len(vb.lines))
+    front.stop()
+    row = fault_table.add(faults.row("a reading refused for good (400), live and queued, among good ones", made,
+                                     got, faults.drops_reported(vb.lines, "receiver"), console=vb.lines))
+    assert_ok(row, vb)
+    out = faults.outcomes(vb.lines, "receiver")
+    assert out[(1, 4)].startswith("REFUSED (HTTP 400") and "refused by the test" in out[(1, 4)]
+    assert out[(1, 9)] == "queued"
+    assert any("refused for good (HTTP 400" in ln and "1 counted in drop" in ln for ln in vb.lines)
+    assert sorted(k for k in made if k not in {(r["boot"], r["seq"]) for r in got}) == [(1, 4), (1, 9)]

@@ -579,7 +579,8 @@ class CutLink:
 class FlakyHttp:
     """A receiver for http.target "receiver" on 127.0.0.1:port whose mode
     the test switches: "ok" (takes the batch: 201), "500" (answers 500 and
-    keeps nothing), or down (stop(): nothing listens on the port). With an
+    keeps nothing), or down (stop(): nothing listens on the port); in any
+    mode a batch holding a reading in `refuse` ((boot, seq)) is a 400. With an
     upstream (the reference receiver's URL), "ok" passes each request on and
     answers what the receiver answered: the node meets the real receiver,
     and the test sees every batch it took, duplicates included.
@@ -593,6 +594,10 @@ class FlakyHttp:
         self.mode = "ok"
         self.batches = []
         self.refused = 0
+        # (boot, seq) of readings refused for good: a batch holding one is a
+        # 400 with a reason, as the reference receiver answers a bad record
+        self.refuse = set()
+        self.refused_for_good = 0
         self.bad = []  # requests that did not follow the contract
         self._server = None
         self._lock = threading.Lock()
@@ -607,11 +612,12 @@ class FlakyHttp:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 code = outer._take(self.path, self.headers, body)
+                answer = b'{"error":"readings: refused by the test"}' if code == 400 else b"{}"
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(answer)
 
         t_end = time.monotonic() + 15
         while True:
@@ -639,6 +645,9 @@ class FlakyHttp:
                 assert isinstance(batch["readings"], list) and batch["node"]
             except (ValueError, KeyError, TypeError, AssertionError):
                 self.bad.append((path, dict(headers), body[:200]))
+                return 400
+            if any((r.get("boot"), r.get("seq")) in self.refuse for r in batch["readings"]):
+                self.refused_for_good += 1
                 return 400
             code = 201
             if self.upstream:

@@ -3,7 +3,8 @@
 # clock; nothing is dialled (the chip's default host is "pool.ntp.org"; the
 # node sets its own). A world fault "ntptime": "timeout", or a station that
 # is not joined, is a server that does not answer: recv() gives up after
-# `timeout` seconds with OSError(110), ETIMEDOUT, as on the chip.
+# `timeout` seconds with OSError(110), ETIMEDOUT, as on the chip. The world's
+# "ntp_offset_s" makes the server wrong by that many seconds.
 import time as _time
 
 import _world
@@ -21,7 +22,7 @@ def time():
         import utime
     except ImportError:  # CPython (the unit tests)
         import time as utime
-    t = int(utime.time())
+    t = int(utime.time()) + _world.get("ntp_offset_s")  # a server that is wrong by that much
     # NTP_DELTA by the port's epoch, as ntptime.py picks it
     return t - 946684800 if _time.gmtime(0)[0] == 2000 else t
 
