@@ -3,6 +3,7 @@
 back. The node keeps what was not acknowledged and replays it in batches;
 the receiver ends up holding every reading, once."""
 import json
+import os
 import time
 import urllib.request
 
@@ -79,3 +80,43 @@ def test_a_reading_refused_for_good_among_good_ones(make_vboard, fault_table):
     assert out[(1, 9)] == "queued"
     assert any("refused for good (HTTP 400" in ln and "1 counted in drop" in ln for ln in vb.lines)
     assert sorted(k for k in made if k not in {(r["boot"], r["seq"]) for r in got}) == [(1, 4), (1, 9)]
+
+
+def test_boot_n_erased_with_the_receivers_database_kept(make_vboard, fault_table, tmp_path):
+    # A re-flash erases the node's files (boot.n: boots count from 1 again)
+    # while the receiver keeps its database. The receiver keyed readings on
+    # (node, boot, seq) and answered the second life's 200 "duplicates":
+    # every reading silently dropped. With the epoch each life is its own.
+    with ReceiverProcess(str(tmp_path / "readings.db"), KEY, log_path=str(tmp_path / "receiver.log")) as rcv:
+        front = faults.FlakyHttp(KEY, upstream=rcv.url)
+        front.start()
+        cfg = fault_config(1, transports=["http"], mqtt={"host": ""},
+                           http={"target": "receiver", "url": front.url, "api_key": KEY, "timeout_s": 2})
+        vb = make_vboard(cfg, aps=HOME_AP)
+        lives = []
+        for life in (1, 2):
+            with vb:
+                faults.wait_readings(vb, 6, start=len(vb.lines))
+                start = len(vb.lines)
+                made, _ = faults.settle(vb, [front], "receiver", start=start)
+            lives.append(made)
+            for name in os.listdir(vb.board):  # the erase: everything but the firmware and config
+                if name in ("boot.n",) or name.startswith("backlog_"):
+                    os.remove(os.path.join(vb.board, name))
+            vb.lines.append("[vboard: flash erased]")
+        front.stop()
+        with urllib.request.urlopen(rcv.url + "/api/readings?node=%s&limit=10000" % NODE_ID) as r:
+            rows = json.load(r)
+    eps = sorted({r["ep"] for r in rows})
+    assert len(eps) == 2, eps  # two lives, two epochs
+    # the two lives' readings, told apart by their epoch, as (life, boot, seq)
+    produced = {}
+    for life, made in enumerate(lives, 1):
+        for (boot, seq), rec in made.items():
+            produced[(life * 1000 + boot, seq)] = {"boot": life * 1000 + boot, "seq": seq}
+    held = {(r["ep"], r["boot"], r["seq"]) for r in rows}
+    delivered = [{"boot": (eps.index(ep) + 1) * 1000 + boot, "seq": seq} for ep, boot, seq in held]
+    row = fault_table.add(faults.row("boot.n erased (re-flash), the receiver's database kept", produced, delivered,
+                                     faults.drops_reported(vb.lines), console=vb.lines))
+    assert_ok(row, vb)
+    assert min(lives[1]) == (1, 1) and min(lives[0]) == (1, 1)  # the same (boot, seq) in both lives
