@@ -252,6 +252,13 @@ SAMPLES = [
         transports=["http"], homeassistant={"url": "https://admin:%s@127.0.0.1" % S, "token": "t"})).encode()),
     ("sensor-type-object", text_of(_sample_doc(sensors=[{"type": {}}])).encode()),
     ("truncated", text_of(_sample_doc())[:40].encode()),
+    # issue 20: 31-character prefixes with the smallest queue and two sinks made every
+    # reading too big for the queue, and the receiver refused the names
+    ("long-prefixes", text_of(_sample_doc(
+        transports=["mqtt", "http"], http={"target": "receiver", "url": "http://127.0.0.1:9", "api_key": "k"},
+        backlog={"max_kb": 1}, sensors=[{"type": "mcp9808", "prefix": "p" * 31},
+                                        {"type": "dht22", "prefix": "q" * 31}])).encode()),
+    ("mqtt-host-with-credentials", text_of(_sample_doc(mqtt={"host": "mqtt://admin:%s@127.0.0.1" % S})).encode()),
 ]
 
 
