@@ -30,6 +30,7 @@ from upynode_cli.build import fetch_and_build  # noqa: E402
 from upynode_cli.project import BOARD  # noqa: E402
 from upynode_vboard import brokers, runner  # noqa: E402
 from upynode_vboard.mqttwatch import Watch  # noqa: E402
+from upynode import config  # noqa: E402  (the firmware's, from lib/)
 
 GROUPS = ("unit", "vm", "cli", "receiver", "faults", "ha")
 # Fixtures that start the VM or a broker: a test using one gets the marker.
@@ -125,10 +126,13 @@ def make_vboard(board_build, tmp_path):
 
 
 OUT_OF_MEMORY = re.compile(r"out of memory|MemoryError|not enough memory")
-SECRET_KEYS = ("password", "token", "api_key", "api_password", "key")
+SECRET_KEYS = config.SECRETS  # the keys the firmware masks (lib/upynode/config.py)
 
 
 def config_secrets(configs):
+    """Every secret the configs hold: the values of the keys the firmware
+    masks (config.SECRETS), and the password of every URL among their
+    strings (http://user:pw@host), whatever its key."""
     found = set()
 
     def walk(v):
@@ -141,6 +145,11 @@ def config_secrets(configs):
         elif isinstance(v, list):
             for x in v:
                 walk(x)
+        elif isinstance(v, str) and "://" in v and "@" in v:
+            user = v.split("://", 1)[1].rsplit("@", 1)[0]
+            pw = user.split(":", 1)[1] if ":" in user else user
+            if len(pw) >= 4:
+                found.add(pw)
     for c in configs:
         walk(c)
     return found
