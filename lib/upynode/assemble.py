@@ -112,6 +112,9 @@ def transports(cfg, units, led, log=print, sens=None):
             from upynode.flask import Flask
             out.append(Flask(cfg, cfg["node_id"], units, log))
         prime_url(out[-1].base, log)
+    # The targets that use upynode.http in the loop (ha, flask) hold it
+    # themselves; the receiver's node does without it.
+    upynode.release("http")
     return out
 
 

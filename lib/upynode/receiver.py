@@ -3,9 +3,13 @@
 # reading with its identity and time; queued readings go the same way, a
 # batch per cycle, and a 2xx acknowledges the whole batch (the receiver
 # drops duplicates on node, boot and seq, so a lost answer costs nothing).
+# upynode.http serves the receiver only while the node is built (setup()):
+# this module keeps no reference to it (not even one of its functions: a
+# function keeps its module's globals), and assemble releases it, so the
+# loop of a node that posts only to the receiver does without it. make
+# bench --quick, the full configuration's loop from ROMFS: 33,312 -> 32,544 B
+# in the 64-bit VM, 18,864 -> 18,512 B in 32 bits (est.).
 import json
-
-from upynode import http
 
 
 def post(t, path, headers, body):
@@ -52,10 +56,13 @@ class Receiver:
     key = "http.api_key"
     only = ""
     history = True
-    poll = close = http.idle
+    def poll(self):  # HTTP takes no commands; every request closes its socket
+        pass
+    close = poll  # its own: a function of upynode.http would keep that module's globals
     clock = None  # the node's Clock (set by the loop): the envelope's "up"
 
     def __init__(self, cfg, node_id, units, log=print):
+        from upynode import http
         http.setup(self, cfg, node_id, units, log, cfg["http"]["url"])
         self.hd = {"X-API-Key": self.h["api_key"], "Content-Type": "application/json"}
         # the envelope's fixed part, built once; bytes, as it is sent ("°C")
@@ -79,7 +86,8 @@ class Receiver:
         except MemoryError:
             raise
         except Exception as e:
-            self.log("http: %s: %s" % (self.where, http.why(e)))
+            from upynode.sock import describe
+            self.log("http: %s: %s" % (self.where, describe(e)))
             return False
         if 200 <= st < 300:
             return True
