@@ -151,10 +151,10 @@ def compiled_fakes():
     """The fakes precompiled, so that compiling them does not eat the heap
     that the chip would have (its machine, network, ... live in flash).
     fakehw/clock/ (the chip's `time`) goes to its own folder: see
-    clock_dir(); so does fakehw/webrepl_os/ (os.dupterm: see vm_argv)."""
+    clock_dir(); so does fakehw/board_os/ (os.dupterm, statvfs: see vm_argv)."""
     out = str(BUILD / "fakehw")
     exe = mpy_cross()
-    for sub in ("", "clock", "webrepl_os", "fs_os"):
+    for sub in ("", "clock", "board_os"):
         src_dir, out_dir = os.path.join(FAKES, sub), os.path.join(out, sub)
         os.makedirs(out_dir, exist_ok=True)
         for name in os.listdir(src_dir):
@@ -254,10 +254,8 @@ def vm_argv(board_dir, heapsize=HEAPSIZE, state_dir=None, boot=True, rom_stand_i
     env["UPYNODE_VBOARD"] = os.path.abspath(state_dir or os.path.join(board_dir, ".vboard"))
     chip_clock = world_says(env["UPYNODE_VBOARD"], "chip_clock")
     fakes = [compiled_fakes()] + ([clock_dir()] if chip_clock else [])
-    if world_value(env["UPYNODE_VBOARD"], "fs_kb"):  # a flash of that size: fakehw/_fsfull.py
-        fakes.append(os.path.join(compiled_fakes(), "fs_os"))
-    elif serves_webrepl(env["UPYNODE_VBOARD"]):  # os.dupterm: see fakehw/webrepl_os/os.py
-        fakes.append(os.path.join(compiled_fakes(), "webrepl_os"))
+    if world_value(env["UPYNODE_VBOARD"], "fs_kb") or serves_webrepl(env["UPYNODE_VBOARD"]):
+        fakes.append(os.path.join(compiled_fakes(), "board_os"))  # see fakehw/board_os/os.py
     if chip_clock and heapsize.endswith("K"):
         heapsize = "%dK" % (int(heapsize[:-1]) + CLOCK_HEAP_KB)
     if heapsize.endswith("K"):

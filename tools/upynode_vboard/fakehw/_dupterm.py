@@ -1,5 +1,5 @@
 # os.dupterm(stream, index=0) as far as the firmware uses it, for the fake
-# os modules of boards that serve WebREPL (webrepl_os/, fs_os/). On the
+# os module of boards that serve WebREPL (board_os/os.py). On the
 # ESP8266 slot 0 holds the WebREPL session's stream from the connection's
 # accept until it closes (slot 1 is the UART): dupterm(None) returns what
 # the slot held, dupterm(x) puts x back. Here it returns the server's

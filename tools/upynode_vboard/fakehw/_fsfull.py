@@ -1,5 +1,5 @@
 # The board's flash as a filesystem of a fixed size, when the world says
-# "fs_kb" (the runner then also puts fs_os/os.py, whose statvfs reports it,
+# "fs_kb" (the runner then also puts board_os/os.py, whose statvfs reports it,
 # on the path): a write past it fails with OSError(28), ENOSPC, after
 # writing what fit, as the chip's littlefs or FAT does. Without "fs_kb" the
 # board's folder has the host disk's room. What counts is the bytes of the
