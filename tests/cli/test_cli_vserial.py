@@ -103,3 +103,15 @@ def test_binary_safe_file_roundtrip(board, tmp_path):
     assert (board.board / "blob").read_bytes() == data
     mpremote(board.device, "resume", "fs", "cp", ":blob", str(tmp_path / "back"))
     assert (tmp_path / "back").read_bytes() == data
+
+
+def test_mpremote_sees_the_board_not_the_host(board):
+    # "/" is the board's folder (fakehw/_boardfs.py): mpremote lists the
+    # board's files at its root and cannot read the host's
+    out = mpremote(board.device, "resume", "fs", "ls", ":/")
+    assert sorted(line.split()[-1] for line in out.splitlines()[1:]) == ["boot.py", "main.py"]
+    r = subprocess.run([sys.executable, "-m", "mpremote", "connect", board.device, "resume", "cat", ":/etc/passwd"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "root:" not in r.stdout
+    mpremote(board.device, "resume", "fs", "cp", str(board.board / "boot.py"), ":/copy.py")
+    assert (board.board / "copy.py").read_text() == (board.board / "boot.py").read_text()

@@ -435,6 +435,39 @@ def test_repeated_memory_errors_reset_the_node(online, monkeypatch):
     assert sum("out of memory" in line for line in lines) == node.OOM_RESET
 
 
+def test_a_reading_lost_to_memory_before_any_sink_had_it_is_counted(online, monkeypatch):
+    # A MemoryError while reading or writing the message (before a sink
+    # sent or queued it) loses that reading: the next message counts it
+    read_all = sensors.read_all
+    calls = []
+
+    def once(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError()
+        return read_all(*a, **k)
+    monkeypatch.setattr(sensors, "read_all", once)
+    tx, lines = FakeTx(), []
+    _run(monkeypatch, cfg(interval_s=1), tx, 3, lines.append)
+    assert [m["seq"] for m in tx.sent] == [1, 3]
+    assert "drop" not in tx.sent[0] and tx.sent[1]["drop"] == 1
+    assert any(line.startswith("1.2: out of memory") for line in lines)
+
+
+def test_a_memory_error_after_the_sinks_had_the_reading_loses_nothing(online, monkeypatch):
+    # ... and one after every sink had it (the LED, the console line) is
+    # not counted as a loss
+    tx, lines, seen = FakeTx(), [], []
+
+    def log(line):
+        seen.append(line)
+        if len(seen) == 3 and "->" in line:
+            raise MemoryError()
+        lines.append(line)
+    _run(monkeypatch, cfg(interval_s=1), tx, 3, log)
+    assert [m["seq"] for m in tx.sent] == [1, 2, 3] and "drop" not in tx.sent[2]
+
+
 def test_gc_collect_runs_between_cycles(online, monkeypatch):
     collected = []
     monkeypatch.setattr(node.gc, "collect", lambda: collected.append(1))

@@ -682,3 +682,46 @@ def test_a_flash_of_a_given_size_fills_as_the_chips_does(tmp_path):
     assert lines[1][:2] == ["full", "28"] and int(lines[1][3]) == 16384 - files  # written to the last byte
     assert lines[2][-1] == "0)"  # nothing free
     assert lines[3] == ["done", "room", "again"]
+
+
+JAIL = """
+import os
+print("root", sorted(os.listdir("/")), os.getcwd())
+for p in ("/etc/passwd", "/../../../../etc/hostname", "../../etc/hostname"):
+    try:
+        open(p).read()
+        print("read", p)
+    except OSError as e:
+        print("refused", p, e.args[0])
+with open("/../note.txt", "w") as f:  # above the root is the root, as on the chip
+    f.write("kept")
+os.mkdir("/d")
+os.chdir("d")
+with open("inner.txt", "w") as f:
+    f.write("in d")
+print("in d", os.getcwd(), os.listdir(), sorted(os.listdir("..")), open("/d/inner.txt").read())
+os.chdir("/")
+print("stat", os.stat("/note.txt")[6], os.statvfs("/")[:3])
+print("done")
+"""
+
+
+def test_the_boards_root_is_its_folder_and_its_flash_a_4mb_boards(tmp_path):
+    # "/" is the board's folder, nothing above it: a path to the host's
+    # files finds nothing, and ".." stops at the root; the state folder
+    # the fakes keep in the board's folder is not listed; the flash is
+    # what ESP8266_GENERIC gives a 4 MB board (763 blocks of 4 KB)
+    board, state = tmp_path / "board", tmp_path / "board" / ".vboard"
+    board.mkdir()
+    (board / "main.py").write_text(JAIL)
+    vb = VBoard(str(board), str(state))
+    with vb:
+        vb.wait_for(r"^done", timeout=30)
+    out = {ln.split()[0]: ln.split(None, 1)[1] for ln in vb.lines
+           if ln.split() and ln.split()[0] in ("root", "in", "stat")}
+    assert out["root"] == "['main.py'] /"
+    refused = [ln.split()[1:] for ln in vb.lines if ln.startswith(("refused", "read "))]
+    assert refused == [["/etc/passwd", "2"], ["/../../../../etc/hostname", "2"], ["../../etc/hostname", "2"]]
+    assert out["in"] == "d /d ['inner.txt'] ['d', 'main.py', 'note.txt'] in d"
+    assert out["stat"] == "4 (4096, 4096, 763)"
+    assert (board / "note.txt").read_text() == "kept" and not (tmp_path / "note.txt").exists()

@@ -21,7 +21,7 @@ def test_the_node_runs_from_romfs_and_delivers(broker, watch, make_vboard):
     # Its heap: raised by the image and what the fake vfs.rom_ioctl keeps
     argv, _ = runner.vm_argv(vb.board, runner.HEAPSIZE, vb.state_dir)
     kb = (len(vb.rom_image) + runner.ROMFS_BOOT_BYTES + 1023) // 1024  # no stand-in on a VBoard
-    assert argv[2] == "heapsize=%dK" % (int(runner.HEAPSIZE[:-1]) + runner.NAMES_HEAP_KB + kb)
+    assert argv[2] == "heapsize=%dK" % (int(runner.HEAPSIZE[:-1]) + runner.NAMES_HEAP_KB + runner.FS_HEAP_KB + kb)
     vb.write_file("main.py", "import sys\nprint('path', sys.path)\n"
                   "import upynode.node as n\nprint('from', n.__file__)\n" + open(os.path.join(vb.board, "main.py")).read())
     with vb:

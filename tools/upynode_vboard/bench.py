@@ -1622,6 +1622,8 @@ def chip_need(min_kb, h, cal, rom=False):
     # the chip's frozen Python modules (dht, ntptime, webrepl) cost it their
     # objects: counted as the program's, not as the VM's floor
     fakes -= h.get("frozen64") or 0
+    # (the runner also adds FS_HEAP_KB, which the board's filesystem takes:
+    # neither in the floor nor in the program's need)
     vm = min_kb * 1024 + runner.NAMES_HEAP_KB * 1024 - cal["vm_base"] - fakes
     top = None if rom else top_stage(h)
     q64 = q32 = None

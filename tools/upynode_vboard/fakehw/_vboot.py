@@ -17,10 +17,9 @@ except ImportError:  # the CPython tests import this file too
 
 
 def run(names=("boot.py", "main.py")):
+    import _boardfs
     import _world
-    if _world.get("fs_kb"):  # the flash has a size: writes past it fail (_fsfull.py)
-        import _fsfull
-        _fsfull.install(_world.get("fs_kb"))
+    _boardfs.install(_world.get("fs_kb"), _world.DIR)  # "/" is the board's, and its flash has a size
     for name in names:
         try:
             src = open(name).read()

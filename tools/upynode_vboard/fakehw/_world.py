@@ -33,9 +33,9 @@ DEFAULTS = {
     # DS18B20s on the 1-Wire bus: ROM code hex -> degC, null = "temperature"
     "ds18b20": {"28ff6a2b3c4d5eb3": None},
     "ntp_offset_s": 0,     # what the NTP server (fake ntptime) is wrong by
-    # The flash's filesystem in KB (_fsfull.py): writes past it fail with
-    # OSError(28); 0: the host disk's room (os.statvfs says the host's)
-    "fs_kb": 0,
+    # The flash's filesystem in KB (_boardfs.py): writes past it fail with
+    # OSError(28). ESP8266_GENERIC on a 4 MB board: 763 blocks of 4 KB
+    "fs_kb": 3052,
     "faults": {},          # "dht": "timeout" | "flaky", "mcp9808": "absent",
                            # "ds18b20": "absent" | "crc", "ntptime": "timeout"
 }
