@@ -171,7 +171,7 @@ def build(n, cfg, log):
             n.queue(t, False)
     # What the loop does not read again: the sensor entries above all
     # (a dict each, with every default), freed for the loop's heap.
-    drop = ["sensors", "webrepl", "led", "ntp", "sleep", "awake_max_s"]
+    drop = ["sensors", "webrepl", "led", "ntp", "sleep", "awake_max_s", "wifi"]
     if "http" not in cfg["transports"] and n.led.mode != "ha_state":  # ha.state() reads both
         drop.append("http")
         drop.append("homeassistant")
@@ -185,6 +185,7 @@ def build(n, cfg, log):
     n.oom = 0
     n.lost = 0  # readings a sink with a queue lost to MemoryError (node.cycle)
     n.oomed = False  # this cycle ran out of memory
+    n.done = 0  # the last seq every sink had (node.Node.cycle)
     # A new image on trial (update.py): the first reading a sink
     # acknowledges keeps it; n.trial is when the node restarts if none was
     # (update.TRIAL: "<boots> <seconds>"; at least 3 intervals, so that a
