@@ -852,7 +852,7 @@ TUTORIAL_STAGES = simple_stages("tutorial")
 # them first changed where MicroPython's qstr table (one block that doubles)
 # grows, and boot.py then ran out of memory in 105K where the node boots in
 # 97K. Their cost is measured apart (vm_base_and_fakes) and subtracted.
-VM_START = ("interpreter", "import _vboot\n")
+VM_START = ("interpreter", "import _vboot\n_vboot.fs()\n")
 # Runs the stages in the unix port, each read from its file (their text
 # does not stay in the heap), the heap in use after each: or where it failed.
 # As in heap32_vm/run.mjs, two collections before each count.
@@ -932,7 +932,7 @@ def name_margin(count, steps=None):
 # The names run starts as VM_START does, and interns the stages' own
 # names (_n, _t) and imports time (the bench's clock, or the VM's) before
 # the count starts: the chip has neither.
-NAMES_START = ("interpreter", "import _vboot, time\n_n = _t = 0\n")
+NAMES_START = ("interpreter", "import _vboot, time\n_vboot.fs()\n_n = _t = 0\n")
 
 
 def loop_names(board, state=None, shim=None, timeout=90):
@@ -1196,6 +1196,7 @@ def stage_figures(h):
 
 CALIBRATE = """import gc, micropython
 import _vboot
+_vboot.fs()
 gc.collect()
 a = gc.mem_alloc()
 micropython.qstr_info()
@@ -1216,12 +1217,12 @@ def vm_base_and_fakes(boards, clock, modules=NODE_FAKES):
     given add, of which interned strings) in the VM; clock: with the
     bench's clock."""
     env = dict(os.environ, UPYNODE_VBOARD=tempfile.mkdtemp(dir=boards.root))
-    path = [runner.compiled_fakes()]
+    path = [runner.compiled_fakes(), os.path.join(runner.compiled_fakes(), "board_os")]
     if clock:
         path.insert(0, boards.shim)
     env["MICROPYPATH"] = os.pathsep.join(path)
     r = subprocess.run([micropython(), "-X", "heapsize=256K", "-c", CALIBRATE % (tuple(modules),)],
-                       capture_output=True, text=True, env=env, check=True)
+                       capture_output=True, text=True, env=env, check=True, cwd=env["UPYNODE_VBOARD"])
     q = [int(x) for x in re.findall(r"n_total_bytes=(\d+)", r.stdout)]
     base, fakes = map(int, r.stdout.split("\x01", 1)[1].split())
     return base, fakes, q[1] - q[0]
@@ -1290,8 +1291,9 @@ def calibrate(boards, h, chip_free=32768, rom=None):
         # its strings take as much in both; the rest of the chip's heap scales
         heap = base + fakes + top["qstr64"] + (chip_free - top["qstr32"]) * r
         # base holds the fakes' names, interned first (runner.names_module),
-        # and the runner adds their share to every -X heapsize it is given
-        heap -= runner.NAMES_HEAP_KB * 1024
+        # and the board's filesystem (_vboot.fs()): the runner adds their
+        # share to every -X heapsize it is given
+        heap -= (runner.NAMES_HEAP_KB + runner.FS_HEAP_KB) * 1024
         out.update({"stage": top["name"], "peak64": top["peak64"], "peak32": top["peak32"],
                     "qstr64": top["qstr64"], "qstr32": top["qstr32"],
                     "ratio_64_32": r, "heapsize_kb": int(-(-heap // 1024))})
@@ -1300,7 +1302,7 @@ def calibrate(boards, h, chip_free=32768, rom=None):
         # ROMFS loop's ratio (chip_need), and the chip's frozen Python
         # modules' objects are part of its 32 KB, not of the VM's floor
         heap = (base + fakes - (rom.get("frozen64") or 0) + chip_free * rom["ratio_64_32"]
-                - runner.NAMES_HEAP_KB * 1024)
+                - (runner.NAMES_HEAP_KB + runner.FS_HEAP_KB) * 1024)
         out.update({"rom_ratio_64_32": rom["ratio_64_32"], "rom_frozen64": rom.get("frozen64") or 0,
                     "rom_heapsize_kb": int(heap // 1024)})
     return out
@@ -1622,9 +1624,9 @@ def chip_need(min_kb, h, cal, rom=False):
     # the chip's frozen Python modules (dht, ntptime, webrepl) cost it their
     # objects: counted as the program's, not as the VM's floor
     fakes -= h.get("frozen64") or 0
-    # (the runner also adds FS_HEAP_KB, which the board's filesystem takes:
-    # neither in the floor nor in the program's need)
-    vm = min_kb * 1024 + runner.NAMES_HEAP_KB * 1024 - cal["vm_base"] - fakes
+    # (the runner also adds FS_HEAP_KB for the board's filesystem, which
+    # the floor holds: _vboot.fs())
+    vm = min_kb * 1024 + (runner.NAMES_HEAP_KB + runner.FS_HEAP_KB) * 1024 - cal["vm_base"] - fakes
     top = None if rom else top_stage(h)
     q64 = q32 = None
     if top:
@@ -1694,11 +1696,13 @@ def headroom_lines(res):
     n = needs.get("node_romfs")
     if n:
         out.append("  derivation: need = (row 2's min -X heapsize + %dK the runner adds - the VM's floor (interpreter "
-                   "and the fakes the program imports, on the bench's clock, less what the chip's frozen Python "
+                   "with the board's filesystem, and the fakes the program imports, on the bench's clock, less what "
+                   "the chip's frozen Python "
                    "modules among them keep) - the top stage's interned strings (64-bit, .mpy only)) / the "
                    "program's 64/32-bit ratio + those strings (32-bit); headroom = (%d - need) / 1024. "
                    "node_romfs: (%dK + %dK - %d - %d) / %s + %d = %d B -> (%d - %d) / 1024 = %s KB"
-                   % (runner.NAMES_HEAP_KB, CHIP_FREE, n["min_heap_kb"], runner.NAMES_HEAP_KB, n["vm_floor"],
+                   % (runner.NAMES_HEAP_KB + runner.FS_HEAP_KB, CHIP_FREE, n["min_heap_kb"],
+                      runner.NAMES_HEAP_KB + runner.FS_HEAP_KB, n["vm_floor"],
                       n["qstr64"], n["ratio_64_32"], n["qstr32"], n["bytes"], CHIP_FREE, n["bytes"],
                       hk["node_romfs"]))
     nm = res.get("names") or {}

@@ -16,10 +16,18 @@ except ImportError:  # the CPython tests import this file too
     pass
 
 
-def run(names=("boot.py", "main.py")):
+def fs():
+    # The board's filesystem: "/" is its folder, and its flash has a size
+    # (_boardfs.py; the runner puts board_os/os.py, the board's os, on the
+    # path). Before boot.py, as the chip's is; the bench's stage runs call
+    # it first too, so that it is part of the VM's floor there.
     import _boardfs
     import _world
-    _boardfs.install(_world.get("fs_kb"), _world.DIR)  # "/" is the board's, and its flash has a size
+    _boardfs.install(_world.get("fs_kb"), _world.DIR)
+
+
+def run(names=("boot.py", "main.py")):
+    fs()
     for name in names:
         try:
             src = open(name).read()
