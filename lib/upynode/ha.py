@@ -108,10 +108,23 @@ def _state(f):
                     d -= 1
 
 
+# A token HA refuses (401): HA logs a failed login for each request and
+# raises a notification, and the ha_state LED asks every cycle. After a 401
+# the question waits 1, 2, 4 ... minutes, at most an hour; an answer that
+# is not a 401 ends the wait.
+_denied = 0  # 401s in a row
+_retry_at = 0  # ticks before which state() does not ask
+
+
 def state(cfg, entity_id, log=print):
     # What a Home Assistant entity is now: its state string; "unknown" when
     # HA answered without one (an error status, no state: logged); None
-    # only when HA could not be reached (logged).
+    # only when HA could not be reached (logged); False while it waits
+    # after a 401 (asks nothing).
+    global _denied, _retry_at
+    import time
+    if _denied and time.ticks_diff(_retry_at, time.ticks_ms()) > 0:
+        return False
     ha = cfg["homeassistant"]
     try:
         st, v = http.request("GET", "%s/api/states/%s" % (ha["url"].rstrip("/"), entity_id),
@@ -121,10 +134,17 @@ def state(cfg, entity_id, log=print):
     except Exception as e:
         log("ha: %s: %s" % (entity_id, http.why(e)))
         return None
+    if st == 401:
+        _denied += 1
+        wait = min(3600, 60 << min(_denied - 1, 6))
+        _retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
+        log("ha: %s: HTTP 401 (check homeassistant.token): asked again in %d s" % (entity_id, wait))
+        return "unknown"
+    _denied = 0
     if v is not None:
         return v
     log("ha: %s: %s" % (entity_id, "HA's answer has no state" if st == 200 else "HTTP %d%s" % (
-        st, " (no such entity)" if st == 404 else " (check homeassistant.token)" if st == 401 else "")))
+        st, " (no such entity)" if st == 404 else "")))
     return "unknown"
 
 
@@ -134,6 +154,8 @@ def follow(led, state, log=print):
     # the last state. Here, not in Led: only an ha_state node loads this
     # module, and a method of Led takes every node's loop heap (see
     # assemble).
+    if state is False:  # not asked (state(): a refused token's wait)
+        return
     if state is None or state in ("unknown", "unavailable"):
         log("led: %s is %s: keeping the LED %s" % (led.entity, state or "unreachable",
                                                   "on" if led.sig.value() else "off"))

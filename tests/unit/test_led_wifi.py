@@ -277,3 +277,25 @@ def test_setup_mode_for_a_bad_config_waits_for_a_valid_one_however_long(world, m
     assert s > setupmode.GIVE_UP_S  # no fresh boot: only a valid config ends it
     assert lines[0].startswith("setup mode: config: config.json is not valid JSON")  # the file's own words
     assert lines[-1] == "setup: config.json is valid now: restarting"
+
+
+def test_a_refused_token_makes_the_ha_state_poll_wait_longer_each_time(world, clock, monkeypatch):
+    # HA logs a failed login (and notifies) per request: after a 401 the
+    # LED's question waits 1, 2, 4 ... minutes; an answer ends the wait
+    from upynode import ha, http
+    monkeypatch.setattr(ha, "_denied", 0)
+    asked, answers = [], [401] * 4 + [200]
+    monkeypatch.setattr(http, "request", lambda *a, **k: (asked.append(clock.ms // 1000) or answers.pop(0), "on"))
+    cfg = {"homeassistant": {"url": "http://127.0.0.1:8123", "token": "t"}, "http": {"timeout_s": 5}}
+    led = ledmod.Led(dict(LED, mode="ha_state", entity_id="light.porch"))
+    lines = []
+    t0 = clock.ms // 1000
+    for _ in range(100):  # a poll every 10 s
+        ha.follow(led, ha.state(cfg, "light.porch", lines.append), lines.append)
+        clock.sleep(10)
+    asked = [t - t0 for t in asked]
+    assert asked[:6] == [0, 60, 180, 420, 900, 910]  # the token right again: asked at every poll
+    assert len(asked) == 5 + (990 - 900) // 10
+    assert lines.count("ha: light.porch: HTTP 401 (check homeassistant.token): asked again in 60 s") == 1
+    assert "asked again in 480 s" in [ln for ln in lines if "HTTP 401" in ln][3] and led.sig.value() == 1
+    assert ha._denied == 0
