@@ -516,9 +516,11 @@ def test_heap_cost_of_the_modules(vm, capsys):
     # to 6,548 B. ha took in follow(), the ha_state LED's (it was Led's, and
     # every node kept it): 5,801 B. The firmware's id in the device block
     # and the update taken back as attributes of "Last reset cause" (issue
-    # 19) took discovery to 6,822 B.
-    assert code["discovery"] < 7000 and code["ha"] < 6000 and code["flask"] < 4000, code
+    # 19) took discovery to 6,822 B. The ha_state poll's wait after a 401
+    # (issue 21: HA logs and notifies each failed login) took ha from 5,801
+    # to 6,020 B.
+    assert code["discovery"] < 7000 and code["ha"] < 6100 and code["flask"] < 4000, code
     # What the loop of a node with the HA target keeps: ha and urequests.
     # The sockets module (upynode.sock) comes with ha: MQTT shares it.
     # discovery is released once Ha has worked out its device classes.
-    assert code["ha + urequests"] < 9300, code  # 9,052 B with follow()
+    assert code["ha + urequests"] < 9400, code  # 9,052 B with follow(), 9,319 with the 401 wait
